@@ -1,0 +1,1 @@
+"""The HTTP faces: REST v1 (and, later, the compatible dialects)."""

@@ -1,0 +1,139 @@
+"""v1 executions: status, list, cancel, logs (by cursor or live), result."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from jobport.api.v1 import wire
+from jobport.domain.executions import FINAL, Status, drop_schema
+from jobport.errors import Conflict
+from jobport.services import executions as execution_service
+from jobport.services.runtime import Runtime
+
+router = APIRouter(tags=["executions"])
+_FINAL = {s.value for s in FINAL}
+
+
+@router.get("/api/v1/projects/{project}/executions")
+async def list_executions(
+    project: str,
+    job: str | None = None,
+    status: Annotated[list[str] | None, Query(description="repeat or comma-separate")] = None,
+    created_after: Annotated[dt.datetime | None, Query(alias="createdAfter")] = None,
+    created_before: Annotated[dt.datetime | None, Query(alias="createdBefore")] = None,
+    cursor: str | None = None,
+    limit: int = Query(50, ge=1, le=500),
+    rt: Runtime = Depends(wire.runtime),
+) -> dict[str, Any]:
+    statuses = [s for value in status or [] for s in value.split(",") if s]
+    page = execution_service.list_page(
+        rt,
+        project,
+        job_ref=job,
+        statuses=statuses,
+        created_after=_aware(created_after),
+        created_before=_aware(created_before),
+        cursor=cursor,
+        limit=limit,
+    )
+    return wire.page(page, lambda r: wire.execution(r, with_result=False))
+
+
+def _aware(value: dt.datetime | None) -> dt.datetime | None:
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value
+
+
+@router.get("/api/v1/executions/{execution_id}")
+async def get_execution(execution_id: str, rt: Runtime = Depends(wire.runtime)) -> dict[str, Any]:
+    return wire.execution(execution_service.get(rt, execution_id))
+
+
+@router.post("/api/v1/executions/{execution_id}/cancel")
+async def cancel_execution(execution_id: str, rt: Runtime = Depends(wire.runtime)) -> JSONResponse:
+    row = execution_service.cancel(rt, execution_id)
+    return JSONResponse(wire.execution(row), status_code=200 if row["status"] in _FINAL else 202)
+
+
+@router.get("/api/v1/executions/{execution_id}/result")
+async def get_result(
+    execution_id: str,
+    no_schema: Annotated[bool, Query(alias="noSchema")] = False,
+    rt: Runtime = Depends(wire.runtime),
+) -> JSONResponse:
+    row = execution_service.get(rt, execution_id)
+    if row["status"] not in _FINAL:
+        raise Conflict(
+            f"execution {execution_id} is {row['status']}; it has no result yet",
+            code="not_finished",
+            details={"status": row["status"]},
+        )
+    result = drop_schema(row["result"]) if no_schema else row["result"]
+    return JSONResponse(result)
+
+
+@router.get(
+    "/api/v1/executions/{execution_id}/logs",
+    responses={200: {"content": {"application/json": {}, "text/event-stream": {}}}},
+)
+async def get_logs(
+    request: Request,
+    execution_id: str,
+    after: int = Query(0, ge=0),
+    limit: int = Query(1000, ge=1, le=10000),
+    follow: bool = False,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    rt: Runtime = Depends(wire.runtime),
+) -> Any:
+    if not follow:
+        lines, status = execution_service.logs(rt, execution_id, after=after, limit=limit)
+        next_after = lines[-1]["seq"] if lines else after
+        return {
+            "items": [wire.log_line(x) for x in lines],
+            "nextAfter": next_after,
+            "status": status,
+            "finished": status in _FINAL and len(lines) < limit,
+        }
+    if last_event_id and last_event_id.isdigit():
+        after = int(last_event_id)
+    execution_service.get(rt, execution_id)  # 404 before the stream starts
+    return StreamingResponse(
+        _follow(request, rt, execution_id, after),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _follow(
+    request: Request, rt: Runtime, execution_id: str, after: int
+) -> AsyncIterator[str]:
+    idle = 0.0
+    while True:
+        lines, status = execution_service.logs(rt, execution_id, after=after, limit=2000)
+        for line in lines:
+            after = line["seq"]
+            yield f"id: {after}\nevent: log\ndata: {json.dumps(wire.log_line(line))}\n\n"
+        if lines:
+            idle = 0.0
+            continue
+        if status in _FINAL:
+            yield f"event: end\ndata: {json.dumps({'status': status})}\n\n"
+            return
+        if await request.is_disconnected():
+            return
+        await asyncio.sleep(0.2)
+        idle += 0.2
+        if idle >= 15:
+            idle = 0.0
+            yield ": keep-alive\n\n"
+
+
+__all__ = ["Status", "router"]

@@ -1,0 +1,54 @@
+"""v1 projects."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Response
+
+from jobport.api.v1 import wire
+from jobport.services import projects as project_service
+from jobport.services.runtime import Runtime
+
+router = APIRouter(prefix="/api/v1/projects", tags=["projects"])
+
+
+@router.get("")
+async def list_projects(
+    cursor: str | None = None,
+    limit: int = Query(50, ge=1, le=500),
+    rt: Runtime = Depends(wire.runtime),
+) -> dict[str, Any]:
+    return wire.page(project_service.list_page(rt, cursor=cursor, limit=limit), wire.project)
+
+
+@router.post("", status_code=201)
+async def create_project(
+    body: wire.ProjectCreate, response: Response, rt: Runtime = Depends(wire.runtime)
+) -> dict[str, Any]:
+    row = project_service.create(rt, body.name, body.description)
+    response.headers["Location"] = f"/api/v1/projects/{row['id']}"
+    return wire.project(row)
+
+
+@router.get("/{project}")
+async def get_project(project: str, rt: Runtime = Depends(wire.runtime)) -> dict[str, Any]:
+    return wire.project(project_service.get(rt, project))
+
+
+@router.patch("/{project}")
+async def patch_project(
+    project: str, body: wire.ProjectPatch, rt: Runtime = Depends(wire.runtime)
+) -> dict[str, Any]:
+    changes = body.model_dump(exclude_unset=True)
+    if changes.get("name") is None:
+        changes.pop("name", None)
+    if changes.get("description") is None:
+        changes.pop("description", None)
+    return wire.project(project_service.patch(rt, project, changes))
+
+
+@router.delete("/{project}", status_code=204)
+async def delete_project(project: str, rt: Runtime = Depends(wire.runtime)) -> Response:
+    project_service.delete(rt, project)
+    return Response(status_code=204)

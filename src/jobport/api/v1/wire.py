@@ -1,0 +1,109 @@
+"""Wire shapes of v1: request models and the renderers of stored rows."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from fastapi import Request
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from jobport.services.runtime import Runtime
+from jobport.store.pagination import Page
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+class ProjectCreate(Body):
+    name: str
+    description: str = ""
+
+
+class ProjectPatch(Body):
+    name: str | None = None
+    description: str | None = None
+
+
+class ExecuteRequest(Body):
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    mode: str = "full"
+    execution_id: str | None = None
+
+
+def runtime(request: Request) -> Runtime:
+    return request.app.state.runtime  # type: ignore[no-any-return]
+
+
+def ts(value: dt.datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def project(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "description": row["description"],
+        "createdAt": ts(row["created_at"]),
+        "updatedAt": ts(row["updated_at"]),
+    }
+
+
+def execution(row: dict[str, Any], *, with_result: bool = True) -> dict[str, Any]:
+    error = (
+        {"code": row["error_code"], "message": row["error_message"]}
+        if row.get("error_code") or row.get("error_message")
+        else None
+    )
+    out = {
+        "id": row["id"],
+        "jobId": row["job_id"],
+        "jobName": row["job_name"],
+        "projectId": row["project_id"],
+        "status": row["status"],
+        "trigger": row["trigger"],
+        "parameters": row["parameters"],
+        "mode": row["mode"],
+        "attempt": row["attempt"],
+        "retryOf": row["retry_of"],
+        "principal": row["principal"],
+        "createdAt": ts(row["created_at"]),
+        "startedAt": ts(row["started_at"]),
+        "finishedAt": ts(row["finished_at"]),
+        "steps": row["steps"],
+        "result": row["result"] if with_result else None,
+        "error": error,
+        "logLines": row["log_lines"],
+    }
+    return out
+
+
+def job(row: dict[str, Any]) -> dict[str, Any]:
+    last = row.get("last_execution")
+    return {
+        "id": row["id"],
+        "projectId": row["project_id"],
+        **row["spec"],
+        "createdAt": ts(row["created_at"]),
+        "updatedAt": ts(row["updated_at"]),
+        "lastExecution": execution(last, with_result=False) if last else {},
+    }
+
+
+def log_line(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "seq": row["seq"],
+        "at": ts(row["at"]),
+        "step": row["step"],
+        "stream": row["stream"],
+        "level": row["level"],
+        "text": row["text"],
+    }
+
+
+def page(p: Page, render: Any) -> dict[str, Any]:
+    return {"items": [render(r) for r in p.items], "nextCursor": p.next_cursor}

@@ -1,0 +1,133 @@
+"""Executions: the state machine, triggers, and the shape of results."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from typing import Any
+
+
+class Status(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    CANCELLING = "cancelling"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    TIMED_OUT = "timed_out"
+
+    @property
+    def is_final(self) -> bool:
+        return self in FINAL
+
+
+FINAL = frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELLED, Status.TIMED_OUT})
+ACTIVE = frozenset({Status.QUEUED, Status.RUNNING, Status.CANCELLING})
+
+TRANSITIONS: dict[Status, frozenset[Status]] = {
+    Status.QUEUED: frozenset({Status.RUNNING, Status.CANCELLED}),
+    Status.RUNNING: frozenset(
+        {Status.SUCCEEDED, Status.FAILED, Status.CANCELLING, Status.TIMED_OUT, Status.CANCELLED}
+    ),
+    Status.CANCELLING: frozenset({Status.CANCELLED, Status.FAILED, Status.TIMED_OUT}),
+}
+
+
+def can_transition(current: Status, target: Status) -> bool:
+    return target in TRANSITIONS.get(current, frozenset())
+
+
+def sources_of(target: Status) -> frozenset[Status]:
+    """Every status from which `target` may be reached: the WHERE of a compare-and-set."""
+    return frozenset(s for s, targets in TRANSITIONS.items() if target in targets)
+
+
+class Trigger(enum.StrEnum):
+    API = "api"
+    SCHEDULE = "schedule"
+    CONSOLE = "console"
+    RETRY = "retry"
+
+
+class Mode(enum.StrEnum):
+    FULL = "full"
+    DELTA = "delta"
+
+
+class StepStatus(enum.StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+    TIMED_OUT = "timed_out"
+
+
+class ErrorCode(enum.StrEnum):
+    STEP_FAILED = "step_failed"
+    TIMED_OUT = "timed_out"
+    CANCELLED = "cancelled"
+    WORKER_LOST = "worker_lost"
+    TEMPLATE_ERROR = "template_error"
+    INTERNAL = "internal_error"
+
+
+def retry_delay(attempt: int, base_seconds: float, backoff: float) -> float:
+    """Seconds to wait before attempt `attempt + 1`, growing by `backoff` each time."""
+    return base_seconds * (backoff ** max(attempt - 1, 0))
+
+
+_TYPE_NAMES: tuple[tuple[type, str], ...] = (
+    (bool, "boolean"),
+    (int, "integer"),
+    (float, "number"),
+    (str, "string"),
+    (dt.datetime, "datetime"),
+    (dt.date, "date"),
+    (dict, "object"),
+    (list, "array"),
+)
+
+
+def _type_name(value: Any) -> str:
+    for kind, name in _TYPE_NAMES:
+        if isinstance(value, kind):
+            return name
+    return "string"
+
+
+def _merge_types(a: str | None, b: str) -> str:
+    if a is None or a == b:
+        return b
+    if {a, b} == {"integer", "number"}:
+        return "number"
+    return "string"
+
+
+def infer_schema(records: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """Columns in first-seen order, each typed by the values it holds (nulls ignored)."""
+    types: dict[str, str | None] = {}
+    for record in records:
+        for key, value in record.items():
+            current = types.get(key)
+            types[key] = current if value is None else _merge_types(current, _type_name(value))
+            types.setdefault(key, None)
+    return [{"name": k, "type": t or "string"} for k, t in types.items()]
+
+
+def to_result(value: Any) -> Any:
+    """Normalise a step's return value into an execution result.
+
+    A list of objects becomes records with an inferred schema; an object that already has
+    `schema` and `records` is taken as is; anything else is kept unchanged.
+    """
+    if isinstance(value, list) and value and all(isinstance(r, dict) for r in value):
+        return {"schema": infer_schema(value), "records": value}
+    return value
+
+
+def drop_schema(result: Any) -> Any:
+    if isinstance(result, dict) and "records" in result and "schema" in result:
+        return {k: v for k, v in result.items() if k != "schema"}
+    return result

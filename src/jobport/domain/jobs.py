@@ -1,0 +1,111 @@
+"""Jobs and steps: the definition a user writes, and its validation."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\- ]{0,199}$"
+_NAME_RE = re.compile(NAME_PATTERN)
+
+
+class Wire(BaseModel):
+    """Base for models that travel as camelCase JSON and reject unknown fields."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+    )
+
+    def wire(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True)
+
+
+class Step(Wire):
+    name: str = Field(pattern=NAME_PATTERN)
+    kind: str
+    config: dict[str, Any] = Field(default_factory=dict)
+    needs: list[str] = Field(default_factory=list)
+    timeout_seconds: float | None = Field(default=None, gt=0)
+    retries: int = Field(default=0, ge=0, le=100)
+    retry_delay_seconds: float = Field(default=1.0, ge=0)
+    continue_on_error: bool = False
+    result: bool = False
+
+
+class JobSpec(Wire):
+    """A job definition, exactly as it is accepted over the API and in job files."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    description: str = ""
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    steps: list[Step] = Field(min_length=1, max_length=500)
+    timeout_seconds: float | None = Field(default=None, gt=0)
+    retries: int = Field(default=0, ge=0, le=100)
+    retry_delay_seconds: float = Field(default=10.0, ge=0)
+    retry_backoff: float = Field(default=2.0, ge=1.0)
+    concurrency_policy: Literal["allow", "forbid", "replace"] = "allow"
+    max_concurrent: int | None = Field(default=None, ge=1)
+    queue: str = "default"
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("steps")
+    @classmethod
+    def _steps_form_a_dag(cls, steps: list[Step]) -> list[Step]:
+        check_step_graph(steps)
+        return steps
+
+    @model_validator(mode="after")
+    def _one_result_step(self) -> JobSpec:
+        marked = [s.name for s in self.steps if s.result]
+        if len(marked) > 1:
+            raise ValueError(f"only one step may be marked result: true, got {marked}")
+        return self
+
+
+def check_step_graph(steps: list[Step]) -> None:
+    """Raise ValueError unless step names are unique and `needs` form an acyclic graph."""
+    names: set[str] = set()
+    for step in steps:
+        if step.name in names:
+            raise ValueError(f"step name {step.name!r} is used twice")
+        names.add(step.name)
+    for step in steps:
+        for need in step.needs:
+            if need not in names:
+                raise ValueError(f"step {step.name!r} needs {need!r}, which is not a step")
+            if need == step.name:
+                raise ValueError(f"step {step.name!r} needs itself")
+    order = topological_order(steps)
+    if len(order) != len(steps):
+        stuck = sorted(names - set(order))
+        raise ValueError(f"steps {stuck} form a cycle through their needs")
+
+
+def topological_order(steps: list[Step]) -> list[str]:
+    """Step names in an order where every step comes after what it needs (stable)."""
+    remaining = {s.name: set(s.needs) for s in steps}
+    order: list[str] = []
+    while True:
+        ready = [s.name for s in steps if s.name in remaining and not remaining[s.name]]
+        if not ready:
+            return order
+        for name in ready:
+            order.append(name)
+            del remaining[name]
+        for needs in remaining.values():
+            needs.difference_update(ready)
+
+
+def result_step(spec: JobSpec) -> str:
+    """The step whose result is the execution's result: the marked one, else the last."""
+    for step in spec.steps:
+        if step.result:
+            return step.name
+    return spec.steps[-1].name
+
+
+def is_valid_name(name: str) -> bool:
+    return bool(_NAME_RE.match(name))

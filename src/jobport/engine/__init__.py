@@ -1,0 +1,1 @@
+"""The engine: dispatch executions to workers and run their steps."""

@@ -1,0 +1,193 @@
+"""The dispatcher: hands queued executions to the executor, waits on them, sweeps.
+
+It lives in the server process, on its event loop. The database is the truth: anything
+the dispatcher forgets (a restart, a dead worker) is found again by the sweep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+from collections import defaultdict
+from typing import Any
+
+from jobport.domain.executions import Status
+from jobport.engine.executors import Event, Executor
+from jobport.engine.lifecycle import conclude_lost
+from jobport.settings import Settings
+from jobport.store import executions as exec_store
+from jobport.store.db import Database, utcnow
+
+log = logging.getLogger("jobport.dispatcher")
+
+
+class Dispatcher:
+    def __init__(self, settings: Settings, db: Database, executor: Executor) -> None:
+        self.settings = settings
+        self.db = db
+        self.executor = executor
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._waiters: dict[str, list[asyncio.Future[None]]] = defaultdict(list)
+        self._in_flight: set[str] = set()  # handed to the executor, not yet claimed
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._sweeper: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.executor.start(self._from_executor)
+        self._sweeper = asyncio.create_task(self._sweep_forever(), name="jobport-sweeper")
+
+    async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        for timer in self._timers.values():
+            timer.cancel()
+        await asyncio.to_thread(self.executor.stop, 5.0)
+
+    # -- handing out -----------------------------------------------------------------
+
+    def submit(self, execution_id: str) -> None:
+        self._in_flight.add(execution_id)
+        self.executor.submit(execution_id)
+
+    def submit_at(self, execution_id: str, when: dt.datetime) -> None:
+        assert self._loop is not None
+        delay = max(0.0, (when - utcnow()).total_seconds())
+        old = self._timers.pop(execution_id, None)
+        if old is not None:
+            old.cancel()
+
+        def fire() -> None:
+            self._timers.pop(execution_id, None)
+            self.submit(execution_id)
+
+        self._timers[execution_id] = self._loop.call_later(delay + 0.01, fire)
+
+    # -- waiting ---------------------------------------------------------------------
+
+    async def wait(self, execution_id: str, timeout: float) -> bool:
+        """Wait until the execution is final; True if it is, False on timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            future: asyncio.Future[None] = loop.create_future()
+            self._waiters[execution_id].append(future)
+            try:
+                with self.db.read() as conn:
+                    status = exec_store.status_of(conn, execution_id)
+                if status is None or Status(status).is_final:
+                    return True
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return False
+                # Woken by our own workers at once; re-checked each second in case another
+                # node ended it.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(future), min(remaining, 1.0))
+            finally:
+                waiters = self._waiters.get(execution_id)
+                if waiters is not None:
+                    with contextlib.suppress(ValueError):
+                        waiters.remove(future)
+                    if not waiters:
+                        del self._waiters[execution_id]
+
+    def notify_final(self, execution_id: str) -> None:
+        for future in self._waiters.pop(execution_id, []):
+            if not future.done():
+                future.set_result(None)
+
+    # -- events from the executor (called on its thread) -----------------------------
+
+    def _from_executor(self, event: Event) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._handle, event)
+
+    def _handle(self, event: Event) -> None:
+        kind = event[0]
+        if kind == "claimed":
+            self._in_flight.discard(event[1])
+        elif kind == "skipped":
+            _, execution_id, reason, _job = event
+            self._in_flight.discard(execution_id)
+            if reason == "not_due":
+                self._wake.set()
+        elif kind == "finished":
+            _, execution_id, _status, job_id, retry_id, retry_at = event
+            self._in_flight.discard(execution_id)
+            self.notify_final(execution_id)
+            if retry_id and retry_at:
+                self.submit_at(retry_id, dt.datetime.fromisoformat(retry_at))
+            if job_id:
+                self._release_job(job_id)
+        elif kind == "lost":
+            _, execution_id, reason = event
+            self._in_flight.discard(execution_id)
+            self._conclude_lost(execution_id, reason)
+        elif kind == "worker_died":
+            _, worker, code = event
+            with self.db.read() as conn:
+                held = exec_store.held_by(conn, worker)
+            for execution_id in held:
+                self._conclude_lost(execution_id, f"worker {worker} exited with code {code}")
+            # Ids it had taken from the queue but not claimed would be stuck in flight.
+            self._in_flight.clear()
+            self._wake.set()
+
+    def _conclude_lost(self, execution_id: str, reason: str) -> None:
+        done = conclude_lost(self.db, execution_id, reason)
+        self.notify_final(execution_id)
+        if done.retry_id and done.retry_at:
+            self.submit_at(done.retry_id, done.retry_at)
+        if done.job_id:
+            self._release_job(done.job_id)
+
+    def _release_job(self, job_id: str) -> None:
+        """A run of this job ended: queued runs held back by maxConcurrent may go now."""
+        with self.db.read() as conn:
+            waiting = exec_store.queued_for_job(conn, job_id, utcnow(), limit=10)
+        for execution_id in waiting:
+            if execution_id not in self._in_flight:
+                self.submit(execution_id)
+
+    # -- the sweep -------------------------------------------------------------------
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            try:
+                await asyncio.to_thread(self.sweep_once)
+            except Exception:
+                log.exception("sweep failed")
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.settings.sweep_interval)
+
+    def sweep_once(self) -> None:
+        """Fail executions whose worker stopped beating; hand out queued ones nobody holds."""
+        now = utcnow()
+        stale_before = now - dt.timedelta(seconds=self.settings.heartbeat_timeout)
+        with self.db.read() as conn:
+            stale = exec_store.stale_running(conn, stale_before)
+            due = exec_store.due_queued(conn, now)
+        for execution_id in stale:
+            self._call(
+                self._conclude_lost,
+                execution_id,
+                "no heartbeat for more than "
+                f"{self.settings.heartbeat_timeout:g}s (worker or server died)",
+            )
+        for row in due:
+            self._call(self._resubmit, row["id"])
+
+    def _resubmit(self, execution_id: str) -> None:
+        if execution_id not in self._in_flight and execution_id not in self._timers:
+            self.submit(execution_id)
+
+    def _call(self, fn: Any, *args: Any) -> None:
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(fn, *args)

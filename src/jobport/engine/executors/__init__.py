@@ -1,0 +1,23 @@
+"""Executors: how an execution id reaches a worker (local process pool, Celery)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+# Events an executor reports back, as tuples:
+#   ("claimed", execution_id)
+#   ("skipped", execution_id, reason, job_id)        reason: gone | not_due | blocked
+#   ("finished", execution_id, status, job_id, retry_id, retry_at_iso)
+#   ("lost", execution_id, reason)                   the worker failed on it
+#   ("worker_died", worker_name, exit_code)          what it held is lost, and maybe ids it took
+Event = tuple[Any, ...]
+EventSink = Callable[[Event], None]
+
+
+class Executor(Protocol):
+    def start(self, on_event: EventSink) -> None: ...
+
+    def submit(self, execution_id: str) -> None: ...
+
+    def stop(self, timeout: float) -> None: ...

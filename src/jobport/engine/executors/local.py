@@ -1,0 +1,161 @@
+"""The local executor: a pool of worker processes on this host, fed through a queue."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import multiprocessing as mp
+import os
+import queue
+import signal
+import threading
+import time
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+from jobport.engine.executors import EventSink
+from jobport.settings import Settings
+
+log = logging.getLogger("jobport.executor")
+_ctx = mp.get_context("spawn")
+
+
+def _die_with_parent() -> None:
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def worker_process(index: int, settings_data: dict[str, Any], tasks: Any, events: Any) -> None:
+    """Entry point of a worker process."""
+    _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server decides when workers stop
+    from jobport.engine.worker import Worker, worker_name
+    from jobport.store.db import Database
+
+    settings = Settings(**settings_data)
+    db = Database(settings.database_url)
+    worker = Worker(worker_name(), settings, db)
+    worker.start_heartbeat()
+    parent = os.getppid()
+    try:
+        while True:
+            try:
+                execution_id = tasks.get(timeout=1.0)
+            except queue.Empty:
+                if os.getppid() != parent:
+                    return
+                continue
+            if execution_id is None:
+                return
+            try:
+                got, done, must_exit = worker.run_one(execution_id)
+            except Exception as exc:
+                log.exception("worker failed on %s", execution_id)
+                events.put(("lost", execution_id, f"worker error: {exc}"))
+                continue
+            if got.execution is None:
+                events.put(("skipped", execution_id, got.reason, None))
+                continue
+            if done is not None:
+                events.put(
+                    (
+                        "finished",
+                        execution_id,
+                        done.status and done.status.value,
+                        done.job_id,
+                        done.retry_id,
+                        done.retry_at.isoformat() if done.retry_at else None,
+                    )
+                )
+            if must_exit:
+                # A Python step ignored the stop: end this process (and its threads) for good.
+                os._exit(3)
+    finally:
+        worker.stop()
+        db.dispose()
+
+
+class LocalExecutor:
+    """Keeps `settings.workers` worker processes alive and hands them execution ids."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._tasks: Any = _ctx.Queue()
+        self._events: Any = _ctx.Queue()
+        self._procs: list[BaseProcess | None] = [None] * settings.workers
+        self._stopping = threading.Event()
+        self._on_event: EventSink | None = None
+        self._threads: list[threading.Thread] = []
+
+    def start(self, on_event: EventSink) -> None:
+        self._on_event = on_event
+        for index in range(len(self._procs)):
+            self._spawn(index)
+        for target, name in (
+            (self._pump_events, "executor-events"),
+            (self._watch_workers, "executor-watch"),
+        ):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _spawn(self, index: int) -> None:
+        proc = _ctx.Process(
+            target=worker_process,
+            args=(index, self.settings.model_dump(), self._tasks, self._events),
+            name=f"jobport-worker-{index}",
+            daemon=True,
+        )
+        proc.start()
+        self._procs[index] = proc
+
+    def submit(self, execution_id: str) -> None:
+        self._tasks.put(execution_id)
+
+    def _pump_events(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                event = self._events.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            except (EOFError, OSError):
+                return
+            if self._on_event is not None:
+                try:
+                    self._on_event(event)
+                except Exception:
+                    log.exception("event handler failed for %r", event)
+
+    def _watch_workers(self) -> None:
+        node = os.uname().nodename
+        while not self._stopping.wait(0.2):
+            for index, proc in enumerate(self._procs):
+                if proc is None or proc.is_alive() or self._stopping.is_set():
+                    continue
+                log.warning(
+                    "worker %s (pid %s) exited with %s; replacing it",
+                    index,
+                    proc.pid,
+                    proc.exitcode,
+                )
+                if self._on_event is not None:
+                    self._on_event(("worker_died", f"{node}:{proc.pid}", proc.exitcode))
+                self._spawn(index)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stopping.set()
+        for _ in self._procs:
+            with contextlib.suppress(Exception):
+                self._tasks.put(None)
+        deadline = time.monotonic() + timeout
+        for proc in self._procs:
+            if proc is not None:
+                proc.join(max(0.0, deadline - time.monotonic()))
+        for proc in self._procs:
+            if proc is not None and proc.is_alive():
+                proc.kill()
+                proc.join(2)
+        for q in (self._tasks, self._events):
+            q.cancel_join_thread()
+            q.close()

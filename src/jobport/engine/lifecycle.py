@@ -1,0 +1,148 @@
+"""Conclude an execution: its final status, last log lines and, if due, its retry."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from jobport.domain.executions import ErrorCode, Status, StepStatus, Trigger, retry_delay
+from jobport.domain.ids import new_id
+from jobport.domain.jobs import JobSpec
+from jobport.store import executions as exec_store
+from jobport.store import logs as log_store
+from jobport.store.db import Database, utcnow
+
+
+@dataclass(frozen=True)
+class Concluded:
+    execution_id: str
+    job_id: str
+    status: Status | None  # None: it had already ended; nothing changed
+    retry_id: str | None = None
+    retry_at: dt.datetime | None = None
+
+
+def conclude(
+    db: Database,
+    execution_id: str,
+    status: Status,
+    *,
+    result: Any = None,
+    error_code: str | None = None,
+    error_message: str | None = None,
+    steps: list[dict[str, Any]] | None = None,
+    log_lines: list[dict[str, Any]] | None = None,
+    log_bytes: int = 0,
+) -> Concluded:
+    """Move a running (or cancelling) execution to its final status, in one transaction.
+
+    A cancel request wins over any other ending but success is not claimed after it:
+    `cancelling` always ends `cancelled`.
+    """
+    with db.write() as conn:
+        row = exec_store.find(conn, execution_id)
+        if row is None:
+            return Concluded(execution_id, "", None)
+        current = Status(row["status"])
+        if current.is_final or current == Status.QUEUED:
+            return Concluded(execution_id, row["job_id"], None)
+        if current == Status.CANCELLING and status != Status.CANCELLED:
+            status, result = Status.CANCELLED, None
+            error_code, error_message = ErrorCode.CANCELLED, "cancelled on request"
+        values: dict[str, Any] = {
+            "finished_at": utcnow(),
+            "result": result,
+            "error_code": error_code,
+            "error_message": error_message,
+        }
+        if steps is not None:
+            values["steps"] = steps
+        if not exec_store.transition(conn, execution_id, status, [current], **values):
+            return Concluded(execution_id, row["job_id"], None)
+        lines = list(log_lines or [])
+        retry_id, retry_at = None, None
+        spec = JobSpec.model_validate(row["spec"])
+        if status in (Status.FAILED, Status.TIMED_OUT) and row["attempt"] <= spec.retries:
+            delay = retry_delay(row["attempt"], spec.retry_delay_seconds, spec.retry_backoff)
+            retry_id = new_id()
+            retry_at = utcnow() + dt.timedelta(seconds=delay)
+            exec_store.insert_execution(conn, _retry_row(row, spec, retry_id, retry_at))
+            seq = (lines[-1]["seq"] if lines else row["log_lines"]) + 1
+            text = f"retrying as execution {retry_id} in {delay:g}s (attempt {row['attempt'] + 1})"
+            lines.append(
+                {
+                    "seq": seq,
+                    "at": utcnow(),
+                    "step": None,
+                    "stream": "system",
+                    "level": "warning",
+                    "text": text,
+                }
+            )
+            log_bytes += len(text) + 1
+        log_store.append(conn, execution_id, lines, log_bytes)
+        return Concluded(execution_id, row["job_id"], status, retry_id, retry_at)
+
+
+def _retry_row(
+    row: dict[str, Any], spec: JobSpec, retry_id: str, retry_at: dt.datetime
+) -> dict[str, Any]:
+    from jobport.engine.runner import initial_step_states
+
+    now = utcnow()
+    return {
+        "id": retry_id,
+        "project_id": row["project_id"],
+        "job_id": row["job_id"],
+        "job_name": row["job_name"],
+        "status": Status.QUEUED.value,
+        "trigger": Trigger.RETRY.value,
+        "parameters": row["parameters"],
+        "mode": row["mode"],
+        "principal": row["principal"],
+        "idempotency_key": None,
+        "attempt": row["attempt"] + 1,
+        "retry_of": row["id"],
+        "spec": row["spec"],
+        "steps": initial_step_states(spec),
+        "result": None,
+        "created_at": now,
+        "not_before": retry_at,
+        "log_lines": 0,
+        "log_bytes": 0,
+    }
+
+
+def conclude_lost(db: Database, execution_id: str, reason: str) -> Concluded:
+    """The worker holding this execution is gone: fail it with `worker_lost`."""
+    with db.read() as conn:
+        row = exec_store.find(conn, execution_id)
+    if row is None:
+        return Concluded(execution_id, "", None)
+    steps = [
+        {**s, "status": StepStatus.FAILED.value, "error": ErrorCode.WORKER_LOST.value}
+        if s.get("status") == StepStatus.RUNNING.value
+        else s
+        for s in row["steps"]
+    ]
+    seq = row["log_lines"] + 1
+    text = f"worker lost: {reason}"
+    line = {
+        "seq": seq,
+        "at": utcnow(),
+        "step": None,
+        "stream": "system",
+        "level": "error",
+        "text": text,
+    }
+    return conclude(
+        db,
+        execution_id,
+        Status.FAILED,
+        error_code=ErrorCode.WORKER_LOST,
+        error_message=reason,
+        steps=steps,
+        log_lines=[line],
+        log_bytes=len(text) + 1,
+    )

@@ -1,0 +1,127 @@
+"""Buffer an execution's log lines and write them to the store in batches, under a cap."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from jobport.store import logs as log_store
+from jobport.store.db import Database, utcnow
+
+MAX_LINE_CHARS = 64 * 1024
+
+
+class LogWriter:
+    """Collects lines from any thread; a flusher thread writes them every `interval`.
+
+    The last batch is not written by `close()` but handed over with `drain()` so that it
+    lands in the same transaction as the execution's final status.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        execution_id: str,
+        *,
+        interval: float,
+        batch_lines: int,
+        max_bytes: int,
+    ) -> None:
+        self.db = db
+        self.execution_id = execution_id
+        self.interval = interval
+        self.batch_lines = batch_lines
+        self.max_bytes = max_bytes
+        self._buffer: list[dict[str, Any]] = []
+        self._buffer_bytes = 0
+        self._seq = 0
+        self._total_bytes = 0
+        self._dropped = 0
+        self._truncated = False
+        self._cond = threading.Condition()
+        self._closed = False
+        self._flusher: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._flusher = threading.Thread(target=self._run, name="log-flusher", daemon=True)
+        self._flusher.start()
+
+    def add(self, step: str | None, stream: str, text: str, level: str = "info") -> None:
+        if len(text) > MAX_LINE_CHARS:
+            text = text[:MAX_LINE_CHARS] + " [line cut]"
+        size = len(text.encode("utf-8", "replace")) + 1
+        with self._cond:
+            if self._truncated:
+                self._dropped += 1
+                return
+            if self._total_bytes + size > self.max_bytes:
+                self._truncated = True
+                self._dropped += 1
+                text = (
+                    f"[log truncated: the limit of {self.max_bytes} bytes per execution was "
+                    "reached; later lines are dropped]"
+                )
+                step, stream, level, size = None, "system", "warning", len(text) + 1
+            self._seq += 1
+            self._total_bytes += size
+            self._buffer_bytes += size
+            self._buffer.append(
+                {
+                    "seq": self._seq,
+                    "at": utcnow(),
+                    "step": step,
+                    "stream": stream,
+                    "level": level,
+                    "text": text,
+                }
+            )
+            if len(self._buffer) >= self.batch_lines:
+                self._cond.notify()
+
+    @property
+    def dropped(self) -> int:
+        return self._dropped
+
+    def _take(self) -> tuple[list[dict[str, Any]], int]:
+        lines, nbytes = self._buffer, self._buffer_bytes
+        self._buffer, self._buffer_bytes = [], 0
+        return lines, nbytes
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                if not self._closed and len(self._buffer) < self.batch_lines:
+                    self._cond.wait(self.interval)
+                if self._closed:
+                    return
+                lines, nbytes = self._take()
+            if lines:
+                self._write(lines, nbytes)
+
+    def _write(self, lines: list[dict[str, Any]], nbytes: int) -> None:
+        with self.db.write() as conn:
+            log_store.append(conn, self.execution_id, lines, nbytes)
+
+    def drain(self) -> tuple[list[dict[str, Any]], int]:
+        """Stop the flusher and return what it had not written yet."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        if self._flusher is not None:
+            self._flusher.join()
+        with self._cond:
+            if self._dropped > 1:
+                self._seq += 1
+                text = f"[log truncated: {self._dropped} lines dropped in all]"
+                self._buffer.append(
+                    {
+                        "seq": self._seq,
+                        "at": utcnow(),
+                        "step": None,
+                        "stream": "system",
+                        "level": "warning",
+                        "text": text,
+                    }
+                )
+                self._buffer_bytes += len(text) + 1
+            return self._take()

@@ -1,0 +1,349 @@
+"""Run one claimed execution: its steps in dependency order, in threads, with stop handling."""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+import time
+import traceback
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+from jobport.domain.executions import ErrorCode, Status, StepStatus, to_result
+from jobport.domain.jobs import JobSpec, Step, result_step
+from jobport.engine import capture
+from jobport.engine.logwriter import LogWriter
+from jobport.engine.steps import StepContext, StepFailed, StepInterrupted, kinds
+from jobport.engine.templating import TemplateError, render
+from jobport.store.db import utcnow
+
+
+@dataclass
+class Outcome:
+    status: Status
+    result: Any = None
+    error_code: str | None = None
+    error_message: str | None = None
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    stuck: bool = False  # a step ignored the stop; the worker process must be replaced
+
+
+def _stamp() -> str:
+    return utcnow().isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def initial_step_states(spec: JobSpec) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": s.name,
+            "status": StepStatus.PENDING.value,
+            "startedAt": None,
+            "finishedAt": None,
+            "error": None,
+        }
+        for s in spec.steps
+    ]
+
+
+def _interrupt_thread(thread_id: int) -> None:
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(thread_id), ctypes.py_object(StepInterrupted)
+    )
+
+
+class _RunningStep:
+    def __init__(self, step: Step, stop: threading.Event) -> None:
+        self.step = step
+        self.stop = stop
+        self.reason: Status | None = None
+        self.thread_id: int | None = None
+        self.in_call = False  # inside the step kind's run(): safe to interrupt
+        self.stop_at: float | None = None
+        self.deadline: float | None = (
+            time.monotonic() + step.timeout_seconds if step.timeout_seconds else None
+        )
+
+
+class Run:
+    """One execution in progress inside a worker."""
+
+    def __init__(self, execution: dict[str, Any], logs: LogWriter, *, grace_seconds: float) -> None:
+        self.execution = execution
+        self.spec = JobSpec.model_validate(execution["spec"])
+        self.logs = logs
+        self.grace = grace_seconds
+        self.states = {s["name"]: s for s in initial_step_states(self.spec)}
+        self.version = 0  # bumped on every step state change, for the heartbeat
+        self._stop_reason: Status | None = None
+        self._stop_at: float | None = None
+        self._lock = threading.Lock()
+        self._running: dict[str, _RunningStep] = {}
+        self._results: dict[str, Any] = {}
+        started = execution.get("started_at")
+        self._context_base = {
+            "params": {**self.spec.parameters, **(execution.get("parameters") or {})},
+            "mode": execution.get("mode", "full"),
+            "execution": {
+                "id": execution["id"],
+                "trigger": execution.get("trigger"),
+                "attempt": execution.get("attempt", 1),
+                "startedAt": started.isoformat() if started else None,
+            },
+            "job": {
+                "id": execution["job_id"],
+                "name": execution["job_name"],
+                "projectId": execution["project_id"],
+            },
+        }
+
+    # -- control, from other threads -------------------------------------------------
+
+    def request_stop(self, reason: Status) -> None:
+        """Stop every running step; `reason` is CANCELLED or TIMED_OUT."""
+        with self._lock:
+            if self._stop_reason is not None:
+                return
+            self._stop_reason = reason
+            self._stop_at = time.monotonic()
+            running = list(self._running.values())
+        self.logs.add(None, "system", f"stopping: {reason.value}", "warning")
+        for rs in running:
+            self._stop_step(rs, reason)
+
+    def _stop_step(self, rs: _RunningStep, reason: Status) -> None:
+        if rs.stop.is_set():
+            return
+        rs.reason = reason
+        rs.stop_at = time.monotonic()
+        rs.stop.set()
+        if rs.step.kind == "python" and rs.thread_id is not None and rs.in_call:
+            _interrupt_thread(rs.thread_id)
+
+    def step_states(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(s) for s in self.states.values()]
+
+    # -- the run ---------------------------------------------------------------------
+
+    def _set_state(self, name: str, **values: Any) -> None:
+        with self._lock:
+            self.states[name].update(values)
+            self.version += 1
+
+    def execute(self) -> Outcome:
+        spec = self.spec
+        deadline = time.monotonic() + spec.timeout_seconds if spec.timeout_seconds else None
+        by_name = {s.name: s for s in spec.steps}
+        waiting = [s.name for s in spec.steps]
+        futures: dict[Future[None], str] = {}
+        failed: dict[str, tuple[str, str]] = {}  # step -> (error code, message)
+        pool = ThreadPoolExecutor(max_workers=min(len(spec.steps), 32), thread_name_prefix="step")
+        stuck = False
+        try:
+            while True:
+                if self._stop_reason is None:
+                    for name in list(waiting):
+                        needs = by_name[name].needs
+                        statuses = [self.states[n]["status"] for n in needs]
+                        if any(st in (StepStatus.PENDING, StepStatus.RUNNING) for st in statuses):
+                            continue
+                        waiting.remove(name)
+                        blocked = [
+                            n
+                            for n in needs
+                            if self.states[n]["status"] != StepStatus.SUCCEEDED
+                            and not by_name[n].continue_on_error
+                        ]
+                        if blocked:
+                            self._set_state(
+                                name,
+                                status=StepStatus.SKIPPED.value,
+                                error=f"skipped: {', '.join(blocked)} did not succeed",
+                            )
+                            continue
+                        rs = _RunningStep(by_name[name], threading.Event())
+                        with self._lock:
+                            self._running[name] = rs
+                        futures[pool.submit(self._run_step, rs, failed)] = name
+                if not futures:
+                    break
+                done, _ = wait(list(futures), timeout=0.05, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    name = futures.pop(fut)
+                    with self._lock:
+                        self._running.pop(name, None)
+                    if fut.exception() is not None and self.states[name]["status"] == "running":
+                        # An interrupt that landed after the step had already finished.
+                        self._set_state(
+                            name,
+                            status=StepStatus.CANCELLED.value,
+                            finishedAt=_stamp(),
+                            error="interrupted",
+                        )
+                now = time.monotonic()
+                if deadline is not None and now > deadline and self._stop_reason is None:
+                    self.logs.add(
+                        None, "system", f"job timed out after {spec.timeout_seconds}s", "error"
+                    )
+                    self.request_stop(Status.TIMED_OUT)
+                with self._lock:
+                    running = list(self._running.values())
+                for rs in running:
+                    if rs.deadline is not None and now > rs.deadline and not rs.stop.is_set():
+                        self.logs.add(
+                            rs.step.name,
+                            "system",
+                            f"step timed out after {rs.step.timeout_seconds}s",
+                            "error",
+                        )
+                        self._stop_step(rs, Status.TIMED_OUT)
+                if any(
+                    rs.stop_at is not None and now > rs.stop_at + self.grace + 1.0 for rs in running
+                ):
+                    stuck = True
+                    break
+        finally:
+            pool.shutdown(wait=not stuck, cancel_futures=True)
+        for name in waiting:
+            self._set_state(
+                name,
+                status=StepStatus.CANCELLED.value
+                if self._stop_reason
+                else StepStatus.SKIPPED.value,
+            )
+        if stuck:
+            for name, rs in list(self._running.items()):
+                timed_out = rs.reason == Status.TIMED_OUT
+                error = "did not stop within the grace period; its worker was replaced"
+                self._set_state(
+                    name,
+                    status=StepStatus.TIMED_OUT.value if timed_out else StepStatus.CANCELLED.value,
+                    finishedAt=_stamp(),
+                    error=error,
+                )
+                if timed_out:
+                    failed[name] = (ErrorCode.TIMED_OUT, f"timed out; {error}")
+        return self._outcome(failed, stuck)
+
+    def _outcome(self, failed: dict[str, tuple[str, str]], stuck: bool) -> Outcome:
+        steps = self.step_states()
+        if self._stop_reason == Status.CANCELLED:
+            return Outcome(
+                Status.CANCELLED, None, ErrorCode.CANCELLED, "cancelled on request", steps, stuck
+            )
+        if self._stop_reason == Status.TIMED_OUT:
+            return Outcome(
+                Status.TIMED_OUT,
+                None,
+                ErrorCode.TIMED_OUT,
+                f"job timed out after {self.spec.timeout_seconds}s",
+                steps,
+                stuck,
+            )
+        blocking = {
+            n: v
+            for n, v in failed.items()
+            if not next(s for s in self.spec.steps if s.name == n).continue_on_error
+        }
+        if blocking:
+            name, (code, message) = next(iter(blocking.items()))
+            status = Status.TIMED_OUT if code == ErrorCode.TIMED_OUT else Status.FAILED
+            return Outcome(status, None, code, f"step {name!r}: {message}", steps, stuck)
+        result = to_result(self._results.get(result_step(self.spec)))
+        return Outcome(Status.SUCCEEDED, result, None, None, steps, stuck)
+
+    def _run_step(self, rs: _RunningStep, failed: dict[str, tuple[str, str]]) -> None:
+        step = rs.step
+        rs.thread_id = threading.get_ident()
+        name = step.name
+        started = time.monotonic()
+        self._set_state(name, status=StepStatus.RUNNING.value, startedAt=_stamp())
+        self.logs.add(name, "system", f"step {name!r} ({step.kind}) started")
+        module = kinds()[step.kind]
+
+        def log(stream: str, text: str) -> None:
+            self.logs.add(name, stream, text, "error" if stream == "stderr" else "info")
+
+        ctx = StepContext(
+            self.execution["id"],
+            name,
+            log,
+            rs.stop,
+            self.grace,
+            env={"JOBPORT_EXECUTION_ID": self.execution["id"], "JOBPORT_STEP": name},
+        )
+        status, error, code = StepStatus.SUCCEEDED, None, None
+        try:
+            if rs.stop.is_set():  # stopped before the thread got going
+                raise StepInterrupted()
+            with self._lock:
+                context = {
+                    **self._context_base,
+                    "steps": {
+                        n: {"result": r, "status": self.states[n]["status"]}
+                        for n, r in self._results.items()
+                    },
+                }
+            config = render(step.config, context)
+            for attempt in range(step.retries + 1):
+                capture.route_to(log)
+                try:
+                    rs.in_call = True
+                    try:
+                        value = module.run(config, ctx)
+                    finally:
+                        rs.in_call = False
+                    self._results[name] = value
+                    break
+                except (StepFailed, Exception) as exc:
+                    if isinstance(exc, StepFailed):
+                        log("stderr", str(exc))
+                    else:
+                        log("stderr", "".join(traceback.format_exception(exc)).rstrip())
+                    if attempt < step.retries and not rs.stop.is_set():
+                        self.logs.add(
+                            name,
+                            "system",
+                            f"attempt {attempt + 1} failed; retrying "
+                            f"in {step.retry_delay_seconds}s",
+                            "warning",
+                        )
+                        if rs.stop.wait(step.retry_delay_seconds):
+                            raise StepInterrupted() from None
+                        continue
+                    raise
+                finally:
+                    capture.route_to(None)
+        except StepInterrupted:
+            reason = rs.reason or self._stop_reason or Status.CANCELLED
+            if reason == Status.TIMED_OUT:
+                status, code = StepStatus.TIMED_OUT, ErrorCode.TIMED_OUT
+                error = (
+                    f"timed out after {step.timeout_seconds}s"
+                    if self._stop_reason is None
+                    else "job timed out"
+                )
+            else:
+                status, code, error = StepStatus.CANCELLED, ErrorCode.CANCELLED, "cancelled"
+        except TemplateError as exc:
+            status, code, error = StepStatus.FAILED, ErrorCode.TEMPLATE_ERROR, str(exc)
+            log("stderr", f"template error: {exc}")
+        except StepFailed as exc:
+            status, code, error = StepStatus.FAILED, ErrorCode.STEP_FAILED, str(exc)
+        except Exception as exc:
+            status, code = StepStatus.FAILED, ErrorCode.STEP_FAILED
+            error = f"{type(exc).__name__}: {exc}"
+        elapsed = time.monotonic() - started
+        self._set_state(name, status=status.value, finishedAt=_stamp(), error=error)
+        if status != StepStatus.SUCCEEDED:
+            if self._stop_reason is None or status != StepStatus.CANCELLED:
+                failed[name] = (code or ErrorCode.STEP_FAILED, error or "failed")
+            self.logs.add(
+                name,
+                "system",
+                f"step {name!r} {status.value} after {elapsed:.3f}s: {error}",
+                "error",
+            )
+        else:
+            self.logs.add(name, "system", f"step {name!r} succeeded in {elapsed:.3f}s")

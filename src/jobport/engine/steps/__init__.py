@@ -1,0 +1,51 @@
+"""Step kinds: one module each, behind `validate(config)` and `run(config, ctx)`."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+
+class StepFailed(Exception):
+    """The step ran and failed; the message is what the user sees."""
+
+
+class StepInterrupted(BaseException):
+    """Raised inside a step's thread when it must stop (cancel or timeout).
+
+    A BaseException so that a callable's `except Exception` does not swallow it.
+    """
+
+
+@dataclass
+class StepContext:
+    """What a running step may use: its name, a logger, and the stop signal."""
+
+    execution_id: str
+    step: str
+    log: Callable[[str, str], None]  # (stream, text)
+    stop: threading.Event
+    grace_seconds: float
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def stopping(self) -> bool:
+        return self.stop.is_set()
+
+
+def kinds() -> dict[str, ModuleType]:
+    from jobport.engine.steps import command, python
+
+    return {"command": command, "python": python}
+
+
+def validate(kind: str, config: dict[str, Any]) -> None:
+    """Raise ValueError with a readable reason if `config` does not suit `kind`."""
+    module = kinds().get(kind)
+    if module is None:
+        known = ", ".join(sorted(kinds()))
+        raise ValueError(f"unknown step kind {kind!r} (known: {known})")
+    module.validate(config)

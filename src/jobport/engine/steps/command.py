@@ -1,0 +1,119 @@
+"""The `command` step: a shell string or an argv list, run in its own process group."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import subprocess
+import threading
+from typing import IO, Any
+
+from jobport.engine.steps import StepContext, StepFailed, StepInterrupted
+
+_ALLOWED = {"command", "env", "cwd"}
+
+
+def validate(config: dict[str, Any]) -> None:
+    unknown = set(config) - _ALLOWED
+    if unknown:
+        raise ValueError(
+            f"unknown command config keys {sorted(unknown)} (allowed: command, env, cwd)"
+        )
+    command = config.get("command")
+    if isinstance(command, str):
+        if not command.strip():
+            raise ValueError("command is empty")
+    elif isinstance(command, list):
+        if not command or not all(isinstance(a, str) for a in command):
+            raise ValueError("command must be a non-empty list of strings")
+    else:
+        raise ValueError("command must be a string (run by /bin/sh -c) or a list of strings")
+    env = config.get("env", {})
+    if not isinstance(env, dict) or not all(isinstance(v, str | int | float) for v in env.values()):
+        raise ValueError("env must be an object of strings")
+    if "cwd" in config and not isinstance(config["cwd"], str):
+        raise ValueError("cwd must be a string")
+
+
+try:  # loaded once here: dlopen between fork and exec could deadlock
+    _LIBC: ctypes.CDLL | None = ctypes.CDLL(None, use_errno=True)
+except OSError:
+    _LIBC = None
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_worker() -> None:
+    """Runs in the child before exec: die with the worker instead of running on as an orphan."""
+    if _LIBC is not None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _pump(stream: IO[bytes], name: str, ctx: StepContext) -> None:
+    for raw in iter(stream.readline, b""):
+        ctx.log(name, raw.decode("utf-8", "replace").rstrip("\r\n"))
+    stream.close()
+
+
+def _kill_group(proc: subprocess.Popen[bytes], sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, sig)
+
+
+def run(config: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
+    command = config["command"]
+    env = {**os.environ, **ctx.env, **{k: str(v) for k, v in config.get("env", {}).items()}}
+    try:
+        proc = subprocess.Popen(
+            command,
+            shell=isinstance(command, str),
+            executable="/bin/sh" if isinstance(command, str) else None,
+            cwd=config.get("cwd") or None,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            preexec_fn=_die_with_worker,
+        )
+    except (OSError, ValueError) as exc:
+        raise StepFailed(f"could not start the command: {exc}") from exc
+    assert proc.stdout is not None and proc.stderr is not None
+    pumps = [
+        threading.Thread(target=_pump, args=(proc.stdout, "stdout", ctx), daemon=True),
+        threading.Thread(target=_pump, args=(proc.stderr, "stderr", ctx), daemon=True),
+    ]
+    for pump in pumps:
+        pump.start()
+    try:
+        while True:
+            try:
+                code = proc.wait(timeout=0.05)
+                break
+            except subprocess.TimeoutExpired:
+                if ctx.stopping:
+                    _stop(proc, ctx)
+                    raise StepInterrupted() from None
+    except StepInterrupted:
+        _stop(proc, ctx)
+        raise
+    finally:
+        for pump in pumps:
+            pump.join(timeout=2)
+    if code != 0:
+        raise StepFailed(f"command exited with code {code}")
+    return {"exitCode": code}
+
+
+def _stop(proc: subprocess.Popen[bytes], ctx: StepContext) -> None:
+    """SIGTERM the process group, SIGKILL it after the grace period."""
+    if proc.poll() is None:
+        _kill_group(proc, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=ctx.grace_seconds)
+    _kill_group(proc, signal.SIGKILL)  # also reaps children that outlived the leader
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        ctx.log("system", f"process {proc.pid} did not exit after SIGKILL")

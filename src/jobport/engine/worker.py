@@ -1,0 +1,147 @@
+"""A worker: claims executions one at a time, runs them, beats while it does, concludes."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from jobport.domain.executions import ErrorCode, Status
+from jobport.domain.jobs import JobSpec
+from jobport.engine import capture
+from jobport.engine.lifecycle import Concluded, conclude
+from jobport.engine.logwriter import LogWriter
+from jobport.engine.runner import Outcome, Run, initial_step_states
+from jobport.settings import Settings
+from jobport.store import executions as exec_store
+from jobport.store.db import Database, utcnow
+
+log = logging.getLogger("jobport.worker")
+
+
+@dataclass(frozen=True)
+class Claim:
+    execution: dict[str, Any] | None
+    reason: str  # claimed | gone | not_due | blocked
+
+
+def claim(db: Database, execution_id: str, worker: str) -> Claim:
+    """Compare-and-set queued → running, honouring not-before and the job's maxConcurrent."""
+    with db.write() as conn:
+        row = exec_store.find(conn, execution_id)
+        if row is None or row["status"] != Status.QUEUED:
+            return Claim(None, "gone")
+        now = utcnow()
+        if row["not_before"] > now:
+            return Claim(None, "not_due")
+        limit = row["spec"].get("maxConcurrent")
+        if limit:
+            exec_store.lock_job(conn, row["job_id"])
+            if exec_store.running_count(conn, row["job_id"]) >= limit:
+                return Claim(None, "blocked")
+        steps = initial_step_states(JobSpec.model_validate(row["spec"]))
+        values = {"worker": worker, "started_at": now, "heartbeat_at": now, "steps": steps}
+        if not exec_store.transition(conn, execution_id, Status.RUNNING, [Status.QUEUED], **values):
+            return Claim(None, "gone")
+        row.update(status=Status.RUNNING.value, **values)
+        return Claim(row, "claimed")
+
+
+class Worker:
+    """Runs executions in this process; `heartbeat` runs in a thread beside it."""
+
+    def __init__(self, name: str, settings: Settings, db: Database) -> None:
+        self.name = name
+        self.settings = settings
+        self.db = db
+        self._current: Run | None = None
+        self._current_since = 0.0
+        self._beaten_version = -1
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        capture.install()
+
+    def start_heartbeat(self) -> threading.Thread:
+        thread = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
+        thread.start()
+        return thread
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    def _heartbeat_loop(self) -> None:
+        interval = self.settings.heartbeat_interval
+        while not self._stopping.wait(interval):
+            with self._lock:
+                run = self._current
+            if run is None:
+                continue
+            try:
+                self.beat(run)
+            except Exception:  # a failed beat is retried at the next interval
+                log.exception("heartbeat failed")
+
+    def beat(self, run: Run) -> None:
+        values = {}
+        version = run.version
+        if version != self._beaten_version:
+            values["steps"] = run.step_states()
+        with self.db.write() as conn:
+            status = exec_store.heartbeat(conn, run.execution["id"], self.name, utcnow(), **values)
+        self._beaten_version = version
+        if status == Status.CANCELLING:
+            run.request_stop(Status.CANCELLED)
+        elif status is None or Status(status).is_final:
+            run.request_stop(Status.CANCELLED)  # someone else ended it (e.g. declared lost)
+
+    def run_one(self, execution_id: str) -> tuple[Claim, Concluded | None, bool]:
+        """Claim and run one execution. Returns (claim, conclusion, worker must exit)."""
+        got = claim(self.db, execution_id, self.name)
+        if got.execution is None:
+            return got, None, False
+        execution = got.execution
+        logs = LogWriter(
+            self.db,
+            execution_id,
+            interval=self.settings.log_flush_interval,
+            batch_lines=self.settings.log_batch_lines,
+            max_bytes=self.settings.log_max_bytes,
+        )
+        logs.start()
+        run = Run(execution, logs, grace_seconds=self.settings.cancel_grace_seconds)
+        self._beaten_version = -1
+        with self._lock:
+            self._current = run
+        try:
+            outcome = run.execute()
+        except Exception as exc:  # a bug of ours: never leave the execution running
+            log.exception("runner failed")
+            outcome = Outcome(
+                Status.FAILED,
+                None,
+                ErrorCode.INTERNAL,
+                f"internal error: {type(exc).__name__}: {exc}",
+                run.step_states(),
+            )
+        finally:
+            with self._lock:
+                self._current = None
+        lines, nbytes = logs.drain()
+        done = conclude(
+            self.db,
+            execution_id,
+            outcome.status,
+            result=outcome.result,
+            error_code=outcome.error_code,
+            error_message=outcome.error_message,
+            steps=outcome.steps,
+            log_lines=lines,
+            log_bytes=nbytes,
+        )
+        return got, done, outcome.stuck
+
+
+def worker_name() -> str:
+    return f"{os.uname().nodename}:{os.getpid()}"

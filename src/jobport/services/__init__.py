@@ -1,0 +1,1 @@
+"""Services: the use-cases every face calls (projects, jobs, executions)."""

@@ -1,0 +1,237 @@
+"""Execution use-cases: start (idempotently), wait, cancel, read status, logs and results."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+from jobport.domain.executions import ErrorCode, Mode, Status, Trigger
+from jobport.domain.ids import new_id
+from jobport.domain.jobs import JobSpec
+from jobport.engine.runner import initial_step_states
+from jobport.errors import Conflict, Invalid
+from jobport.services.runtime import Runtime
+from jobport.store import executions as exec_store
+from jobport.store import jobs as job_store
+from jobport.store import logs as log_store
+from jobport.store import projects as project_store
+from jobport.store.db import utcnow
+from jobport.store.pagination import Page
+
+_CALLER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,199}$")
+
+
+def _check_start_input(
+    spec: JobSpec, parameters: dict[str, Any], mode: str, execution_id: str | None
+) -> None:
+    if mode not in {m.value for m in Mode}:
+        raise Invalid(
+            f"mode must be 'full' or 'delta', not {mode!r}",
+            code="invalid_mode",
+            details=[{"field": "mode", "reason": "must be full or delta"}],
+        )
+    if execution_id is not None and not _CALLER_ID.match(execution_id):
+        raise Invalid(
+            "executionId must be 1-200 characters of letters, digits, '_', '.', ':', '-'",
+            code="invalid_execution_id",
+            details=[{"field": "executionId", "reason": "invalid"}],
+        )
+    unknown = sorted(set(parameters) - set(spec.parameters))
+    if unknown:
+        known = ", ".join(sorted(spec.parameters)) or "none"
+        raise Invalid(
+            f"unknown parameter(s) {unknown} for job {spec.name!r} (declared: {known})",
+            code="unknown_parameter",
+            details=[
+                {"field": f"parameters.{name}", "reason": "not declared by the job"}
+                for name in unknown
+            ],
+        )
+
+
+def start(
+    rt: Runtime,
+    project_ref: str,
+    job_ref: str,
+    *,
+    parameters: dict[str, Any] | None = None,
+    mode: str = "full",
+    execution_id: str | None = None,
+    idempotency_key: str | None = None,
+    trigger: Trigger = Trigger.API,
+    principal: str | None = None,
+) -> tuple[dict[str, Any], bool]:
+    """Queue a run of the job. Returns (execution, created); a replayed id or key is not new."""
+    parameters = dict(parameters or {})
+    replaced: list[tuple[str, str]] = []
+    with rt.db.write() as conn:
+        project = project_store.get(conn, project_ref)
+        job = job_store.get(conn, project["id"], job_ref, lock=True)
+        spec = JobSpec.model_validate(job["spec"])
+        if execution_id is not None:
+            existing = exec_store.find(conn, execution_id)
+            if existing is not None:
+                return _replay(existing, job["id"], "executionId")
+        if idempotency_key is not None:
+            existing = exec_store.find_by_idempotency_key(conn, project["id"], idempotency_key)
+            if existing is not None:
+                return _replay(existing, job["id"], "Idempotency-Key")
+        _check_start_input(spec, parameters, mode, execution_id)
+        active = exec_store.active_for_job(conn, job["id"])
+        if active and spec.concurrency_policy == "forbid":
+            raise Conflict(
+                f"job {spec.name!r} forbids concurrent runs and execution {active[0]['id']} "
+                f"is {active[0]['status']}",
+                code="already_running",
+                details={"executionId": active[0]["id"]},
+            )
+        if active and spec.concurrency_policy == "replace":
+            replaced = [(row["id"], _request_cancel(conn, row)) for row in active]
+        now = utcnow()
+        row = {
+            "id": execution_id or new_id(),
+            "project_id": project["id"],
+            "job_id": job["id"],
+            "job_name": job["name"],
+            "status": Status.QUEUED.value,
+            "trigger": trigger.value,
+            "parameters": {**spec.parameters, **parameters},
+            "mode": mode,
+            "principal": principal,
+            "idempotency_key": idempotency_key,
+            "attempt": 1,
+            "retry_of": None,
+            "spec": job["spec"],
+            "steps": initial_step_states(spec),
+            "result": None,
+            "error_code": None,
+            "error_message": None,
+            "worker": None,
+            "created_at": now,
+            "not_before": now,
+            "started_at": None,
+            "finished_at": None,
+            "heartbeat_at": None,
+            "log_lines": 0,
+            "log_bytes": 0,
+        }
+        try:
+            exec_store.insert_execution(conn, row)
+        except exec_store.DuplicateExecution:
+            existing = (
+                exec_store.find(conn, execution_id)
+                if execution_id
+                else exec_store.find_by_idempotency_key(conn, project["id"], idempotency_key or "")
+            )
+            if existing is None:
+                raise
+            return _replay(existing, job["id"], "executionId")
+    if rt.dispatcher is not None:
+        for replaced_id, outcome in replaced:
+            if outcome == Status.CANCELLED:
+                rt.dispatcher.notify_final(replaced_id)
+        rt.dispatcher.submit(row["id"])
+    return row, True
+
+
+def _replay(existing: dict[str, Any], job_id: str, what: str) -> tuple[dict[str, Any], bool]:
+    if existing["job_id"] != job_id:
+        raise Conflict(
+            f"{what} {existing['id'] if what == 'executionId' else ''} already names an "
+            "execution of another job".replace("  ", " "),
+            code="execution_id_taken",
+            details={"executionId": existing["id"]},
+        )
+    return existing, False
+
+
+def _request_cancel(conn: Any, row: dict[str, Any]) -> str:
+    """Cancel a queued run outright, ask a running one to stop. Returns the new status."""
+    if row["status"] == Status.QUEUED and exec_store.transition(
+        conn,
+        row["id"],
+        Status.CANCELLED,
+        [Status.QUEUED],
+        finished_at=utcnow(),
+        error_code=ErrorCode.CANCELLED.value,
+        error_message="cancelled on request",
+    ):
+        return Status.CANCELLED
+    if exec_store.transition(conn, row["id"], Status.CANCELLING, [Status.RUNNING]):
+        return Status.CANCELLING
+    return exec_store.status_of(conn, row["id"]) or Status.CANCELLED
+
+
+def get(rt: Runtime, execution_id: str) -> dict[str, Any]:
+    with rt.db.read() as conn:
+        return exec_store.get(conn, execution_id)
+
+
+async def wait(rt: Runtime, execution_id: str, timeout: float) -> dict[str, Any]:
+    """Wait up to `timeout` seconds (capped by settings) for the run to end; return it."""
+    timeout = max(0.0, min(timeout, rt.settings.max_wait_seconds))
+    if rt.dispatcher is not None and timeout > 0:
+        await rt.dispatcher.wait(execution_id, timeout)
+    return get(rt, execution_id)
+
+
+def cancel(rt: Runtime, execution_id: str) -> dict[str, Any]:
+    with rt.db.write() as conn:
+        row = exec_store.get(conn, execution_id)
+        status = Status(row["status"])
+        if status.is_final:
+            if status == Status.CANCELLED:
+                return row
+            raise Conflict(
+                f"execution {execution_id} already ended {status.value}",
+                code="already_finished",
+                details={"status": status.value},
+            )
+        outcome = _request_cancel(conn, row)
+        row = exec_store.get(conn, execution_id)
+    if rt.dispatcher is not None and outcome == Status.CANCELLED:
+        rt.dispatcher.notify_final(execution_id)
+    return row
+
+
+def list_page(
+    rt: Runtime,
+    project_ref: str,
+    *,
+    job_ref: str | None = None,
+    statuses: list[str] | None = None,
+    created_after: dt.datetime | None = None,
+    created_before: dt.datetime | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> Page:
+    statuses = statuses or []
+    unknown = sorted(set(statuses) - {s.value for s in Status})
+    if unknown:
+        raise Invalid(
+            f"unknown status {unknown}; use {[s.value for s in Status]}", code="invalid_filter"
+        )
+    with rt.db.read() as conn:
+        project = project_store.get(conn, project_ref)
+        job_id = job_store.get(conn, project["id"], job_ref)["id"] if job_ref else None
+        return exec_store.list_page(
+            conn,
+            project["id"],
+            job_id=job_id,
+            statuses=statuses,
+            created_after=created_after,
+            created_before=created_before,
+            cursor=cursor,
+            limit=limit,
+        )
+
+
+def logs(
+    rt: Runtime, execution_id: str, *, after: int = 0, limit: int = 1000
+) -> tuple[list[dict[str, Any]], str]:
+    """Log lines after `after`, and the execution's status when they were read."""
+    with rt.db.read() as conn:
+        row = exec_store.get(conn, execution_id)
+        lines = log_store.read(conn, execution_id, after=after, limit=limit)
+    return lines, row["status"]

@@ -1,0 +1,169 @@
+"""Job use-cases: validate definitions fully before anything is stored."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from jobport.domain.ids import new_id
+from jobport.domain.jobs import JobSpec
+from jobport.engine import steps as step_kinds
+from jobport.engine.templating import syntax_errors
+from jobport.errors import Conflict, Invalid
+from jobport.services.runtime import Runtime
+from jobport.store import executions as exec_store
+from jobport.store import jobs as job_store
+from jobport.store import projects as project_store
+from jobport.store.db import utcnow
+from jobport.store.pagination import Page
+
+
+def pydantic_details(exc: ValidationError) -> list[dict[str, Any]]:
+    return [
+        {"field": ".".join(str(p) for p in err["loc"]) or "body", "reason": err["msg"]}
+        for err in exc.errors(include_url=False)
+    ]
+
+
+def parse_spec(data: dict[str, Any]) -> JobSpec:
+    """Turn a job definition into a JobSpec, or raise Invalid naming every problem."""
+    try:
+        spec = JobSpec.model_validate(data)
+    except ValidationError as exc:
+        details = pydantic_details(exc)
+        first = details[0]
+        raise Invalid(
+            f"invalid job definition: {first['field']}: {first['reason']}",
+            code="invalid_job",
+            details=details,
+        ) from None
+    problems: list[dict[str, Any]] = []
+    for index, step in enumerate(spec.steps):
+        try:
+            step_kinds.validate(step.kind, step.config)
+        except ValueError as exc:
+            problems.append(
+                {
+                    "field": f"steps.{index}.config"
+                    if "kind" not in str(exc)
+                    else f"steps.{index}.kind",
+                    "reason": str(exc),
+                    "step": step.name,
+                }
+            )
+        for error in syntax_errors(step.config):
+            problems.append(
+                {
+                    "field": f"steps.{index}.config",
+                    "reason": f"template: {error}",
+                    "step": step.name,
+                }
+            )
+    if problems:
+        first = problems[0]
+        raise Invalid(
+            f"invalid job definition: step {first['step']!r}: {first['reason']}",
+            code="invalid_job",
+            details=problems,
+        )
+    return spec
+
+
+def _with_last(job: dict[str, Any], last: dict[str, Any] | None) -> dict[str, Any]:
+    return {**job, "last_execution": last}
+
+
+def create(rt: Runtime, project_ref: str, data: dict[str, Any]) -> dict[str, Any]:
+    spec = parse_spec(data)
+    now = utcnow()
+    with rt.db.write() as conn:
+        project = project_store.get(conn, project_ref)
+        row = {
+            "id": new_id(),
+            "project_id": project["id"],
+            "name": spec.name,
+            "spec": spec.wire(),
+            "created_at": now,
+            "updated_at": now,
+        }
+        job_store.create(conn, row)
+    return _with_last(row, None)
+
+
+def get(rt: Runtime, project_ref: str, job_ref: str) -> dict[str, Any]:
+    with rt.db.read() as conn:
+        project = project_store.get(conn, project_ref)
+        job = job_store.get(conn, project["id"], job_ref)
+        last = exec_store.latest_for_jobs(conn, [job["id"]]).get(job["id"])
+    return _with_last(job, last)
+
+
+def list_page(
+    rt: Runtime,
+    project_ref: str,
+    *,
+    name_contains: str | None = None,
+    label: str | None = None,
+    sort: str = "name",
+    cursor: str | None = None,
+    limit: int = 50,
+) -> Page:
+    if sort.lstrip("-") not in job_store.SORTS:
+        raise Invalid(
+            f"sort must be one of {sorted(job_store.SORTS)} (prefix '-' to reverse)",
+            code="invalid_sort",
+        )
+    label_pair = None
+    if label is not None:
+        key, sep, value = label.partition(":")
+        if not sep or not key:
+            raise Invalid("label filter must be 'key:value'", code="invalid_filter")
+        label_pair = (key, value)
+    with rt.db.read() as conn:
+        project = project_store.get(conn, project_ref)
+        page = job_store.list_page(
+            conn,
+            project["id"],
+            name_contains=name_contains,
+            label=label_pair,
+            sort=sort,
+            cursor=cursor,
+            limit=limit,
+        )
+        latest = exec_store.latest_for_jobs(conn, [j["id"] for j in page.items])
+    return Page([_with_last(j, latest.get(j["id"])) for j in page.items], page.next_cursor)
+
+
+def patch(rt: Runtime, project_ref: str, job_ref: str, changes: dict[str, Any]) -> dict[str, Any]:
+    """Merge `changes` (camelCase top-level fields) into the definition and re-validate."""
+    with rt.db.read() as conn:
+        project = project_store.get(conn, project_ref)
+        job = job_store.get(conn, project["id"], job_ref)
+    spec = parse_spec({**job["spec"], **changes})
+    with rt.db.write() as conn:
+        current = job_store.get(conn, project["id"], job["id"])
+        if current["updated_at"] != job["updated_at"]:
+            raise Conflict(
+                "the job changed while this update was prepared; retry", code="concurrent_update"
+            )
+        if spec.wire() != current["spec"]:
+            job_store.update_fields(
+                conn, job["id"], {"name": spec.name, "spec": spec.wire(), "updated_at": utcnow()}
+            )
+    return get(rt, project["id"], job["id"])
+
+
+def delete(rt: Runtime, project_ref: str, job_ref: str) -> None:
+    with rt.db.write() as conn:
+        project = project_store.get(conn, project_ref)
+        job = job_store.get(conn, project["id"], job_ref)
+        active = exec_store.active_for_job(conn, job["id"])
+        if active:
+            raise Conflict(
+                f"job {job['name']!r} has {len(active)} execution(s) queued or running; "
+                "cancel them first",
+                code="executions_active",
+                details={"executionId": active[0]["id"]},
+            )
+        job_store.remove(conn, job["id"])

@@ -1,0 +1,81 @@
+"""Project use-cases."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jobport.domain.ids import new_id
+from jobport.domain.jobs import is_valid_name
+from jobport.errors import Conflict, Invalid
+from jobport.services.runtime import Runtime
+from jobport.store import executions as exec_store
+from jobport.store import projects as project_store
+from jobport.store.db import utcnow
+from jobport.store.pagination import Page
+
+
+def _check_name(name: str) -> None:
+    if not is_valid_name(name):
+        raise Invalid(
+            f"project name {name!r} is not valid: 1-200 letters, digits, space, '_', '-', '.'",
+            details=[{"field": "name", "reason": "invalid"}],
+        )
+
+
+def create(rt: Runtime, name: str, description: str = "") -> dict[str, Any]:
+    _check_name(name)
+    now = utcnow()
+    row = {
+        "id": new_id(),
+        "name": name,
+        "description": description,
+        "created_at": now,
+        "updated_at": now,
+    }
+    with rt.db.write() as conn:
+        return project_store.create(conn, row)
+
+
+def get(rt: Runtime, ref: str) -> dict[str, Any]:
+    with rt.db.read() as conn:
+        return project_store.get(conn, ref)
+
+
+def ensure(rt: Runtime, name: str, description: str = "") -> tuple[dict[str, Any], bool]:
+    """The project named `name`, created if missing; the flag says whether it was."""
+    with rt.db.read() as conn:
+        found = project_store.find(conn, name)
+    if found is not None:
+        return found, False
+    try:
+        return create(rt, name, description), True
+    except Conflict:
+        return get(rt, name), False
+
+
+def list_page(rt: Runtime, *, cursor: str | None, limit: int) -> Page:
+    with rt.db.read() as conn:
+        return project_store.list_page(conn, cursor=cursor, limit=limit)
+
+
+def patch(rt: Runtime, ref: str, changes: dict[str, Any]) -> dict[str, Any]:
+    if "name" in changes:
+        _check_name(changes["name"])
+    with rt.db.write() as conn:
+        project = project_store.get(conn, ref)
+        if changes:
+            project_store.update_fields(conn, project["id"], {**changes, "updated_at": utcnow()})
+        return project_store.get(conn, project["id"])
+
+
+def delete(rt: Runtime, ref: str) -> None:
+    with rt.db.write() as conn:
+        project = project_store.get(conn, ref)
+        active = exec_store.first_active_in_project(conn, project["id"])
+        if active is not None:
+            raise Conflict(
+                "the project has executions still queued or running; cancel them first",
+                code="executions_active",
+                details={"executionId": active},
+            )
+        project_store.remove(conn, project["id"])

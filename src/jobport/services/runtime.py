@@ -1,0 +1,19 @@
+"""What services need at hand: settings, the database, and the dispatcher."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from jobport.settings import Settings
+from jobport.store.db import Database
+
+if TYPE_CHECKING:
+    from jobport.engine.dispatcher import Dispatcher
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    dispatcher: Dispatcher | None = None  # None: store-only use (CLI --local, tests)

@@ -1,0 +1,1 @@
+"""The store: tables, migrations and one repository module per aggregate."""

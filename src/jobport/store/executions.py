@@ -1,0 +1,220 @@
+"""Executions repository: every status change is a compare-and-set on the current status."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from jobport.domain.executions import ACTIVE, Status
+from jobport.errors import NotFound
+from jobport.store.pagination import Page, page_of, paginate
+from jobport.store.tables import executions, jobs
+
+_ACTIVE = [s.value for s in ACTIVE]
+_RUNNING = [Status.RUNNING.value, Status.CANCELLING.value]
+
+
+class DuplicateExecution(Exception):
+    """The id or idempotency key is taken; the caller reads the existing execution."""
+
+
+def insert_execution(conn: Connection, row: dict[str, Any]) -> None:
+    try:
+        with conn.begin_nested():
+            conn.execute(insert(executions).values(**row))
+    except IntegrityError as exc:
+        raise DuplicateExecution(row["id"]) from exc
+
+
+def find(conn: Connection, execution_id: str) -> dict[str, Any] | None:
+    row = conn.execute(select(executions).where(executions.c.id == execution_id)).first()
+    return dict(row._mapping) if row else None
+
+
+def get(conn: Connection, execution_id: str) -> dict[str, Any]:
+    row = find(conn, execution_id)
+    if row is None:
+        raise NotFound(f"no execution {execution_id!r}", code="execution_not_found")
+    return row
+
+
+def find_by_idempotency_key(conn: Connection, project_id: str, key: str) -> dict[str, Any] | None:
+    row = conn.execute(
+        select(executions).where(
+            executions.c.project_id == project_id, executions.c.idempotency_key == key
+        )
+    ).first()
+    return dict(row._mapping) if row else None
+
+
+def active_for_job(conn: Connection, job_id: str) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        select(executions)
+        .where(executions.c.job_id == job_id, executions.c.status.in_(_ACTIVE))
+        .order_by(executions.c.id)
+    )
+    return [dict(r._mapping) for r in rows]
+
+
+def latest_for_jobs(conn: Connection, job_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """The newest execution of each job (ids are time-ordered, so the max id is the newest)."""
+    ids = list(job_ids)
+    if not ids:
+        return {}
+    newest = (
+        select(func.max(executions.c.id))
+        .where(executions.c.job_id.in_(ids))
+        .group_by(executions.c.job_id)
+    )
+    rows = conn.execute(select(executions).where(executions.c.id.in_(newest)))
+    return {r.job_id: dict(r._mapping) for r in rows}
+
+
+def list_page(
+    conn: Connection,
+    project_id: str,
+    *,
+    job_id: str | None,
+    statuses: list[str],
+    created_after: dt.datetime | None,
+    created_before: dt.datetime | None,
+    cursor: str | None,
+    limit: int,
+) -> Page:
+    query = select(executions).where(executions.c.project_id == project_id)
+    if job_id:
+        query = query.where(executions.c.job_id == job_id)
+    if statuses:
+        query = query.where(executions.c.status.in_(statuses))
+    if created_after:
+        query = query.where(executions.c.created_at >= created_after)
+    if created_before:
+        query = query.where(executions.c.created_at < created_before)
+    query = paginate(
+        query, executions.c.id, executions.c.id, descending=True, cursor=cursor, limit=limit
+    )
+    rows = [dict(r._mapping) for r in conn.execute(query)]
+    return page_of(rows, limit, "id")
+
+
+def transition(
+    conn: Connection,
+    execution_id: str,
+    target: Status,
+    expected: Iterable[Status],
+    **values: Any,
+) -> bool:
+    """Compare-and-set: move to `target` only if the status is one of `expected`."""
+    result = conn.execute(
+        update(executions)
+        .where(
+            executions.c.id == execution_id,
+            executions.c.status.in_([s.value for s in expected]),
+        )
+        .values(status=target.value, **values)
+    )
+    return result.rowcount == 1
+
+
+def running_count(conn: Connection, job_id: str) -> int:
+    return conn.execute(
+        select(func.count())
+        .select_from(executions)
+        .where(executions.c.job_id == job_id, executions.c.status.in_(_RUNNING))
+    ).scalar_one()
+
+
+def lock_job(conn: Connection, job_id: str) -> None:
+    """Serialise per-job decisions (concurrency limits) across nodes on PostgreSQL.
+
+    SQLite needs nothing: every write transaction there is BEGIN IMMEDIATE.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(select(jobs.c.id).where(jobs.c.id == job_id).with_for_update())
+
+
+def heartbeat(
+    conn: Connection, execution_id: str, worker: str, now: dt.datetime, **values: Any
+) -> str | None:
+    """Record that `worker` still runs the execution; returns the current status."""
+    conn.execute(
+        update(executions)
+        .where(executions.c.id == execution_id, executions.c.worker == worker)
+        .values(heartbeat_at=now, **values)
+    )
+    return conn.execute(
+        select(executions.c.status).where(executions.c.id == execution_id)
+    ).scalar_one_or_none()
+
+
+def status_of(conn: Connection, execution_id: str) -> str | None:
+    return conn.execute(
+        select(executions.c.status).where(executions.c.id == execution_id)
+    ).scalar_one_or_none()
+
+
+def stale_running(conn: Connection, older_than: dt.datetime, limit: int = 500) -> list[str]:
+    """Running executions whose worker stopped beating before `older_than`."""
+    rows = conn.execute(
+        select(executions.c.id)
+        .where(
+            executions.c.status.in_(_RUNNING),
+            func.coalesce(executions.c.heartbeat_at, executions.c.started_at) < older_than,
+        )
+        .limit(limit)
+    )
+    return [r.id for r in rows]
+
+
+def due_queued(conn: Connection, now: dt.datetime, limit: int = 1000) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        select(executions.c.id, executions.c.job_id, executions.c.not_before)
+        .where(executions.c.status == Status.QUEUED.value, executions.c.not_before <= now)
+        .order_by(executions.c.id)
+        .limit(limit)
+    )
+    return [dict(r._mapping) for r in rows]
+
+
+def next_wake(conn: Connection, now: dt.datetime) -> dt.datetime | None:
+    """The earliest not-before of a queued execution that is not yet due."""
+    return conn.execute(
+        select(func.min(executions.c.not_before)).where(
+            executions.c.status == Status.QUEUED.value, executions.c.not_before > now
+        )
+    ).scalar_one_or_none()
+
+
+def queued_for_job(conn: Connection, job_id: str, now: dt.datetime, limit: int) -> list[str]:
+    rows = conn.execute(
+        select(executions.c.id)
+        .where(
+            executions.c.job_id == job_id,
+            executions.c.status == Status.QUEUED.value,
+            executions.c.not_before <= now,
+        )
+        .order_by(executions.c.id)
+        .limit(limit)
+    )
+    return [r.id for r in rows]
+
+
+def held_by(conn: Connection, worker: str) -> list[str]:
+    rows = conn.execute(
+        select(executions.c.id).where(
+            executions.c.worker == worker, executions.c.status.in_(_RUNNING)
+        )
+    )
+    return [r.id for r in rows]
+
+
+def first_active_in_project(conn: Connection, project_id: str) -> str | None:
+    return conn.execute(
+        select(executions.c.id)
+        .where(executions.c.project_id == project_id, executions.c.status.in_(_ACTIVE))
+        .limit(1)
+    ).scalar_one_or_none()

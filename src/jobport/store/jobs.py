@@ -1,0 +1,104 @@
+"""Jobs repository."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, delete, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from jobport.errors import Conflict, NotFound
+from jobport.store.pagination import Page, encode_cursor, page_of, paginate
+from jobport.store.tables import jobs
+
+SORTS = {"name": jobs.c.name, "createdAt": jobs.c.created_at, "updatedAt": jobs.c.updated_at}
+SORT_KEYS = {"name": "name", "createdAt": "created_at", "updatedAt": "updated_at"}
+
+
+def create(conn: Connection, row: dict[str, Any]) -> dict[str, Any]:
+    try:
+        with conn.begin_nested():
+            conn.execute(insert(jobs).values(**row))
+    except IntegrityError as exc:
+        raise Conflict(
+            f"a job named {row['name']!r} exists in this project", code="already_exists"
+        ) from exc
+    return row
+
+
+def find(
+    conn: Connection, project_id: str, ref: str, *, lock: bool = False
+) -> dict[str, Any] | None:
+    """A job of the project by id or by name; `lock` takes a row lock on PostgreSQL."""
+    query = select(jobs).where(
+        jobs.c.project_id == project_id, or_(jobs.c.id == ref, jobs.c.name == ref)
+    )
+    if lock and conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    row = conn.execute(query).first()
+    return dict(row._mapping) if row else None
+
+
+def get(conn: Connection, project_id: str, ref: str, *, lock: bool = False) -> dict[str, Any]:
+    job = find(conn, project_id, ref, lock=lock)
+    if job is None:
+        raise NotFound(f"no job {ref!r} in this project", code="job_not_found")
+    return job
+
+
+def get_by_id(conn: Connection, job_id: str) -> dict[str, Any] | None:
+    row = conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
+    return dict(row._mapping) if row else None
+
+
+def list_page(
+    conn: Connection,
+    project_id: str,
+    *,
+    name_contains: str | None,
+    label: tuple[str, str] | None,
+    sort: str,
+    cursor: str | None,
+    limit: int,
+) -> Page:
+    descending = sort.startswith("-")
+    key = sort.lstrip("-")
+    query = select(jobs).where(jobs.c.project_id == project_id)
+    if name_contains:
+        escaped = name_contains.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(jobs.c.name.ilike(f"%{escaped}%", escape="\\"))
+    if label is None:
+        query = paginate(
+            query, SORTS[key], jobs.c.id, descending=descending, cursor=cursor, limit=limit
+        )
+        rows = [dict(r._mapping) for r in conn.execute(query)]
+    else:
+        # Labels live inside the JSON spec; filter them in Python over the ordered scan.
+        rows = []
+        scan_cursor = cursor
+        while len(rows) <= limit:
+            batch_query = paginate(
+                query, SORTS[key], jobs.c.id, descending=descending, cursor=scan_cursor, limit=500
+            )
+            batch = [dict(r._mapping) for r in conn.execute(batch_query)]
+            scanned = batch[:500]
+            rows.extend(r for r in scanned if r["spec"].get("labels", {}).get(label[0]) == label[1])
+            if len(batch) <= 500:
+                break
+            last = scanned[-1]
+            scan_cursor = encode_cursor(last[SORT_KEYS[key]], last["id"])
+    return page_of(rows, limit, SORT_KEYS[key])
+
+
+def update_fields(conn: Connection, job_id: str, values: dict[str, Any]) -> None:
+    try:
+        with conn.begin_nested():
+            conn.execute(update(jobs).where(jobs.c.id == job_id).values(**values))
+    except IntegrityError as exc:
+        raise Conflict(
+            f"a job named {values.get('name')!r} exists in this project", code="already_exists"
+        ) from exc
+
+
+def remove(conn: Connection, job_id: str) -> None:
+    conn.execute(delete(jobs).where(jobs.c.id == job_id))

@@ -1,0 +1,68 @@
+"""Keyset pagination: opaque cursors over (sort value, id)."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Column, Select, and_, or_
+
+from jobport.errors import Invalid
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+def encode_cursor(value: Any, ident: str) -> str:
+    if isinstance(value, dt.datetime):
+        value = {"t": value.isoformat()}
+    raw = json.dumps([value, ident], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[Any, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        value, ident = json.loads(raw)
+        if isinstance(value, dict):
+            value = dt.datetime.fromisoformat(value["t"])
+        return value, str(ident)
+    except Exception as exc:
+        raise Invalid("cursor is not one this server issued", code="invalid_cursor") from exc
+
+
+def paginate(
+    query: Select[Any],
+    sort_col: Column[Any],
+    id_col: Column[Any],
+    *,
+    descending: bool,
+    cursor: str | None,
+    limit: int,
+) -> Select[Any]:
+    """Order `query` by (sort, id) and start after `cursor`; fetches limit + 1 rows."""
+    if cursor:
+        value, ident = decode_cursor(cursor)
+        if descending:
+            query = query.where(or_(sort_col < value, and_(sort_col == value, id_col < ident)))
+        else:
+            query = query.where(or_(sort_col > value, and_(sort_col == value, id_col > ident)))
+    if descending:
+        query = query.order_by(sort_col.desc(), id_col.desc())
+    else:
+        query = query.order_by(sort_col.asc(), id_col.asc())
+    return query.limit(limit + 1)
+
+
+def page_of(rows: list[dict[str, Any]], limit: int, sort_key: str) -> Page:
+    if len(rows) <= limit:
+        return Page(rows, None)
+    rows = rows[:limit]
+    last = rows[-1]
+    return Page(rows, encode_cursor(last[sort_key], last["id"]))

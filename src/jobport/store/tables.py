@@ -1,0 +1,128 @@
+"""The schema, as SQLAlchemy Core tables (migrations live in store/migrations)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Stored as naive UTC everywhere, handed back as aware UTC."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; use UTC-aware datetimes")
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC)
+
+
+Json = JSON().with_variant(JSONB(), "postgresql")
+Id = String(36)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+projects = Table(
+    "projects",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("description", Text, nullable=False, default=""),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("project_id", Id, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("spec", Json, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("project_id", "name"),
+)
+
+executions = Table(
+    "executions",
+    metadata,
+    Column("id", String(200), primary_key=True),
+    Column("project_id", Id, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("job_id", Id, ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
+    Column("job_name", String(200), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("trigger", String(20), nullable=False),
+    Column("parameters", Json, nullable=False),
+    Column("mode", String(10), nullable=False),
+    Column("principal", String(200), nullable=True),
+    Column("idempotency_key", String(200), nullable=True),
+    Column("attempt", Integer, nullable=False, default=1),
+    Column("retry_of", String(200), nullable=True),
+    Column("spec", Json, nullable=False),
+    Column("steps", Json, nullable=False),
+    Column("result", Json, nullable=True),
+    Column("error_code", String(50), nullable=True),
+    Column("error_message", Text, nullable=True),
+    Column("worker", String(200), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("not_before", UTCDateTime, nullable=False),
+    Column("started_at", UTCDateTime, nullable=True),
+    Column("finished_at", UTCDateTime, nullable=True),
+    Column("heartbeat_at", UTCDateTime, nullable=True),
+    Column("log_lines", BigInteger, nullable=False, default=0),
+    Column("log_bytes", BigInteger, nullable=False, default=0),
+    UniqueConstraint("project_id", "idempotency_key"),
+    Index("ix_executions_job_id_id", "job_id", "id"),
+    Index("ix_executions_project_id_id", "project_id", "id"),
+    Index("ix_executions_status_not_before", "status", "not_before"),
+)
+
+execution_logs = Table(
+    "execution_logs",
+    metadata,
+    Column(
+        "execution_id",
+        String(200),
+        ForeignKey("executions.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("step", String(200), nullable=True),
+    Column("stream", String(10), nullable=False),
+    Column("level", String(10), nullable=False),
+    Column("text", Text, nullable=False),
+)
