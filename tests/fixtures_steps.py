@@ -1,0 +1,50 @@
+"""Python step callables the tests run inside real workers (tests/ is on PYTHONPATH)."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+
+def echo(**kwargs: Any) -> dict[str, Any]:
+    return kwargs
+
+
+def records(n: int | str = 3) -> list[dict[str, Any]]:
+    return [{"id": i, "name": f"row {i}", "score": i * 1.5, "ok": i % 2 == 0} for i in range(int(n))]
+
+
+def boom(message: str = "it broke") -> None:
+    print("about to fail")
+    raise ValueError(message)
+
+
+def sleep(seconds: float | str = 60) -> str:
+    time.sleep(float(seconds))
+    return "slept"
+
+
+def busy(seconds: float | str = 60) -> str:
+    deadline = time.monotonic() + float(seconds)
+    while time.monotonic() < deadline:
+        sum(range(1000))
+    return "done"
+
+
+def hard_crash() -> None:
+    os._exit(9)
+
+
+def chatty(lines: int | str = 10) -> int:
+    for i in range(int(lines)):
+        print(f"line {i}")
+    return int(lines)
+
+
+def flaky(marker: str) -> str:
+    """Fails the first time it is called for `marker`, succeeds after."""
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        raise RuntimeError("first call fails")
+    return "second call works"
