@@ -24,8 +24,10 @@ BAD_JOBS = [
     ("duplicate step names", {"name": "j", "steps": [step(), step()]}, "twice"),
     (
         "template that does not parse",
-        {"name": "j", "steps": [{"name": "a", "kind": "command",
-                                 "config": {"command": "echo {{ params.x "}}]},
+        {
+            "name": "j",
+            "steps": [{"name": "a", "kind": "command", "config": {"command": "echo {{ params.x "}}],
+        },
         "template",
     ),
     ("unknown step kind", {"name": "j", "steps": [{"name": "a", "kind": "teleport"}]}, "teleport"),
@@ -37,8 +39,11 @@ BAD_JOBS = [
     ("no steps", {"name": "j", "steps": []}, "steps"),
     ("bad name", {"name": "../etc", "steps": [step()]}, "name"),
     ("wrong type", {"name": "j", "steps": [step()], "timeoutSeconds": "soon"}, "timeoutSeconds"),
-    ("bad concurrency policy", {"name": "j", "steps": [step()], "concurrencyPolicy": "maybe"},
-     "concurrencyPolicy"),
+    (
+        "bad concurrency policy",
+        {"name": "j", "steps": [step()], "concurrencyPolicy": "maybe"},
+        "concurrencyPolicy",
+    ),
 ]
 
 
@@ -73,11 +78,11 @@ def test_a_body_over_the_limit_is_a_413(api: httpx2.Client, project: str) -> Non
     assert api.get(f"/api/v1/projects/{project}/jobs").json()["items"] == []
 
 
-def test_execute_rejects_bad_input_without_starting_a_run(
-    api: httpx2.Client, project: str
-) -> None:
-    api.post(f"/api/v1/projects/{project}/jobs",
-             json={"name": "j", "parameters": {"n": 1}, "steps": [step()]})
+def test_execute_rejects_bad_input_without_starting_a_run(api: httpx2.Client, project: str) -> None:
+    api.post(
+        f"/api/v1/projects/{project}/jobs",
+        json={"name": "j", "parameters": {"n": 1}, "steps": [step()]},
+    )
     cases = [
         ({"mode": "sideways"}, "invalid_mode"),
         ({"parameters": {"nope": 1}}, "unknown_parameter"),

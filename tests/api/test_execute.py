@@ -28,8 +28,12 @@ def sh(name: str, command: str, **extra: Any) -> dict[str, Any]:
 def execute(api: httpx2.Client, project: str, job: str, **kwargs: Any) -> httpx2.Response:
     params = {"wait": kwargs.pop("wait")} if "wait" in kwargs else {}
     headers = kwargs.pop("headers", {})
-    return api.post(f"/api/v1/projects/{project}/jobs/{job}/execute", params=params,
-                    json=kwargs, headers=headers)
+    return api.post(
+        f"/api/v1/projects/{project}/jobs/{job}/execute",
+        params=params,
+        json=kwargs,
+        headers=headers,
+    )
 
 
 def final(api: httpx2.Client, execution_id: str, timeout: float = 20) -> dict[str, Any]:
@@ -44,8 +48,12 @@ def final(api: httpx2.Client, execution_id: str, timeout: float = 20) -> dict[st
 def test_async_execute_answers_202_with_location_then_succeeds(
     api: httpx2.Client, project: str
 ) -> None:
-    job = make_job(api, project, parameters={"who": "world"},
-                   steps=[sh("greet", "echo hello {{ params.who }}")])
+    job = make_job(
+        api,
+        project,
+        parameters={"who": "world"},
+        steps=[sh("greet", "echo hello {{ params.who }}")],
+    )
     response = execute(api, project, job["name"], parameters={"who": "jobport"})
     assert response.status_code == 202
     execution = response.json()
@@ -63,15 +71,23 @@ def test_async_execute_answers_202_with_location_then_succeeds(
 def test_sync_execute_returns_the_finished_run_with_its_result(
     api: httpx2.Client, project: str
 ) -> None:
-    job = make_job(api, project, parameters={"n": 2},
-                   steps=[py("rows", "fixtures_steps:records", n="{{ params.n }}")])
+    job = make_job(
+        api,
+        project,
+        parameters={"n": 2},
+        steps=[py("rows", "fixtures_steps:records", n="{{ params.n }}")],
+    )
     response = execute(api, project, job["name"], wait=30, parameters={"n": 3})
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["status"] == "succeeded"
     assert [c["name"] for c in body["result"]["schema"]] == ["id", "name", "score", "ok"]
-    assert [c["type"] for c in body["result"]["schema"]] == ["integer", "string", "number",
-                                                             "boolean"]
+    assert [c["type"] for c in body["result"]["schema"]] == [
+        "integer",
+        "string",
+        "number",
+        "boolean",
+    ]
     assert len(body["result"]["records"]) == 3
     result = api.get(f"/api/v1/executions/{body['id']}/result").json()
     assert result == body["result"]
@@ -79,9 +95,7 @@ def test_sync_execute_returns_the_finished_run_with_its_result(
     assert "schema" not in bare and len(bare["records"]) == 3
 
 
-def test_sync_execute_that_outlasts_the_wait_answers_202(
-    api: httpx2.Client, project: str
-) -> None:
+def test_sync_execute_that_outlasts_the_wait_answers_202(api: httpx2.Client, project: str) -> None:
     job = make_job(api, project, steps=[sh("slow", "sleep 5")])
     response = execute(api, project, job["name"], wait=0.5)
     assert response.status_code == 202
@@ -111,9 +125,7 @@ def test_the_same_idempotency_key_never_starts_a_second_run(
     assert len(runs["items"]) == 1
 
 
-def test_a_caller_given_execution_id_is_used_and_replayed(
-    api: httpx2.Client, project: str
-) -> None:
+def test_a_caller_given_execution_id_is_used_and_replayed(api: httpx2.Client, project: str) -> None:
     job = make_job(api, project, steps=[sh("a", "echo once")])
     caller_id = f"ci-build-{uuid.uuid4().hex[:8]}"
     first = execute(api, project, job["name"], executionId=caller_id, wait=30)
@@ -173,8 +185,9 @@ def test_a_failing_python_step_fails_the_run_with_its_message_and_traceback(
 def test_a_non_zero_exit_fails_the_step_and_skips_what_needs_it(
     api: httpx2.Client, project: str
 ) -> None:
-    job = make_job(api, project, steps=[sh("a", "echo oops >&2; exit 3"),
-                                        sh("b", "echo never", needs=["a"])])
+    job = make_job(
+        api, project, steps=[sh("a", "echo oops >&2; exit 3"), sh("b", "echo never", needs=["a"])]
+    )
     body = execute(api, project, job["name"], wait=30).json()
     assert body["status"] == "failed"
     assert "exited with code 3" in body["error"]["message"]
@@ -184,8 +197,11 @@ def test_a_non_zero_exit_fails_the_step_and_skips_what_needs_it(
 
 
 def test_continue_on_error_lets_dependants_run(api: httpx2.Client, project: str) -> None:
-    job = make_job(api, project, steps=[sh("a", "exit 1", continueOnError=True),
-                                        sh("b", "echo ran", needs=["a"])])
+    job = make_job(
+        api,
+        project,
+        steps=[sh("a", "exit 1", continueOnError=True), sh("b", "echo ran", needs=["a"])],
+    )
     body = execute(api, project, job["name"], wait=30).json()
     assert body["status"] == "succeeded"
     assert [s["status"] for s in body["steps"]] == ["failed", "succeeded"]
@@ -204,12 +220,23 @@ def test_an_undefined_template_name_fails_the_step_clearly(
 def test_templates_see_mode_execution_job_and_earlier_results(
     api: httpx2.Client, project: str
 ) -> None:
-    job = make_job(api, project, parameters={"x": 1}, steps=[
-        py("first", "fixtures_steps:echo", value="{{ params.x }}"),
-        {**py("second", "fixtures_steps:echo",
-              seen="{{ steps.first.result.value }}|{{ mode }}|{{ job.name }}|{{ execution.id }}"),
-         "needs": ["first"]},
-    ])
+    job = make_job(
+        api,
+        project,
+        parameters={"x": 1},
+        steps=[
+            py("first", "fixtures_steps:echo", value="{{ params.x }}"),
+            {
+                **py(
+                    "second",
+                    "fixtures_steps:echo",
+                    seen="{{ steps.first.result.value }}|{{ mode }}|{{ job.name }}"
+                    "|{{ execution.id }}",
+                ),
+                "needs": ["first"],
+            },
+        ],
+    )
     body = execute(api, project, job["name"], wait=30, mode="delta", parameters={"x": 7}).json()
     assert body["status"] == "succeeded", body
     assert body["mode"] == "delta"
@@ -217,10 +244,14 @@ def test_templates_see_mode_execution_job_and_earlier_results(
 
 
 def test_the_step_marked_result_gives_the_result(api: httpx2.Client, project: str) -> None:
-    job = make_job(api, project, steps=[
-        {**py("rows", "fixtures_steps:records", n=2), "result": True},
-        sh("after", "echo done", needs=["rows"]),
-    ])
+    job = make_job(
+        api,
+        project,
+        steps=[
+            {**py("rows", "fixtures_steps:records", n=2), "result": True},
+            sh("after", "echo done", needs=["rows"]),
+        ],
+    )
     body = execute(api, project, job["name"], wait=30).json()
     assert len(body["result"]["records"]) == 2
 

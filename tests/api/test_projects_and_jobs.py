@@ -81,7 +81,9 @@ def test_patch_replaces_fields_and_revalidates(api: httpx2.Client, project: str)
     assert patched.json()["labels"] == {"team": "data"}
     bad = api.patch(
         f"/api/v1/projects/{project}/jobs/hello",
-        json={"steps": [{"name": "a", "kind": "command", "config": {"command": "x"}, "needs": ["b"]}]},
+        json={
+            "steps": [{"name": "a", "kind": "command", "config": {"command": "x"}, "needs": ["b"]}]
+        },
     )
     assert bad.status_code == 422 and "b" in bad.json()["message"]
     assert api.get(f"/api/v1/projects/{project}/jobs/hello").json()["steps"][0]["name"] == "greet"

@@ -32,9 +32,13 @@ def test_cancel_kills_a_running_command_step_and_its_children(
     api: httpx2.Client, project: str, tmp_path: Any
 ) -> None:
     marker = tmp_path / "survived"
-    job = make_job(api, project, steps=[
-        sh("sleep", f"(sleep 3; touch {marker}) & sleep 60"),
-    ])
+    job = make_job(
+        api,
+        project,
+        steps=[
+            sh("sleep", f"(sleep 3; touch {marker}) & sleep 60"),
+        ],
+    )
     run = execute(api, project, job["name"]).json()
     running(api, run["id"])
     done, took = cancel_and_time(api, run["id"])
@@ -109,10 +113,14 @@ def test_a_job_timeout_ends_the_run_timed_out(api: httpx2.Client, project: str) 
 
 
 def test_a_step_timeout_ends_the_run_timed_out(api: httpx2.Client, project: str) -> None:
-    job = make_job(api, project, steps=[
-        sh("slow", "sleep 30", timeoutSeconds=0.5),
-        sh("after", "echo never", needs=["slow"]),
-    ])
+    job = make_job(
+        api,
+        project,
+        steps=[
+            sh("slow", "sleep 30", timeoutSeconds=0.5),
+            sh("after", "echo never", needs=["slow"]),
+        ],
+    )
     body = execute(api, project, job["name"], wait=30).json()
     assert body["status"] == "timed_out"
     assert "slow" in body["error"]["message"]
@@ -132,10 +140,17 @@ def test_a_python_step_that_kills_its_worker_fails_the_run_as_worker_lost(
 
 def test_step_retries_run_the_step_again(api: httpx2.Client, project: str, tmp_path: Any) -> None:
     marker = str(tmp_path / "flaky-step")
-    job = make_job(api, project, steps=[
-        {**py("flaky", "fixtures_steps:flaky", marker=marker), "retries": 1,
-         "retryDelaySeconds": 0.1},
-    ])
+    job = make_job(
+        api,
+        project,
+        steps=[
+            {
+                **py("flaky", "fixtures_steps:flaky", marker=marker),
+                "retries": 1,
+                "retryDelaySeconds": 0.1,
+            },
+        ],
+    )
     body = execute(api, project, job["name"], wait=30).json()
     assert body["status"] == "succeeded"
     assert body["result"] == "second call works"
@@ -145,14 +160,20 @@ def test_job_retries_start_a_new_execution_after_the_backoff(
     api: httpx2.Client, project: str, tmp_path: Any
 ) -> None:
     marker = str(tmp_path / "flaky-job")
-    job = make_job(api, project, retries=2, retryDelaySeconds=0.5,
-                   steps=[py("flaky", "fixtures_steps:flaky", marker=marker)])
+    job = make_job(
+        api,
+        project,
+        retries=2,
+        retryDelaySeconds=0.5,
+        steps=[py("flaky", "fixtures_steps:flaky", marker=marker)],
+    )
     first = execute(api, project, job["name"], wait=30).json()
     assert first["status"] == "failed"
 
     def retried() -> dict[str, Any] | None:
-        runs = api.get(f"/api/v1/projects/{project}/executions",
-                       params={"job": job["name"]}).json()["items"]
+        runs = api.get(
+            f"/api/v1/projects/{project}/executions", params={"job": job["name"]}
+        ).json()["items"]
         return runs[0] if len(runs) == 2 and runs[0]["status"] == "succeeded" else None
 
     retry = wait_for(retried)

@@ -15,8 +15,9 @@ def all_lines(api: httpx2.Client, execution_id: str) -> list[dict[str, Any]]:
     lines: list[dict[str, Any]] = []
     after = 0
     while True:
-        page = api.get(f"/api/v1/executions/{execution_id}/logs",
-                       params={"after": after, "limit": 10000}).json()
+        page = api.get(
+            f"/api/v1/executions/{execution_id}/logs", params={"after": after, "limit": 10000}
+        ).json()
         lines += page["items"]
         after = page["nextAfter"]
         if page["finished"]:
@@ -41,30 +42,37 @@ def test_logs_are_read_by_cursor(api: httpx2.Client, project: str) -> None:
     body = execute(api, project, job["name"], wait=30).json()
     first = api.get(f"/api/v1/executions/{body['id']}/logs", params={"limit": 10}).json()
     assert len(first["items"]) == 10 and not first["finished"]
-    rest = api.get(f"/api/v1/executions/{body['id']}/logs",
-                   params={"after": first["nextAfter"]}).json()
+    rest = api.get(
+        f"/api/v1/executions/{body['id']}/logs", params={"after": first["nextAfter"]}
+    ).json()
     seqs = [ln["seq"] for ln in first["items"] + rest["items"]]
     assert seqs == list(range(1, len(seqs) + 1))
     assert rest["finished"] and rest["status"] == "succeeded"
 
 
 def test_follow_streams_lines_live_until_the_run_ends(api: httpx2.Client, project: str) -> None:
-    job = make_job(api, project, steps=[
-        sh("tick", "for i in 1 2 3 4 5; do echo tick $i; sleep 0.3; done"),
-    ])
+    job = make_job(
+        api,
+        project,
+        steps=[
+            sh("tick", "for i in 1 2 3 4 5; do echo tick $i; sleep 0.3; done"),
+        ],
+    )
     run = execute(api, project, job["name"]).json()
     events: list[tuple[str, Any, float]] = []
     started = time.monotonic()
-    with api.stream("GET", f"/api/v1/executions/{run['id']}/logs",
-                    params={"follow": "true"}) as response:
+    with api.stream(
+        "GET", f"/api/v1/executions/{run['id']}/logs", params={"follow": "true"}
+    ) as response:
         assert response.headers["content-type"].startswith("text/event-stream")
         event = None
         for raw in response.iter_lines():
             if raw.startswith("event: "):
-                event = raw[len("event: "):]
+                event = raw[len("event: ") :]
             elif raw.startswith("data: "):
-                events.append((event or "", json.loads(raw[len("data: "):]),
-                               time.monotonic() - started))
+                events.append(
+                    (event or "", json.loads(raw[len("data: ") :]), time.monotonic() - started)
+                )
     ticks = [(e, t) for kind, e, t in events if kind == "log" and e["stream"] == "stdout"]
     assert [e["text"] for e, _ in ticks] == [f"tick {i}" for i in range(1, 6)]
     assert ticks[-1][1] - ticks[0][1] > 0.8, "lines arrived all at once, not live"
@@ -74,8 +82,12 @@ def test_follow_streams_lines_live_until_the_run_ends(api: httpx2.Client, projec
 def test_follow_resumes_after_last_event_id(api: httpx2.Client, project: str) -> None:
     job = make_job(api, project, steps=[sh("count", "seq 1 5")])
     body = execute(api, project, job["name"], wait=30).json()
-    with api.stream("GET", f"/api/v1/executions/{body['id']}/logs",
-                    params={"follow": "true"}, headers={"Last-Event-ID": "3"}) as response:
+    with api.stream(
+        "GET",
+        f"/api/v1/executions/{body['id']}/logs",
+        params={"follow": "true"},
+        headers={"Last-Event-ID": "3"},
+    ) as response:
         ids = [int(raw[4:]) for raw in response.iter_lines() if raw.startswith("id: ")]
     assert ids and ids[0] == 4
 

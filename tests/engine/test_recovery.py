@@ -24,18 +24,23 @@ def test_kill_9_of_the_server_fails_running_runs_as_worker_lost_and_runs_queued_
     api = server.client()
     api.post("/api/v1/projects", json={"name": "crash"})
     marker = f"{uuid.uuid4().hex[:12]}"
-    job = make_job(api, "crash", maxConcurrent=1,
-                   steps=[sh("sleep", f"sleep 60 # {marker}")])
-    retried = make_job(api, "crash", retries=1, retryDelaySeconds=0,
-                       steps=[sh("sleep", f"sleep {{{{ 60 if execution.attempt == 1 else 0 }}}}"
-                                  f" # {marker}")])
+    job = make_job(api, "crash", maxConcurrent=1, steps=[sh("sleep", f"sleep 60 # {marker}")])
+    retried = make_job(
+        api,
+        "crash",
+        retries=1,
+        retryDelaySeconds=0,
+        steps=[sh("sleep", f"sleep {{{{ 60 if execution.attempt == 1 else 0 }}}} # {marker}")],
+    )
     running = execute(api, "crash", job["name"]).json()
     queued = execute(api, "crash", job["name"]).json()
     lost_then_retried = execute(api, "crash", retried["name"]).json()
-    wait_for(lambda: api.get(f"/api/v1/executions/{running['id']}").json()["status"]
-             == "running")
-    wait_for(lambda: api.get(f"/api/v1/executions/{lost_then_retried['id']}").json()["status"]
-             == "running")
+    wait_for(lambda: api.get(f"/api/v1/executions/{running['id']}").json()["status"] == "running")
+    wait_for(
+        lambda: (
+            api.get(f"/api/v1/executions/{lost_then_retried['id']}").json()["status"] == "running"
+        )
+    )
     assert api.get(f"/api/v1/executions/{queued['id']}").json()["status"] == "queued"
     api.close()
 
@@ -50,15 +55,18 @@ def test_kill_9_of_the_server_fails_running_runs_as_worker_lost_and_runs_queued_
     assert lost["status"] == "failed"
     assert lost["error"]["code"] == "worker_lost"
     # The run held back by maxConcurrent starts once the lost one is concluded.
-    wait_for(lambda: api.get(f"/api/v1/executions/{queued['id']}").json()["status"]
-             == "running", timeout=30)
+    wait_for(
+        lambda: api.get(f"/api/v1/executions/{queued['id']}").json()["status"] == "running",
+        timeout=30,
+    )
     api.post(f"/api/v1/executions/{queued['id']}/cancel")
     assert final(api, queued["id"])["status"] == "cancelled"
     assert final(api, lost_then_retried["id"])["error"]["code"] == "worker_lost"
 
     def retry_succeeded() -> bool:
-        runs = api.get("/api/v1/projects/crash/executions",
-                       params={"job": retried["name"]}).json()["items"]
+        runs = api.get("/api/v1/projects/crash/executions", params={"job": retried["name"]}).json()[
+            "items"
+        ]
         return len(runs) == 2 and runs[0]["status"] == "succeeded"
 
     wait_for(retry_succeeded, timeout=30)
@@ -71,8 +79,7 @@ def test_every_accepted_execution_ends_even_if_the_server_dies_mid_burst(
     server = make_server().start()
     api = server.client()
     api.post("/api/v1/projects", json={"name": "burst"})
-    job = make_job(api, "burst", retries=3, retryDelaySeconds=0,
-                   steps=[sh("nap", "sleep 0.2")])
+    job = make_job(api, "burst", retries=3, retryDelaySeconds=0, steps=[sh("nap", "sleep 0.2")])
     accepted = [execute(api, "burst", job["name"]).json()["id"] for _ in range(40)]
     api.close()
     server.kill()  # the whole process group, at once
@@ -106,3 +113,40 @@ def test_every_accepted_execution_ends_even_if_the_server_dies_mid_burst(
 
     wait_for(all_ended, timeout=60, interval=0.5)
     api.close()
+
+
+def test_a_clean_shutdown_concludes_the_runs_it_interrupts(make_server: Any) -> None:
+    server = make_server(heartbeat_timeout=600).start()
+    api = server.client()
+    api.post("/api/v1/projects", json={"name": "stop"})
+    job = make_job(api, "stop", steps=[sh("sleep", "sleep 60")])
+    run = execute(api, "stop", job["name"]).json()
+    wait_for(lambda: api.get(f"/api/v1/executions/{run['id']}").json()["status"] == "running")
+    api.close()
+    server.stop()  # SIGINT: the server stops its workers, waiting a few seconds for them
+
+    server.start()
+    with server.client() as api:
+        body = api.get(f"/api/v1/executions/{run['id']}").json()
+    assert body["status"] == "failed"
+    assert body["error"]["code"] == "worker_lost"
+    assert "shut down" in body["error"]["message"]
+
+
+def test_restart_does_not_wait_for_the_heartbeat_timeout_when_the_worker_is_gone(
+    make_server: Any,
+) -> None:
+    server = make_server(heartbeat_timeout=600).start()
+    api = server.client()
+    api.post("/api/v1/projects", json={"name": "quick"})
+    job = make_job(api, "quick", steps=[sh("sleep", "sleep 60")])
+    run = execute(api, "quick", job["name"]).json()
+    wait_for(lambda: api.get(f"/api/v1/executions/{run['id']}").json()["status"] == "running")
+    api.close()
+    server.kill()
+
+    server.start()
+    with server.client() as api:
+        lost = final(api, run["id"], timeout=10)
+    assert lost["error"]["code"] == "worker_lost"
+    assert "no longer exists" in lost["error"]["message"]

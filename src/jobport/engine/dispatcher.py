@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import os
 from collections import defaultdict
 from typing import Any
 
@@ -21,6 +22,24 @@ from jobport.store import executions as exec_store
 from jobport.store.db import Database, utcnow
 
 log = logging.getLogger("jobport.dispatcher")
+
+
+def node_name() -> str:
+    return os.uname().nodename
+
+
+def pid_alive(worker: str) -> bool:
+    """Whether the process of a worker named `node:pid` on this host still exists."""
+    _, _, pid = worker.rpartition(":")
+    if not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class Dispatcher:
@@ -47,7 +66,13 @@ class Dispatcher:
                 await self._sweeper
         for timer in self._timers.values():
             timer.cancel()
-        await asyncio.to_thread(self.executor.stop, 5.0)
+        killed = await asyncio.to_thread(self.executor.stop, 5.0)
+        # Runs cut short by the shutdown end now (or are retried), not a heartbeat later.
+        for worker in killed:
+            with self.db.read() as conn:
+                held = exec_store.held_by(conn, worker)
+            for execution_id in held:
+                conclude_lost(self.db, execution_id, f"the server shut down while {worker} ran it")
 
     # -- handing out -----------------------------------------------------------------
 
@@ -174,13 +199,17 @@ class Dispatcher:
         with self.db.read() as conn:
             stale = exec_store.stale_running(conn, stale_before)
             due = exec_store.due_queued(conn, now)
-        for execution_id in stale:
-            self._call(
-                self._conclude_lost,
-                execution_id,
-                "no heartbeat for more than "
-                f"{self.settings.heartbeat_timeout:g}s (worker or server died)",
-            )
+            local = exec_store.running_on_node(conn, node_name())
+        lost: dict[str, str] = {
+            execution_id: f"no heartbeat for more than {self.settings.heartbeat_timeout:g}s "
+            "(its worker or server died)"
+            for execution_id in stale
+        }
+        for worker, execution_id in local:
+            if execution_id not in lost and not pid_alive(worker):
+                lost[execution_id] = f"its worker process {worker} no longer exists"
+        for execution_id, reason in lost.items():
+            self._call(self._conclude_lost, execution_id, reason)
         for row in due:
             self._call(self._resubmit, row["id"])
 

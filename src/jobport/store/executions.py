@@ -61,16 +61,30 @@ def active_for_job(conn: Connection, job_id: str) -> list[dict[str, Any]]:
 
 
 def latest_for_jobs(conn: Connection, job_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-    """The newest execution of each job (ids are time-ordered, so the max id is the newest)."""
+    """The newest execution of each job.
+
+    By creation time, not by the max id: callers may name executions ("zz-manual"), and
+    such an id would otherwise stay the "newest" forever.
+    """
     ids = list(job_ids)
     if not ids:
         return {}
-    newest = (
-        select(func.max(executions.c.id))
+    ranked = (
+        select(
+            executions.c.id,
+            func.row_number()
+            .over(
+                partition_by=executions.c.job_id,
+                order_by=(executions.c.created_at.desc(), executions.c.id.desc()),
+            )
+            .label("rank"),
+        )
         .where(executions.c.job_id.in_(ids))
-        .group_by(executions.c.job_id)
+        .subquery()
     )
-    rows = conn.execute(select(executions).where(executions.c.id.in_(newest)))
+    rows = conn.execute(
+        select(executions).join(ranked, ranked.c.id == executions.c.id).where(ranked.c.rank == 1)
+    )
     return {r.job_id: dict(r._mapping) for r in rows}
 
 
@@ -218,3 +232,13 @@ def first_active_in_project(conn: Connection, project_id: str) -> str | None:
         .where(executions.c.project_id == project_id, executions.c.status.in_(_ACTIVE))
         .limit(1)
     ).scalar_one_or_none()
+
+
+def running_on_node(conn: Connection, node: str) -> list[tuple[str, str]]:
+    """(worker, execution id) of running executions held by workers named `node:*`."""
+    rows = conn.execute(
+        select(executions.c.worker, executions.c.id).where(
+            executions.c.status.in_(_RUNNING), executions.c.worker.like(f"{node}:%")
+        )
+    )
+    return [(r.worker, r.id) for r in rows]

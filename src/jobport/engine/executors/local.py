@@ -143,8 +143,11 @@ class LocalExecutor:
                     self._on_event(("worker_died", f"{node}:{proc.pid}", proc.exitcode))
                 self._spawn(index)
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self, timeout: float = 5.0) -> list[str]:
+        """Ask workers to finish, kill those still busy after `timeout`; return their names."""
         self._stopping.set()
+        node = os.uname().nodename
+        killed: list[str] = []
         for _ in self._procs:
             with contextlib.suppress(Exception):
                 self._tasks.put(None)
@@ -154,8 +157,10 @@ class LocalExecutor:
                 proc.join(max(0.0, deadline - time.monotonic()))
         for proc in self._procs:
             if proc is not None and proc.is_alive():
+                killed.append(f"{node}:{proc.pid}")
                 proc.kill()
                 proc.join(2)
         for q in (self._tasks, self._events):
             q.cancel_join_thread()
             q.close()
+        return killed
