@@ -123,3 +123,14 @@ def test_openapi_and_docs_are_served(api: httpx2.Client) -> None:
     assert "/api/v1/projects/{project}/jobs/{job}/execute" in spec["paths"]
     assert api.get("/docs").status_code == 200
     assert api.get("/healthz").json()["status"] == "ok"
+
+
+def test_newest_run_is_by_time_even_with_caller_given_ids(api: httpx2.Client, project: str) -> None:
+    api.post(f"/api/v1/projects/{project}/jobs", json=HELLO)
+    url = f"/api/v1/projects/{project}/jobs/hello/execute"
+    first = api.post(url, params={"wait": 30}, json={"executionId": "zzz-sorts-last"}).json()
+    second = api.post(url, params={"wait": 30}).json()
+    job = api.get(f"/api/v1/projects/{project}/jobs/hello").json()
+    assert job["lastExecution"]["id"] == second["id"]
+    listed = api.get(f"/api/v1/projects/{project}/executions").json()["items"]
+    assert [e["id"] for e in listed] == [second["id"], first["id"]]

@@ -55,37 +55,32 @@ def active_for_job(conn: Connection, job_id: str) -> list[dict[str, Any]]:
     rows = conn.execute(
         select(executions)
         .where(executions.c.job_id == job_id, executions.c.status.in_(_ACTIVE))
-        .order_by(executions.c.id)
+        .order_by(executions.c.created_at, executions.c.id)
     )
     return [dict(r._mapping) for r in rows]
 
 
 def latest_for_jobs(conn: Connection, job_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-    """The newest execution of each job.
-
-    By creation time, not by the max id: callers may name executions ("zz-manual"), and
-    such an id would otherwise stay the "newest" forever.
-    """
+    """The newest execution of each job, by creation time (ids may be caller-given)."""
     ids = list(job_ids)
     if not ids:
         return {}
-    ranked = (
-        select(
-            executions.c.id,
-            func.row_number()
-            .over(
-                partition_by=executions.c.job_id,
-                order_by=(executions.c.created_at.desc(), executions.c.id.desc()),
-            )
-            .label("rank"),
-        )
-        .where(executions.c.job_id.in_(ids))
-        .subquery()
+    newer = executions.alias("newer")
+    newest_time = (
+        select(func.max(newer.c.created_at))
+        .where(newer.c.job_id == executions.c.job_id)
+        .scalar_subquery()
     )
     rows = conn.execute(
-        select(executions).join(ranked, ranked.c.id == executions.c.id).where(ranked.c.rank == 1)
+        select(executions).where(
+            executions.c.job_id.in_(ids), executions.c.created_at == newest_time
+        )
     )
-    return {r.job_id: dict(r._mapping) for r in rows}
+    latest: dict[str, dict[str, Any]] = {}
+    for r in rows:  # equal creation times: the greatest id wins, deterministically
+        if r.job_id not in latest or r.id > latest[r.job_id]["id"]:
+            latest[r.job_id] = dict(r._mapping)
+    return latest
 
 
 def list_page(
@@ -109,10 +104,15 @@ def list_page(
     if created_before:
         query = query.where(executions.c.created_at < created_before)
     query = paginate(
-        query, executions.c.id, executions.c.id, descending=True, cursor=cursor, limit=limit
+        query,
+        executions.c.created_at,
+        executions.c.id,
+        descending=True,
+        cursor=cursor,
+        limit=limit,
     )
     rows = [dict(r._mapping) for r in conn.execute(query)]
-    return page_of(rows, limit, "id")
+    return page_of(rows, limit, "created_at")
 
 
 def transition(
@@ -188,7 +188,7 @@ def due_queued(conn: Connection, now: dt.datetime, limit: int = 1000) -> list[di
     rows = conn.execute(
         select(executions.c.id, executions.c.job_id, executions.c.not_before)
         .where(executions.c.status == Status.QUEUED.value, executions.c.not_before <= now)
-        .order_by(executions.c.id)
+        .order_by(executions.c.created_at, executions.c.id)
         .limit(limit)
     )
     return [dict(r._mapping) for r in rows]
@@ -211,7 +211,7 @@ def queued_for_job(conn: Connection, job_id: str, now: dt.datetime, limit: int) 
             executions.c.status == Status.QUEUED.value,
             executions.c.not_before <= now,
         )
-        .order_by(executions.c.id)
+        .order_by(executions.c.created_at, executions.c.id)
         .limit(limit)
     )
     return [r.id for r in rows]

@@ -105,8 +105,8 @@ executions = Table(
     Column("log_lines", BigInteger, nullable=False, default=0),
     Column("log_bytes", BigInteger, nullable=False, default=0),
     UniqueConstraint("project_id", "idempotency_key"),
-    Index("ix_executions_job_id_id", "job_id", "id"),
-    Index("ix_executions_project_id_id", "project_id", "id"),
+    Index("ix_executions_job_id_created_at", "job_id", "created_at"),
+    Index("ix_executions_project_id_created_at", "project_id", "created_at"),
     Index("ix_executions_status_not_before", "status", "not_before"),
 )
 

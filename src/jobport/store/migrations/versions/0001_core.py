@@ -82,8 +82,10 @@ def upgrade() -> None:
             "project_id", "idempotency_key", name="uq_executions_project_id_idempotency_key"
         ),
     )
-    op.create_index("ix_executions_job_id_id", "executions", ["job_id", "id"])
-    op.create_index("ix_executions_project_id_id", "executions", ["project_id", "id"])
+    op.create_index("ix_executions_job_id_created_at", "executions", ["job_id", "created_at"])
+    op.create_index(
+        "ix_executions_project_id_created_at", "executions", ["project_id", "created_at"]
+    )
     op.create_index("ix_executions_status_not_before", "executions", ["status", "not_before"])
     op.create_table(
         "execution_logs",
@@ -107,8 +109,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("execution_logs")
     op.drop_index("ix_executions_status_not_before", "executions")
-    op.drop_index("ix_executions_project_id_id", "executions")
-    op.drop_index("ix_executions_job_id_id", "executions")
+    op.drop_index("ix_executions_project_id_created_at", "executions")
+    op.drop_index("ix_executions_job_id_created_at", "executions")
     op.drop_table("executions")
     op.drop_table("jobs")
     op.drop_table("projects")
