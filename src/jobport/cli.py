@@ -29,7 +29,6 @@ from jobport.client import (
     ValidationFailed,
     definition_of,
 )
-from jobport.settings import Settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="jobport: a job server.")
 db_app = typer.Typer(no_args_is_help=True, help="Database maintenance.")
@@ -94,6 +93,7 @@ def serve(
     import uvicorn
 
     from jobport.api.app import create_app
+    from jobport.settings import Settings
 
     overrides = {k: v for k, v in {"host": host, "port": port, "workers": workers}.items() if v}
     settings = Settings(**overrides)
@@ -123,6 +123,7 @@ def serve(
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply pending migrations to JOBPORT_DATABASE_URL."""
+    from jobport.settings import Settings
     from jobport.store.db import Database
 
     settings = Settings()

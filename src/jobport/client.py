@@ -40,10 +40,8 @@ from typing import Any, Literal
 from urllib.parse import quote
 
 import httpx2
-from pydantic import ValidationError
 
 from jobport import __version__
-from jobport.domain.jobs import JobSpec
 from jobport.errors import JobportError
 
 __all__ = [
@@ -229,6 +227,11 @@ def _complete(definition: dict[str, Any]) -> tuple[dict[str, Any], bool]:
     server, which merges a PATCH into the stored definition, judges exactly what was written
     and names the problem in its own words.
     """
+    # Imported here: pydantic and the model cost a command-line call a quarter of a second.
+    from pydantic import ValidationError
+
+    from jobport.domain.jobs import JobSpec
+
     try:
         return JobSpec.model_validate(definition).wire(), True
     except ValidationError:

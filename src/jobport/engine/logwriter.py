@@ -47,34 +47,44 @@ class LogWriter:
         self._flusher.start()
 
     def add(self, step: str | None, stream: str, text: str, level: str = "info") -> None:
-        if len(text) > MAX_LINE_CHARS:
-            text = text[:MAX_LINE_CHARS] + " [line cut]"
-        size = len(text.encode("utf-8", "replace")) + 1
+        self.add_many(step, stream, [text], level)
+
+    def add_many(
+        self, step: str | None, stream: str, texts: list[str], level: str = "info"
+    ) -> None:
+        """Append lines that arrived together (one timestamp, one lock for all of them)."""
+        at = utcnow()
         with self._cond:
-            if self._truncated:
-                self._dropped += 1
-                return
-            if self._total_bytes + size > self.max_bytes:
-                self._truncated = True
-                self._dropped += 1
-                text = (
-                    f"[log truncated: the limit of {self.max_bytes} bytes per execution was "
-                    "reached; later lines are dropped]"
+            for text in texts:
+                if self._truncated:
+                    self._dropped += 1
+                    continue
+                if len(text) > MAX_LINE_CHARS:
+                    text = text[:MAX_LINE_CHARS] + " [line cut]"
+                size = len(text) + 1 if text.isascii() else len(text.encode("utf-8", "replace")) + 1
+                line_step, line_stream, line_level = step, stream, level
+                if self._total_bytes + size > self.max_bytes:
+                    self._truncated = True
+                    self._dropped += 1
+                    text = (
+                        f"[log truncated: the limit of {self.max_bytes} bytes per execution was "
+                        "reached; later lines are dropped]"
+                    )
+                    line_step, line_stream, line_level = None, "system", "warning"
+                    size = len(text) + 1
+                self._seq += 1
+                self._total_bytes += size
+                self._buffer_bytes += size
+                self._buffer.append(
+                    {
+                        "seq": self._seq,
+                        "at": at,
+                        "step": line_step,
+                        "stream": line_stream,
+                        "level": line_level,
+                        "text": text,
+                    }
                 )
-                step, stream, level, size = None, "system", "warning", len(text) + 1
-            self._seq += 1
-            self._total_bytes += size
-            self._buffer_bytes += size
-            self._buffer.append(
-                {
-                    "seq": self._seq,
-                    "at": utcnow(),
-                    "step": step,
-                    "stream": stream,
-                    "level": level,
-                    "text": text,
-                }
-            )
             if len(self._buffer) >= self.batch_lines:
                 self._cond.notify()
 

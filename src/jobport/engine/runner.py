@@ -265,6 +265,9 @@ class Run:
         def log(stream: str, text: str) -> None:
             self.logs.add(name, stream, text, "error" if stream == "stderr" else "info")
 
+        def log_lines(stream: str, texts: list[str]) -> None:
+            self.logs.add_many(name, stream, texts, "error" if stream == "stderr" else "info")
+
         ctx = StepContext(
             self.execution["id"],
             name,
@@ -272,6 +275,7 @@ class Run:
             rs.stop,
             self.grace,
             env={"JOBPORT_EXECUTION_ID": self.execution["id"], "JOBPORT_STEP": name},
+            log_lines=log_lines,
         )
         status, error, code = StepStatus.SUCCEEDED, None, None
         try:

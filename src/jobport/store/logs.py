@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, select, update
 
 from jobport.store.tables import execution_logs, executions
 
@@ -13,7 +14,7 @@ def append(conn: Connection, execution_id: str, lines: list[dict[str, Any]], nby
     """Insert `lines` (each with seq, at, step, stream, level, text) and bump the counters."""
     if not lines:
         return
-    conn.execute(insert(execution_logs), [{"execution_id": execution_id, **ln} for ln in lines])
+    _insert_many(conn, execution_id, lines)
     conn.execute(
         update(executions)
         .where(executions.c.id == execution_id)
@@ -22,6 +23,38 @@ def append(conn: Connection, execution_id: str, lines: list[dict[str, Any]], nby
             log_bytes=executions.c.log_bytes + nbytes,
         )
     )
+
+
+_COLUMNS = "execution_id, seq, at, step, stream, level, text"
+
+
+def _insert_many(conn: Connection, execution_id: str, lines: list[dict[str, Any]]) -> None:
+    """One driver-level executemany: log batches are the hottest write there is.
+
+    Timestamps are bound as the tables' UTCDateTime stores them: naive UTC, and on
+    SQLite in SQLAlchemy's text format, so reads through the table are unchanged.
+    """
+    sqlite = conn.dialect.name == "sqlite"
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    rows = []
+    for ln in lines:
+        at = ln["at"].astimezone(dt.UTC).replace(tzinfo=None)
+        rows.append(
+            (
+                execution_id,
+                ln["seq"],
+                at.strftime(_SQLITE_TIME) if sqlite else at,
+                ln["step"],
+                ln["stream"],
+                ln["level"],
+                ln["text"],
+            )
+        )
+    placeholders = ", ".join([mark] * 7)
+    conn.exec_driver_sql(f"INSERT INTO execution_logs ({_COLUMNS}) VALUES ({placeholders})", rows)
+
+
+_SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
 
 
 def read(conn: Connection, execution_id: str, *, after: int, limit: int) -> list[dict[str, Any]]:

@@ -49,6 +49,7 @@ def paginate(
     """Order `query` by (sort, id) and start after `cursor`; fetches limit + 1 rows."""
     if cursor:
         value, ident = decode_cursor(cursor)
+        _check_sort_value(sort_col, value)
         if descending:
             query = query.where(or_(sort_col < value, and_(sort_col == value, id_col < ident)))
         else:
@@ -58,6 +59,18 @@ def paginate(
     else:
         query = query.order_by(sort_col.asc(), id_col.asc())
     return query.limit(limit + 1)
+
+
+def _check_sort_value(sort_col: Column[Any], value: Any) -> None:
+    """A cursor from another sort (or a forged one) would otherwise fail in the database."""
+    column_type = getattr(sort_col.type, "impl", sort_col.type)
+    try:
+        expected = column_type.python_type
+    except NotImplementedError:
+        return
+    naive = isinstance(value, dt.datetime) and value.tzinfo is None
+    if not isinstance(value, expected) or naive:
+        raise Invalid("cursor is not one this server issued", code="invalid_cursor")
 
 
 def page_of(rows: list[dict[str, Any]], limit: int, sort_key: str) -> Page:

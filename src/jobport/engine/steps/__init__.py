@@ -30,6 +30,14 @@ class StepContext:
     stop: threading.Event
     grace_seconds: float
     env: dict[str, str] = field(default_factory=dict)
+    log_lines: Callable[[str, list[str]], None] | None = None  # (stream, texts)
+
+    def log_many(self, stream: str, texts: list[str]) -> None:
+        if self.log_lines is not None:
+            self.log_lines(stream, texts)
+        else:
+            for text in texts:
+                self.log(stream, text)
 
     @property
     def stopping(self) -> bool:

@@ -51,8 +51,18 @@ def _die_with_worker() -> None:
 
 
 def _pump(stream: IO[bytes], name: str, ctx: StepContext) -> None:
-    for raw in iter(stream.readline, b""):
-        ctx.log(name, raw.decode("utf-8", "replace").rstrip("\r\n"))
+    """Read whole chunks and hand over every complete line in them at once."""
+    fd = stream.fileno()
+    pending = b""
+    while True:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        *lines, pending = (pending + chunk).split(b"\n")
+        if lines:
+            ctx.log_many(name, [ln.decode("utf-8", "replace").rstrip("\r") for ln in lines])
+    if pending:
+        ctx.log_many(name, [pending.decode("utf-8", "replace").rstrip("\r")])
     stream.close()
 
 
