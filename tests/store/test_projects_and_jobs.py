@@ -361,3 +361,15 @@ def test_unknown_project_ids_list_no_jobs(db: Database) -> None:
     with db.write() as conn:
         add_job(conn, add_project(conn))
     assert names_containing(db, "no-such-project", "job") == []
+
+
+def test_an_id_wins_over_a_name_that_looks_like_it(db: Database) -> None:
+    with db.write() as conn:
+        target = add_project(conn, "target")
+        add_project(conn, target["id"])  # a project *named* like the other's id
+        first = add_job(conn, target, "first")
+        add_job(conn, target, first["id"])
+    for _ in range(3):
+        with db.read() as conn:
+            assert project_store.get(conn, target["id"])["name"] == "target"
+            assert job_store.get(conn, target["id"], first["id"])["name"] == "first"

@@ -35,8 +35,10 @@ def find(
     )
     if lock and conn.dialect.name == "postgresql":
         query = query.with_for_update()
-    row = conn.execute(query).first()
-    return dict(row._mapping) if row else None
+    rows = conn.execute(query).all()
+    # A name may look like another job's id: the id wins, so a reference never drifts.
+    rows.sort(key=lambda r: r.id != ref)
+    return dict(rows[0]._mapping) if rows else None
 
 
 def get(conn: Connection, project_id: str, ref: str, *, lock: bool = False) -> dict[str, Any]:

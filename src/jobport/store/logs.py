@@ -38,6 +38,8 @@ def _insert_many(conn: Connection, execution_id: str, lines: list[dict[str, Any]
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     rows = []
     for ln in lines:
+        if ln["at"].tzinfo is None:
+            raise ValueError("naive datetime given to the store; use UTC-aware datetimes")
         at = ln["at"].astimezone(dt.UTC).replace(tzinfo=None)
         rows.append(
             (

@@ -23,10 +23,12 @@ def create(conn: Connection, row: dict[str, Any]) -> dict[str, Any]:
 
 def find(conn: Connection, ref: str) -> dict[str, Any] | None:
     """A project by id or by name."""
-    row = conn.execute(
+    rows = conn.execute(
         select(projects).where(or_(projects.c.id == ref, projects.c.name == ref))
-    ).first()
-    return dict(row._mapping) if row else None
+    ).all()
+    # A name may look like another project's id: the id wins, so a reference never drifts.
+    rows.sort(key=lambda r: r.id != ref)
+    return dict(rows[0]._mapping) if rows else None
 
 
 def get(conn: Connection, ref: str) -> dict[str, Any]:
