@@ -56,7 +56,7 @@ class Dispatcher:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self.executor.start(self._from_executor)
+        await asyncio.to_thread(self.executor.start, self._from_executor)
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="jobport-sweeper")
 
     async def stop(self) -> None:
@@ -135,6 +135,8 @@ class Dispatcher:
 
     def _handle(self, event: Event) -> None:
         kind = event[0]
+        if kind == "ready":
+            return
         if kind == "claimed":
             self._in_flight.discard(event[1])
         elif kind == "skipped":

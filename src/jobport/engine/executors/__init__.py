@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 # Events an executor reports back, as tuples:
+#   ("ready", worker_name)                           a (re)started worker can take work
 #   ("claimed", execution_id)
 #   ("skipped", execution_id, reason, job_id)        reason: gone | not_due | blocked
 #   ("finished", execution_id, status, job_id, retry_id, retry_at_iso)

@@ -37,6 +37,7 @@ def worker_process(index: int, settings_data: dict[str, Any], tasks: Any, events
     db = Database(settings.database_url)
     worker = Worker(worker_name(), settings, db)
     worker.start_heartbeat()
+    events.put(("ready", worker.name))
     parent = os.getppid()
     try:
         while True:
@@ -88,10 +89,25 @@ class LocalExecutor:
         self._on_event: EventSink | None = None
         self._threads: list[threading.Thread] = []
 
-    def start(self, on_event: EventSink) -> None:
+    def start(self, on_event: EventSink, ready_timeout: float = 60.0) -> None:
+        """Start the workers and return once each has said it is ready (or on timeout)."""
         self._on_event = on_event
         for index in range(len(self._procs)):
             self._spawn(index)
+        waiting, deadline = len(self._procs), time.monotonic() + ready_timeout
+        while waiting and time.monotonic() < deadline:
+            try:
+                event = self._events.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if event[0] == "ready":
+                waiting -= 1
+            else:
+                on_event(event)
+        if waiting:
+            log.warning(
+                "%d worker(s) not ready after %.0fs; serving anyway", waiting, ready_timeout
+            )
         for target, name in (
             (self._pump_events, "executor-events"),
             (self._watch_workers, "executor-watch"),
