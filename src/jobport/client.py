@@ -272,7 +272,8 @@ def _backoff(failures: int) -> float:
 
 class _Base:
     def __init__(self, url: str | None, timeout: float, headers: dict[str, str] | None) -> None:
-        self.url = (url or os.environ.get("JOBPORT_URL") or DEFAULT_URL).rstrip("/")
+        url = (url or os.environ.get("JOBPORT_URL") or DEFAULT_URL).rstrip("/")
+        self.url = url if "://" in url else f"http://{url}"
         self.timeout = timeout
         self._headers = {"User-Agent": f"jobport-python/{__version__}", **(headers or {})}
 

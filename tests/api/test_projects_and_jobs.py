@@ -134,3 +134,10 @@ def test_newest_run_is_by_time_even_with_caller_given_ids(api: httpx2.Client, pr
     assert job["lastExecution"]["id"] == second["id"]
     listed = api.get(f"/api/v1/projects/{project}/executions").json()["items"]
     assert [e["id"] for e in listed] == [second["id"], first["id"]]
+
+
+def test_patch_accepts_snake_case_field_names_like_post(api: httpx2.Client, project: str) -> None:
+    api.post(f"/api/v1/projects/{project}/jobs", json=HELLO)
+    patched = api.patch(f"/api/v1/projects/{project}/jobs/hello", json={"timeout_seconds": 5})
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["timeoutSeconds"] == 5

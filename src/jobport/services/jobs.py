@@ -140,7 +140,9 @@ def patch(rt: Runtime, project_ref: str, job_ref: str, changes: dict[str, Any]) 
     with rt.db.read() as conn:
         project = project_store.get(conn, project_ref)
         job = job_store.get(conn, project["id"], job_ref)
-    spec = parse_spec({**job["spec"], **changes})
+    # Accept snake_case field names too, as POST does, by mapping them to the stored aliases.
+    aliases = {name: field.alias or name for name, field in JobSpec.model_fields.items()}
+    spec = parse_spec({**job["spec"], **{aliases.get(k, k): v for k, v in changes.items()}})
     with rt.db.write() as conn:
         current = job_store.get(conn, project["id"], job["id"])
         if current["updated_at"] != job["updated_at"]:

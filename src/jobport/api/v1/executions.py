@@ -117,7 +117,9 @@ async def _follow(
 ) -> AsyncIterator[str]:
     idle = 0.0
     while True:
-        lines, status = execution_service.logs(rt, execution_id, after=after, limit=2000)
+        lines, status = await asyncio.to_thread(
+            execution_service.logs, rt, execution_id, after=after, limit=2000
+        )
         for line in lines:
             after = line["seq"]
             yield f"id: {after}\nevent: log\ndata: {json.dumps(wire.log_line(line))}\n\n"
