@@ -12,7 +12,9 @@ def echo(**kwargs: Any) -> dict[str, Any]:
 
 
 def records(n: int | str = 3) -> list[dict[str, Any]]:
-    return [{"id": i, "name": f"row {i}", "score": i * 1.5, "ok": i % 2 == 0} for i in range(int(n))]
+    return [
+        {"id": i, "name": f"row {i}", "score": i * 1.5, "ok": i % 2 == 0} for i in range(int(n))
+    ]
 
 
 def boom(message: str = "it broke") -> None:
