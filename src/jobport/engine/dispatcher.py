@@ -11,6 +11,7 @@ import contextlib
 import datetime as dt
 import logging
 import os
+import threading
 from collections import defaultdict
 from typing import Any
 
@@ -48,6 +49,7 @@ class Dispatcher:
         self.db = db
         self.executor = executor
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = 0
         self._waiters: dict[str, list[asyncio.Future[None]]] = defaultdict(list)
         self._in_flight: set[str] = set()  # handed to the executor, not yet claimed
         self._timers: dict[str, asyncio.TimerHandle] = {}
@@ -56,6 +58,7 @@ class Dispatcher:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
         await asyncio.to_thread(self.executor.start, self._from_executor)
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="jobport-sweeper")
 
@@ -76,7 +79,14 @@ class Dispatcher:
 
     # -- handing out -----------------------------------------------------------------
 
+    def _off_loop(self) -> bool:
+        return self._loop is not None and threading.get_ident() != self._loop_thread
+
     def submit(self, execution_id: str) -> None:
+        """Hand an execution to the executor. Safe to call from any thread."""
+        if self._off_loop():
+            self._call(self.submit, execution_id)
+            return
         self._in_flight.add(execution_id)
         self.executor.submit(execution_id)
 
@@ -123,6 +133,10 @@ class Dispatcher:
                         del self._waiters[execution_id]
 
     def notify_final(self, execution_id: str) -> None:
+        """Wake whoever waits for this execution. Safe to call from any thread."""
+        if self._off_loop():
+            self._call(self.notify_final, execution_id)
+            return
         for future in self._waiters.pop(execution_id, []):
             if not future.done():
                 future.set_result(None)
@@ -145,12 +159,12 @@ class Dispatcher:
             if reason == "not_due":
                 self._wake.set()
         elif kind == "finished":
-            _, execution_id, _status, job_id, retry_id, retry_at = event
+            _, execution_id, _status, job_id, retry_id, retry_at, limited = event
             self._in_flight.discard(execution_id)
             self.notify_final(execution_id)
             if retry_id and retry_at:
                 self.submit_at(retry_id, dt.datetime.fromisoformat(retry_at))
-            if job_id:
+            if job_id and limited:
                 self._release_job(job_id)
         elif kind == "lost":
             _, execution_id, reason = event
@@ -171,16 +185,18 @@ class Dispatcher:
         self.notify_final(execution_id)
         if done.retry_id and done.retry_at:
             self.submit_at(done.retry_id, done.retry_at)
-        if done.job_id:
+        if done.job_id and done.limited:
             self._release_job(done.job_id)
 
     def _release_job(self, job_id: str) -> None:
         """A run of this job ended: queued runs held back by maxConcurrent may go now."""
         with self.db.read() as conn:
             waiting = exec_store.queued_for_job(conn, job_id, utcnow(), limit=10)
+        # In flight or not: a worker may have found it blocked just before this run ended,
+        # and its "skipped" report may still be on the way. A second hand-out costs one
+        # failed claim at most.
         for execution_id in waiting:
-            if execution_id not in self._in_flight:
-                self.submit(execution_id)
+            self.submit(execution_id)
 
     # -- the sweep -------------------------------------------------------------------
 

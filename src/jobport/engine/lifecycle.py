@@ -21,6 +21,7 @@ class Concluded:
     status: Status | None  # None: it had already ended; nothing changed
     retry_id: str | None = None
     retry_at: dt.datetime | None = None
+    limited: bool = False  # the job has maxConcurrent: queued runs may be waiting for this one
 
 
 def conclude(
@@ -62,8 +63,10 @@ def conclude(
             return Concluded(execution_id, row["job_id"], None)
         lines = list(log_lines or [])
         retry_id, retry_at = None, None
-        spec = JobSpec.model_validate(row["spec"])
-        if status in (Status.FAILED, Status.TIMED_OUT) and row["attempt"] <= spec.retries:
+        if status in (Status.FAILED, Status.TIMED_OUT) and row["attempt"] <= row["spec"].get(
+            "retries", 0
+        ):
+            spec = JobSpec.model_validate(row["spec"])
             delay = retry_delay(row["attempt"], spec.retry_delay_seconds, spec.retry_backoff)
             retry_id = new_id()
             retry_at = utcnow() + dt.timedelta(seconds=delay)
@@ -82,7 +85,8 @@ def conclude(
             )
             log_bytes += len(text) + 1
         log_store.append(conn, execution_id, lines, log_bytes)
-        return Concluded(execution_id, row["job_id"], status, retry_id, retry_at)
+        limited = bool(row["spec"].get("maxConcurrent"))
+        return Concluded(execution_id, row["job_id"], status, retry_id, retry_at, limited)
 
 
 def _retry_row(

@@ -9,11 +9,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from jobport.domain.executions import ErrorCode, Status
-from jobport.domain.jobs import JobSpec
 from jobport.engine import capture
 from jobport.engine.lifecycle import Concluded, conclude
 from jobport.engine.logwriter import LogWriter
-from jobport.engine.runner import Outcome, Run, initial_step_states
+from jobport.engine.runner import Outcome, Run
 from jobport.settings import Settings
 from jobport.store import executions as exec_store
 from jobport.store.db import Database, utcnow
@@ -41,8 +40,7 @@ def claim(db: Database, execution_id: str, worker: str) -> Claim:
             exec_store.lock_job(conn, row["job_id"])
             if exec_store.running_count(conn, row["job_id"]) >= limit:
                 return Claim(None, "blocked")
-        steps = initial_step_states(JobSpec.model_validate(row["spec"]))
-        values = {"worker": worker, "started_at": now, "heartbeat_at": now, "steps": steps}
+        values = {"worker": worker, "started_at": now, "heartbeat_at": now}
         if not exec_store.transition(conn, execution_id, Status.RUNNING, [Status.QUEUED], **values):
             return Claim(None, "gone")
         row.update(status=Status.RUNNING.value, **values)

@@ -78,7 +78,10 @@ def start(
             if existing is not None:
                 return _replay(existing, job["id"], "Idempotency-Key")
         _check_start_input(spec, parameters, mode, execution_id)
-        active = exec_store.active_for_job(conn, job["id"])
+        # An `allow` job never needs to look at its other runs: keep the hot path short.
+        active = (
+            exec_store.active_for_job(conn, job["id"]) if spec.concurrency_policy != "allow" else []
+        )
         if active and spec.concurrency_policy == "forbid":
             raise Conflict(
                 f"job {spec.name!r} forbids concurrent runs and execution {active[0]['id']} "

@@ -108,6 +108,7 @@ executions = Table(
     Index("ix_executions_job_id_created_at", "job_id", "created_at"),
     Index("ix_executions_project_id_created_at", "project_id", "created_at"),
     Index("ix_executions_status_not_before", "status", "not_before"),
+    Index("ix_executions_job_id_status", "job_id", "status"),
 )
 
 execution_logs = Table(

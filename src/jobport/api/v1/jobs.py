@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Response
@@ -81,7 +82,9 @@ async def execute_job(
     rt: Runtime = Depends(wire.runtime),
 ) -> JSONResponse:
     body = body or wire.ExecuteRequest()
-    row, created = execution_service.start(
+    # Off the event loop: the insert may wait for the database's write lock.
+    row, created = await asyncio.to_thread(
+        execution_service.start,
         rt,
         project,
         job,

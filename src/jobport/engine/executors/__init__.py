@@ -9,7 +9,7 @@ from typing import Any, Protocol
 #   ("ready", worker_name)                           a (re)started worker can take work
 #   ("claimed", execution_id)
 #   ("skipped", execution_id, reason, job_id)        reason: gone | not_due | blocked
-#   ("finished", execution_id, status, job_id, retry_id, retry_at_iso)
+#   ("finished", execution_id, status, job_id, retry_id, retry_at_iso, limited)
 #   ("lost", execution_id, reason)                   the worker failed on it
 #   ("worker_died", worker_name, exit_code)          what it held is lost, and maybe ids it took
 Event = tuple[Any, ...]

@@ -67,6 +67,7 @@ def worker_process(index: int, settings_data: dict[str, Any], tasks: Any, events
                         done.job_id,
                         done.retry_id,
                         done.retry_at.isoformat() if done.retry_at else None,
+                        done.limited,
                     )
                 )
             if must_exit:

@@ -87,6 +87,7 @@ def upgrade() -> None:
         "ix_executions_project_id_created_at", "executions", ["project_id", "created_at"]
     )
     op.create_index("ix_executions_status_not_before", "executions", ["status", "not_before"])
+    op.create_index("ix_executions_job_id_status", "executions", ["job_id", "status"])
     op.create_table(
         "execution_logs",
         sa.Column("execution_id", sa.String(200), nullable=False),
@@ -108,6 +109,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("execution_logs")
+    op.drop_index("ix_executions_job_id_status", "executions")
     op.drop_index("ix_executions_status_not_before", "executions")
     op.drop_index("ix_executions_project_id_created_at", "executions")
     op.drop_index("ix_executions_job_id_created_at", "executions")
