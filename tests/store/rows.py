@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from jobport.domain.executions import Trigger, queued_execution
 from jobport.domain.ids import new_id
 from jobport.domain.jobs import JobSpec
 from jobport.store import executions as exec_store
@@ -55,49 +56,16 @@ def job_row(
     }
 
 
-def step_states(spec: dict[str, Any]) -> list[dict[str, Any]]:
-    return [
-        {
-            "name": s["name"],
-            "status": "pending",
-            "startedAt": None,
-            "finishedAt": None,
-            "error": None,
-        }
-        for s in spec["steps"]
-    ]
-
-
 def execution_row(job: dict[str, Any], **overrides: Any) -> dict[str, Any]:
     """A queued execution, as services.executions.start() inserts it."""
-    now = utcnow()
-    row = {
-        "id": new_id(),
-        "project_id": job["project_id"],
-        "job_id": job["id"],
-        "job_name": job["name"],
-        "status": "queued",
-        "trigger": "api",
-        "parameters": dict(job["spec"].get("parameters", {})),
-        "mode": "full",
-        "principal": None,
-        "idempotency_key": None,
-        "attempt": 1,
-        "retry_of": None,
-        "spec": job["spec"],
-        "steps": step_states(job["spec"]),
-        "result": None,
-        "error_code": None,
-        "error_message": None,
-        "worker": None,
-        "created_at": now,
-        "not_before": now,
-        "started_at": None,
-        "finished_at": None,
-        "heartbeat_at": None,
-        "log_lines": 0,
-        "log_bytes": 0,
-    }
+    row = queued_execution(
+        execution_id=new_id(),
+        job=job,
+        trigger=Trigger.API,
+        parameters=dict(job["spec"].get("parameters", {})),
+        mode="full",
+        now=utcnow(),
+    )
     row.update(overrides)
     return row
 

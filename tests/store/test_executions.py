@@ -291,18 +291,16 @@ def test_stale_running_finds_executions_whose_heartbeat_stopped(
     assert sorted(stale) == sorted([silent["id"], silent_cancelling["id"], never_beat["id"]])
 
 
-def test_due_queued_and_next_wake_follow_not_before(db: Database, job: dict[str, Any]) -> None:
+def test_due_queued_follows_not_before(db: Database, job: dict[str, Any]) -> None:
     now = utcnow()
     with db.write() as conn:
         due = add_execution(conn, job, not_before=now - dt.timedelta(seconds=1))
         also_due = add_execution(conn, other_job(conn, job), not_before=now)
-        soon = add_execution(conn, job, not_before=now + dt.timedelta(seconds=30))
+        add_execution(conn, job, not_before=now + dt.timedelta(seconds=30))
         add_execution(conn, job, not_before=now + dt.timedelta(hours=1))
         add_execution(conn, job, **running(), not_before=now - dt.timedelta(hours=1))
     with db.read() as conn:
         queued = exec_store.due_queued(conn, now)
-        assert exec_store.next_wake(conn, now) == soon["not_before"]
-        assert exec_store.next_wake(conn, now + dt.timedelta(days=1)) is None
         assert exec_store.queued_for_job(conn, job["id"], now, limit=10) == [due["id"]]
         assert len(exec_store.due_queued(conn, now, limit=1)) == 1
     assert [q["id"] for q in queued] == [due["id"], also_due["id"]]

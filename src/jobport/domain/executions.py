@@ -73,6 +73,64 @@ class ErrorCode(enum.StrEnum):
     INTERNAL = "internal_error"
 
 
+def initial_step_states(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every step of a stored (camelCase) job definition, pending."""
+    return [
+        {
+            "name": s["name"],
+            "status": StepStatus.PENDING.value,
+            "startedAt": None,
+            "finishedAt": None,
+            "error": None,
+        }
+        for s in spec["steps"]
+    ]
+
+
+def queued_execution(
+    *,
+    execution_id: str,
+    job: dict[str, Any],
+    trigger: Trigger,
+    parameters: dict[str, Any],
+    mode: str,
+    now: dt.datetime,
+    not_before: dt.datetime | None = None,
+    principal: str | None = None,
+    idempotency_key: str | None = None,
+    attempt: int = 1,
+    retry_of: str | None = None,
+) -> dict[str, Any]:
+    """The row of a new, queued execution of `job` (a stored job row, spec included)."""
+    return {
+        "id": execution_id,
+        "project_id": job["project_id"],
+        "job_id": job["id"],
+        "job_name": job["name"],
+        "status": Status.QUEUED.value,
+        "trigger": trigger.value,
+        "parameters": parameters,
+        "mode": mode,
+        "principal": principal,
+        "idempotency_key": idempotency_key,
+        "attempt": attempt,
+        "retry_of": retry_of,
+        "spec": job["spec"],
+        "steps": initial_step_states(job["spec"]),
+        "result": None,
+        "error_code": None,
+        "error_message": None,
+        "worker": None,
+        "created_at": now,
+        "not_before": not_before or now,
+        "started_at": None,
+        "finished_at": None,
+        "heartbeat_at": None,
+        "log_lines": 0,
+        "log_bytes": 0,
+    }
+
+
 def retry_delay(attempt: int, base_seconds: float, backoff: float) -> float:
     """Seconds to wait before attempt `attempt + 1`, growing by `backoff` each time."""
     return base_seconds * (backoff ** max(attempt - 1, 0))

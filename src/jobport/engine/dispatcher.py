@@ -151,9 +151,7 @@ class Dispatcher:
         kind = event[0]
         if kind == "ready":
             return
-        if kind == "claimed":
-            self._in_flight.discard(event[1])
-        elif kind == "skipped":
+        if kind == "skipped":
             _, execution_id, reason, _job = event
             self._in_flight.discard(execution_id)
             if reason == "not_due":

@@ -6,7 +6,14 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from jobport.domain.executions import ErrorCode, Status, StepStatus, Trigger, retry_delay
+from jobport.domain.executions import (
+    ErrorCode,
+    Status,
+    StepStatus,
+    Trigger,
+    queued_execution,
+    retry_delay,
+)
 from jobport.domain.ids import new_id
 from jobport.domain.jobs import JobSpec
 from jobport.store import executions as exec_store
@@ -70,7 +77,7 @@ def conclude(
             delay = retry_delay(row["attempt"], spec.retry_delay_seconds, spec.retry_backoff)
             retry_id = new_id()
             retry_at = utcnow() + dt.timedelta(seconds=delay)
-            exec_store.insert_execution(conn, _retry_row(row, spec, retry_id, retry_at))
+            exec_store.insert_execution(conn, _retry_row(row, retry_id, retry_at))
             seq = (lines[-1]["seq"] if lines else row["log_lines"]) + 1
             text = f"retrying as execution {retry_id} in {delay:g}s (attempt {row['attempt'] + 1})"
             lines.append(
@@ -89,33 +96,25 @@ def conclude(
         return Concluded(execution_id, row["job_id"], status, retry_id, retry_at, limited)
 
 
-def _retry_row(
-    row: dict[str, Any], spec: JobSpec, retry_id: str, retry_at: dt.datetime
-) -> dict[str, Any]:
-    from jobport.engine.runner import initial_step_states
-
-    now = utcnow()
-    return {
-        "id": retry_id,
+def _retry_row(row: dict[str, Any], retry_id: str, retry_at: dt.datetime) -> dict[str, Any]:
+    job = {
+        "id": row["job_id"],
         "project_id": row["project_id"],
-        "job_id": row["job_id"],
-        "job_name": row["job_name"],
-        "status": Status.QUEUED.value,
-        "trigger": Trigger.RETRY.value,
-        "parameters": row["parameters"],
-        "mode": row["mode"],
-        "principal": row["principal"],
-        "idempotency_key": None,
-        "attempt": row["attempt"] + 1,
-        "retry_of": row["id"],
+        "name": row["job_name"],
         "spec": row["spec"],
-        "steps": initial_step_states(spec),
-        "result": None,
-        "created_at": now,
-        "not_before": retry_at,
-        "log_lines": 0,
-        "log_bytes": 0,
     }
+    return queued_execution(
+        execution_id=retry_id,
+        job=job,
+        trigger=Trigger.RETRY,
+        parameters=row["parameters"],
+        mode=row["mode"],
+        now=utcnow(),
+        not_before=retry_at,
+        principal=row["principal"],
+        attempt=row["attempt"] + 1,
+        retry_of=row["id"],
+    )
 
 
 def conclude_lost(db: Database, execution_id: str, reason: str) -> Concluded:

@@ -10,7 +10,13 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
-from jobport.domain.executions import ErrorCode, Status, StepStatus, to_result
+from jobport.domain.executions import (
+    ErrorCode,
+    Status,
+    StepStatus,
+    initial_step_states,
+    to_result,
+)
 from jobport.domain.jobs import JobSpec, Step, result_step
 from jobport.engine import capture
 from jobport.engine.logwriter import LogWriter
@@ -31,19 +37,6 @@ class Outcome:
 
 def _stamp() -> str:
     return utcnow().isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def initial_step_states(spec: JobSpec) -> list[dict[str, Any]]:
-    return [
-        {
-            "name": s.name,
-            "status": StepStatus.PENDING.value,
-            "startedAt": None,
-            "finishedAt": None,
-            "error": None,
-        }
-        for s in spec.steps
-    ]
 
 
 def _interrupt_thread(thread_id: int) -> None:
@@ -73,7 +66,7 @@ class Run:
         self.spec = JobSpec.model_validate(execution["spec"])
         self.logs = logs
         self.grace = grace_seconds
-        self.states = {s["name"]: s for s in initial_step_states(self.spec)}
+        self.states = {s["name"]: s for s in initial_step_states(execution["spec"])}
         self.version = 0  # bumped on every step state change, for the heartbeat
         self._stop_reason: Status | None = None
         self._stop_at: float | None = None

@@ -6,10 +6,9 @@ import datetime as dt
 import re
 from typing import Any
 
-from jobport.domain.executions import ErrorCode, Mode, Status, Trigger
+from jobport.domain.executions import ErrorCode, Mode, Status, Trigger, queued_execution
 from jobport.domain.ids import new_id
 from jobport.domain.jobs import JobSpec
-from jobport.engine.runner import initial_step_states
 from jobport.errors import Conflict, Invalid
 from jobport.services.runtime import Runtime
 from jobport.store import executions as exec_store
@@ -91,34 +90,16 @@ def start(
             )
         if active and spec.concurrency_policy == "replace":
             replaced = [(row["id"], _request_cancel(conn, row)) for row in active]
-        now = utcnow()
-        row = {
-            "id": execution_id or new_id(),
-            "project_id": project["id"],
-            "job_id": job["id"],
-            "job_name": job["name"],
-            "status": Status.QUEUED.value,
-            "trigger": trigger.value,
-            "parameters": {**spec.parameters, **parameters},
-            "mode": mode,
-            "principal": principal,
-            "idempotency_key": idempotency_key,
-            "attempt": 1,
-            "retry_of": None,
-            "spec": job["spec"],
-            "steps": initial_step_states(spec),
-            "result": None,
-            "error_code": None,
-            "error_message": None,
-            "worker": None,
-            "created_at": now,
-            "not_before": now,
-            "started_at": None,
-            "finished_at": None,
-            "heartbeat_at": None,
-            "log_lines": 0,
-            "log_bytes": 0,
-        }
+        row = queued_execution(
+            execution_id=execution_id or new_id(),
+            job=job,
+            trigger=trigger,
+            parameters={**spec.parameters, **parameters},
+            mode=mode,
+            now=utcnow(),
+            principal=principal,
+            idempotency_key=idempotency_key,
+        )
         try:
             exec_store.insert_execution(conn, row)
         except exec_store.DuplicateExecution:
@@ -141,8 +122,7 @@ def start(
 def _replay(existing: dict[str, Any], job_id: str, what: str) -> tuple[dict[str, Any], bool]:
     if existing["job_id"] != job_id:
         raise Conflict(
-            f"{what} {existing['id'] if what == 'executionId' else ''} already names an "
-            "execution of another job".replace("  ", " "),
+            f"this {what} already names an execution of another job",
             code="execution_id_taken",
             details={"executionId": existing["id"]},
         )

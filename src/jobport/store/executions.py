@@ -194,15 +194,6 @@ def due_queued(conn: Connection, now: dt.datetime, limit: int = 1000) -> list[di
     return [dict(r._mapping) for r in rows]
 
 
-def next_wake(conn: Connection, now: dt.datetime) -> dt.datetime | None:
-    """The earliest not-before of a queued execution that is not yet due."""
-    return conn.execute(
-        select(func.min(executions.c.not_before)).where(
-            executions.c.status == Status.QUEUED.value, executions.c.not_before > now
-        )
-    ).scalar_one_or_none()
-
-
 def queued_for_job(conn: Connection, job_id: str, now: dt.datetime, limit: int) -> list[str]:
     rows = conn.execute(
         select(executions.c.id)

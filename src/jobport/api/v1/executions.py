@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from jobport.api.v1 import wire
-from jobport.domain.executions import FINAL, Status, drop_schema
+from jobport.domain.executions import FINAL, drop_schema
 from jobport.errors import Conflict
 from jobport.services import executions as execution_service
 from jobport.services.runtime import Runtime
@@ -136,6 +136,3 @@ async def _follow(
         if idle >= 15:
             idle = 0.0
             yield ": keep-alive\n\n"
-
-
-__all__ = ["Status", "router"]

@@ -7,7 +7,6 @@ from typing import Any, Protocol
 
 # Events an executor reports back, as tuples:
 #   ("ready", worker_name)                           a (re)started worker can take work
-#   ("claimed", execution_id)
 #   ("skipped", execution_id, reason, job_id)        reason: gone | not_due | blocked
 #   ("finished", execution_id, status, job_id, retry_id, retry_at_iso, limited)
 #   ("lost", execution_id, reason)                   the worker failed on it
