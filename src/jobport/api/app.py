@@ -56,8 +56,7 @@ def create_app(settings: Settings | None = None, *, demo: bool = False) -> FastA
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, Any]:
         rt: Runtime = app.state.runtime
-        with rt.db.read() as conn:
-            conn.exec_driver_sql("SELECT 1")
+        rt.check_database()
         return {"status": "ok", "version": __version__}
 
     app.add_middleware(errors.BodySizeLimit, limit=settings.max_body_bytes)

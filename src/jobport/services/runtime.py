@@ -17,3 +17,8 @@ class Runtime:
     settings: Settings
     db: Database
     dispatcher: Dispatcher | None = None  # None: store-only use (CLI --local, tests)
+
+    def check_database(self) -> None:
+        """Raise if the database does not answer (for /healthz)."""
+        with self.db.read() as conn:
+            conn.exec_driver_sql("SELECT 1")
