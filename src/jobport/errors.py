@@ -6,7 +6,8 @@ JobportError
  ├── Conflict           the state forbids it (409)
  ├── PayloadTooLarge    body over the configured limit (413)
  ├── Unauthenticated    no or bad credentials (401)
- └── Forbidden          valid credentials, not allowed (403)
+ ├── Forbidden          valid credentials, not allowed (403)
+ └── RateLimited        too many failed attempts (429)
 """
 
 from __future__ import annotations
@@ -56,3 +57,12 @@ class Unauthenticated(JobportError):
 class Forbidden(JobportError):
     code = "forbidden"
     status = 403
+
+
+class RateLimited(JobportError):
+    code = "rate_limited"
+    status = 429
+
+    def __init__(self, message: str, *, retry_after: int, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after

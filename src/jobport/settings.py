@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from functools import lru_cache
+from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -37,6 +40,46 @@ class Settings(BaseSettings):
     max_wait_seconds: float = Field(default=300.0, ge=0)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     page_size_max: int = Field(default=500, ge=1)
+
+    # Scheduler
+    scheduler_enabled: bool = True  # inside `jobport serve`; off when `jobport scheduler` runs
+    scheduler_poll_seconds: float = Field(default=5.0, gt=0)  # sees other processes' changes
+    scheduler_misfire_grace_seconds: float = Field(default=60.0, ge=0)
+    scheduler_batch_size: int = Field(default=500, ge=1)  # due schedules per transaction
+    scheduler_missed_record_cap: int = Field(default=1000, ge=1)
+    schedule_backfill_max_fires: int = Field(default=1000, ge=1)
+
+    # Access
+    admin_username: str = "admin"
+    admin_password: str | None = None  # first start only; generated and printed when unset
+    key_pepper: str = ""  # HMAC key for API key secrets; changing it invalidates every key
+    key_default_days: int = Field(default=90, ge=1)
+    key_expiry_warning_days: int = Field(default=14, ge=0)
+    key_rotation_overlap_hours: float = Field(default=24.0, ge=0)
+    key_last_used_resolution_seconds: float = Field(default=60.0, ge=0)
+    token_secret: str | None = None  # HS256 key; generated once and kept in the database
+    token_lifetime_seconds: int = Field(default=3600, ge=60)
+    token_issuer: str = "jobport"
+    token_audience: str = "jobport-api"
+    session_lifetime_seconds: int = Field(default=12 * 3600, ge=60)
+    secure_cookies: bool = False  # set when the console is served over HTTPS
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    auth_failures_per_client: str = "10/minute"
+    auth_failures_per_address: str = "30/minute"
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [p.strip() for p in value.replace(",", " ").split() if p.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: list[str]) -> list[str]:
+        for proxy in value:
+            ipaddress.ip_network(proxy, strict=False)
+        return value
 
     @classmethod
     def settings_customise_sources(

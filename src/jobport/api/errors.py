@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from jobport.errors import JobportError
+from jobport.errors import JobportError, RateLimited, Unauthenticated
 
 log = logging.getLogger("jobport.api")
 
@@ -49,7 +49,16 @@ def _field(loc: tuple[Any, ...]) -> str:
 def install(app: FastAPI) -> None:
     @app.exception_handler(JobportError)
     async def _domain(_: Request, exc: JobportError) -> JSONResponse:
-        return error_response(exc.status, exc.code, exc.message, exc.details)
+        headers = None
+        if isinstance(exc, Unauthenticated):
+            # RFC 6750: say which scheme, and why when a credential was given but refused.
+            challenge = 'Bearer realm="jobport"'
+            if exc.code != "missing_credentials":
+                challenge += f', error="invalid_token", error_description="{exc.code}"'
+            headers = {"WWW-Authenticate": challenge}
+        elif isinstance(exc, RateLimited):
+            headers = {"Retry-After": str(exc.retry_after)}
+        return error_response(exc.status, exc.code, exc.message, exc.details, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

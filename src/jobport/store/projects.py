@@ -38,9 +38,14 @@ def get(conn: Connection, ref: str) -> dict[str, Any]:
     return project
 
 
-def list_page(conn: Connection, *, cursor: str | None, limit: int) -> Page:
+def list_page(
+    conn: Connection, *, cursor: str | None, limit: int, only: set[str] | None = None
+) -> Page:
+    base = select(projects)
+    if only is not None:
+        base = base.where(projects.c.id.in_(sorted(only)))
     query = paginate(
-        select(projects),
+        base,
         projects.c.name,
         projects.c.id,
         descending=False,

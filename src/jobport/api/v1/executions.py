@@ -11,9 +11,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from jobport.api.auth import require
 from jobport.api.v1 import wire
+from jobport.domain.access import Principal
 from jobport.domain.executions import FINAL, drop_schema
 from jobport.errors import Conflict
+from jobport.services import access
 from jobport.services import executions as execution_service
 from jobport.services.runtime import Runtime
 
@@ -31,6 +34,7 @@ async def list_executions(
     cursor: str | None = None,
     limit: int = Query(50, ge=1, le=500),
     rt: Runtime = Depends(wire.runtime),
+    caller: Principal = require("executions:read"),
 ) -> dict[str, Any]:
     statuses = [s for value in status or [] for s in value.split(",") if s]
     page = execution_service.list_page(
@@ -53,12 +57,28 @@ def _aware(value: dt.datetime | None) -> dt.datetime | None:
 
 
 @router.get("/api/v1/executions/{execution_id}")
-async def get_execution(execution_id: str, rt: Runtime = Depends(wire.runtime)) -> dict[str, Any]:
-    return wire.execution(execution_service.get(rt, execution_id))
+async def get_execution(
+    execution_id: str,
+    rt: Runtime = Depends(wire.runtime),
+    caller: Principal = require("executions:read", deferred=True),
+) -> dict[str, Any]:
+    return wire.execution(_readable(rt, caller, execution_id, "executions:read"))
+
+
+def _readable(rt: Runtime, caller: Principal, execution_id: str, scope: str) -> dict[str, Any]:
+    """The execution, if the caller holds `scope` in its project (checked before any change)."""
+    row = execution_service.get(rt, execution_id)
+    access.check(caller, scope, row["project_id"])
+    return row
 
 
 @router.post("/api/v1/executions/{execution_id}/cancel")
-async def cancel_execution(execution_id: str, rt: Runtime = Depends(wire.runtime)) -> JSONResponse:
+async def cancel_execution(
+    execution_id: str,
+    rt: Runtime = Depends(wire.runtime),
+    caller: Principal = require("executions:cancel", deferred=True),
+) -> JSONResponse:
+    _readable(rt, caller, execution_id, "executions:cancel")
     row = execution_service.cancel(rt, execution_id)
     return JSONResponse(wire.execution(row), status_code=200 if row["status"] in _FINAL else 202)
 
@@ -68,8 +88,9 @@ async def get_result(
     execution_id: str,
     no_schema: Annotated[bool, Query(alias="noSchema")] = False,
     rt: Runtime = Depends(wire.runtime),
+    caller: Principal = require("executions:read", deferred=True),
 ) -> JSONResponse:
-    row = execution_service.get(rt, execution_id)
+    row = _readable(rt, caller, execution_id, "executions:read")
     if row["status"] not in _FINAL:
         raise Conflict(
             f"execution {execution_id} is {row['status']}; it has no result yet",
@@ -92,7 +113,9 @@ async def get_logs(
     follow: bool = False,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
     rt: Runtime = Depends(wire.runtime),
+    caller: Principal = require("executions:read", deferred=True),
 ) -> Any:
+    _readable(rt, caller, execution_id, "executions:read")
     if not follow:
         lines, status = execution_service.logs(rt, execution_id, after=after, limit=limit)
         next_after = lines[-1]["seq"] if lines else after

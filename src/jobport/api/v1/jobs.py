@@ -8,7 +8,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Header, Query, Response
 from fastapi.responses import JSONResponse
 
+from jobport.api.auth import require
 from jobport.api.v1 import wire
+from jobport.domain.access import Principal
 from jobport.domain.executions import Trigger
 from jobport.domain.jobs import JobSpec
 from jobport.services import executions as execution_service
@@ -27,6 +29,7 @@ async def list_jobs(
     cursor: str | None = None,
     limit: int = Query(50, ge=1, le=500),
     rt: Runtime = Depends(wire.runtime),
+    caller: Principal = require("jobs:read"),
 ) -> dict[str, Any]:
     page = job_service.list_page(
         rt, project, name_contains=q, label=label, sort=sort, cursor=cursor, limit=limit
@@ -36,7 +39,11 @@ async def list_jobs(
 
 @router.post("", status_code=201)
 async def create_job(
-    project: str, spec: JobSpec, response: Response, rt: Runtime = Depends(wire.runtime)
+    project: str,
+    spec: JobSpec,
+    response: Response,
+    rt: Runtime = Depends(wire.runtime),
+    caller: Principal = require("jobs:write"),
 ) -> dict[str, Any]:
     row = job_service.create(rt, project, spec.wire())
     response.headers["Location"] = f"/api/v1/projects/{project}/jobs/{row['id']}"
@@ -44,7 +51,12 @@ async def create_job(
 
 
 @router.get("/{job}")
-async def get_job(project: str, job: str, rt: Runtime = Depends(wire.runtime)) -> dict[str, Any]:
+async def get_job(
+    project: str,
+    job: str,
+    rt: Runtime = Depends(wire.runtime),
+    caller: Principal = require("jobs:read"),
+) -> dict[str, Any]:
     return wire.job(job_service.get(rt, project, job))
 
 
@@ -54,12 +66,18 @@ async def patch_job(
     job: str,
     changes: Annotated[dict[str, Any], Body(description="top-level job fields to replace")],
     rt: Runtime = Depends(wire.runtime),
+    caller: Principal = require("jobs:write"),
 ) -> dict[str, Any]:
     return wire.job(job_service.patch(rt, project, job, changes))
 
 
 @router.delete("/{job}", status_code=204)
-async def delete_job(project: str, job: str, rt: Runtime = Depends(wire.runtime)) -> Response:
+async def delete_job(
+    project: str,
+    job: str,
+    rt: Runtime = Depends(wire.runtime),
+    caller: Principal = require("jobs:write"),
+) -> Response:
     job_service.delete(rt, project, job)
     return Response(status_code=204)
 
@@ -80,6 +98,7 @@ async def execute_job(
     wait: Annotated[float | None, Query(ge=0, description="seconds to wait for the end")] = None,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
     rt: Runtime = Depends(wire.runtime),
+    caller: Principal = require("jobs:execute"),
 ) -> JSONResponse:
     body = body or wire.ExecuteRequest()
     # Off the event loop: the insert may wait for the database's write lock.
@@ -93,6 +112,7 @@ async def execute_job(
         execution_id=body.execution_id,
         idempotency_key=idempotency_key,
         trigger=Trigger.API,
+        principal=caller.label,
     )
     if wait:
         row = await execution_service.wait(rt, row["id"], wait)

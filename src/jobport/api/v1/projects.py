@@ -6,7 +6,9 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Response
 
+from jobport.api.auth import require
 from jobport.api.v1 import wire
+from jobport.domain.access import Principal
 from jobport.services import projects as project_service
 from jobport.services.runtime import Runtime
 
@@ -18,13 +20,20 @@ async def list_projects(
     cursor: str | None = None,
     limit: int = Query(50, ge=1, le=500),
     rt: Runtime = Depends(wire.runtime),
+    caller: Principal = require("projects:read", deferred=True),
 ) -> dict[str, Any]:
-    return wire.page(project_service.list_page(rt, cursor=cursor, limit=limit), wire.project)
+    # A listing shows only the projects the caller may read.
+    only = caller.project_ids("projects:read")
+    page = project_service.list_page(rt, cursor=cursor, limit=limit, only=only)
+    return wire.page(page, wire.project)
 
 
 @router.post("", status_code=201)
 async def create_project(
-    body: wire.ProjectCreate, response: Response, rt: Runtime = Depends(wire.runtime)
+    body: wire.ProjectCreate,
+    response: Response,
+    rt: Runtime = Depends(wire.runtime),
+    caller: Principal = require("projects:write"),
 ) -> dict[str, Any]:
     row = project_service.create(rt, body.name, body.description)
     response.headers["Location"] = f"/api/v1/projects/{row['id']}"
@@ -32,13 +41,20 @@ async def create_project(
 
 
 @router.get("/{project}")
-async def get_project(project: str, rt: Runtime = Depends(wire.runtime)) -> dict[str, Any]:
+async def get_project(
+    project: str,
+    rt: Runtime = Depends(wire.runtime),
+    caller: Principal = require("projects:read"),
+) -> dict[str, Any]:
     return wire.project(project_service.get(rt, project))
 
 
 @router.patch("/{project}")
 async def patch_project(
-    project: str, body: wire.ProjectPatch, rt: Runtime = Depends(wire.runtime)
+    project: str,
+    body: wire.ProjectPatch,
+    rt: Runtime = Depends(wire.runtime),
+    caller: Principal = require("projects:write"),
 ) -> dict[str, Any]:
     changes = body.model_dump(exclude_unset=True)
     if changes.get("name") is None:
@@ -49,6 +65,10 @@ async def patch_project(
 
 
 @router.delete("/{project}", status_code=204)
-async def delete_project(project: str, rt: Runtime = Depends(wire.runtime)) -> Response:
+async def delete_project(
+    project: str,
+    rt: Runtime = Depends(wire.runtime),
+    caller: Principal = require("projects:write"),
+) -> Response:
     project_service.delete(rt, project)
     return Response(status_code=204)

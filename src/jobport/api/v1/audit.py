@@ -1,0 +1,64 @@
+"""v1 audit log: every write and every refused credential, filtered, newest first."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query
+
+from jobport.api.auth import require
+from jobport.api.v1 import wire
+from jobport.domain.access import Principal
+from jobport.services import audit
+from jobport.services.runtime import Runtime
+
+router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
+
+
+def render(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "at": wire.ts(row["at"]),
+        "principal": row["principal"],
+        "address": row["address"],
+        "action": row["action"],
+        "target": row["target"],
+        "projectId": row["project_id"],
+        "outcome": row["outcome"],
+        "status": row["status"],
+        "details": row["details"],
+    }
+
+
+def _aware(value: dt.datetime | None) -> dt.datetime | None:
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value
+
+
+@router.get("")
+async def list_audit(
+    principal: str | None = Query(None, description="e.g. apiKey:<clientId> or user:<name>"),
+    action: str | None = Query(None, description="e.g. execute_job, create_key, login"),
+    outcome: str | None = Query(None, description="ok, denied or failed"),
+    target: str | None = Query(None, description="path contains"),
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    cursor: str | None = None,
+    limit: int = Query(50, ge=1, le=500),
+    rt: Runtime = Depends(wire.runtime),
+    caller: Principal = require("audit:read"),
+) -> dict[str, Any]:
+    page = audit.list_page(
+        rt,
+        principal=principal,
+        action=action,
+        outcome=outcome,
+        target=target,
+        since=_aware(since),
+        until=_aware(until),
+        cursor=cursor,
+        limit=limit,
+    )
+    return wire.page(page, render)

@@ -1,0 +1,174 @@
+"""v1 API keys: create (secret shown once), list, edit, rotate, delete, firewall helper."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
+from pydantic import Field
+
+from jobport.api.auth import address_of, require
+from jobport.api.v1 import wire
+from jobport.domain.access import Principal
+from jobport.services import access
+from jobport.services.runtime import Runtime
+
+router = APIRouter(prefix="/api/v1/keys", tags=["keys"])
+
+
+class KeyCreate(wire.Body):
+    description: str = Field(default="", max_length=2000)
+    expires_at: dt.datetime | None = Field(
+        default=None, description="null: never; omitted: in 90 days (settings)"
+    )
+    firewall_rules: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class KeyPatch(wire.Body):
+    description: str | None = Field(default=None, max_length=2000)
+    expires_at: dt.datetime | None = None
+    firewall_rules: list[dict[str, Any]] | None = None
+    enabled: bool | None = None
+    force: bool = Field(default=False, description="allow an edit that locks out the caller")
+
+
+class KeyRotate(wire.Body):
+    old_secret_valid_until: dt.datetime | None = Field(
+        default=None, description="until when the old secret keeps working; default in 24 h"
+    )
+
+
+class CurrentAddress(wire.Body):
+    name: str | None = None
+
+
+def _aware(value: dt.datetime | None) -> dt.datetime | None:
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value
+
+
+def render(row: dict[str, Any], rt: Runtime) -> dict[str, Any]:
+    now = dt.datetime.now(dt.UTC)
+    expires = row["expires_at"]
+    soon = now + dt.timedelta(days=rt.settings.key_expiry_warning_days)
+    return {
+        "clientId": row["client_id"],
+        "description": row["description"],
+        "enabled": row["enabled"],
+        "expiresAt": wire.ts(expires),
+        "expired": expires is not None and expires <= now,
+        "expiresSoon": expires is not None and now < expires <= soon,
+        "firewallRules": row["firewall_rules"],
+        "roles": row.get("roles", []),
+        "createdBy": row["created_by"],
+        "createdAt": wire.ts(row["created_at"]),
+        "updatedAt": wire.ts(row["updated_at"]),
+        "rotatedAt": wire.ts(row["rotated_at"]),
+        "previousSecretValidUntil": wire.ts(row["previous_valid_until"])
+        if row["previous_valid_until"] and row["previous_valid_until"] > now
+        else None,
+        "lastUsedAt": wire.ts(row["last_used_at"]),
+        "lastUsedIp": row["last_used_ip"],
+    }
+
+
+def _with_secret(row: dict[str, Any], secret: str, rt: Runtime) -> dict[str, Any]:
+    from jobport.domain.access import key_string
+
+    return {
+        **render(row, rt),
+        "clientSecret": secret,
+        "key": key_string(row["client_id"], secret),
+    }
+
+
+@router.get("")
+async def list_keys(
+    cursor: str | None = None,
+    limit: int = Query(50, ge=1, le=500),
+    rt: Runtime = Depends(wire.runtime),
+    caller: Principal = require("keys:read"),
+) -> dict[str, Any]:
+    page = access.list_keys(rt, cursor=cursor, limit=limit)
+    return wire.page(page, lambda r: render(r, rt))
+
+
+@router.post("", status_code=201)
+async def create_key(
+    body: Annotated[KeyCreate, Body()],
+    response: Response,
+    rt: Runtime = Depends(wire.runtime),
+    caller: Principal = require("keys:write"),
+) -> dict[str, Any]:
+    fields = body.model_dump(exclude_unset=True)
+    kwargs: dict[str, Any] = {}
+    if "expires_at" in fields:
+        kwargs["expires_at"] = _aware(body.expires_at)
+    row, secret = access.create_key(
+        rt,
+        description=body.description,
+        firewall_rules=body.firewall_rules,
+        created_by=caller.label,
+        **kwargs,
+    )
+    response.headers["Location"] = f"/api/v1/keys/{row['client_id']}"
+    return _with_secret(access.get_key(rt, row["client_id"]), secret, rt)
+
+
+@router.get("/{client_id}")
+async def get_key(
+    client_id: str, rt: Runtime = Depends(wire.runtime), caller: Principal = require("keys:read")
+) -> dict[str, Any]:
+    return render(access.get_key(rt, client_id), rt)
+
+
+@router.patch("/{client_id}")
+async def patch_key(
+    client_id: str,
+    body: Annotated[KeyPatch, Body()],
+    rt: Runtime = Depends(wire.runtime),
+    caller: Principal = require("keys:write"),
+) -> dict[str, Any]:
+    changes = body.model_dump(exclude_unset=True)
+    force = changes.pop("force", False)
+    if "expires_at" in changes:
+        changes["expires_at"] = _aware(changes["expires_at"])
+    row = access.patch_key(rt, client_id, changes, caller=caller, force=force)
+    return render(row, rt)
+
+
+@router.delete("/{client_id}", status_code=204)
+async def delete_key(
+    client_id: str, rt: Runtime = Depends(wire.runtime), caller: Principal = require("keys:write")
+) -> Response:
+    access.delete_key(rt, client_id)
+    return Response(status_code=204)
+
+
+@router.post("/{client_id}/rotate")
+async def rotate_key(
+    client_id: str,
+    body: Annotated[KeyRotate | None, Body()] = None,
+    rt: Runtime = Depends(wire.runtime),
+    caller: Principal = require("keys:write"),
+) -> dict[str, Any]:
+    until = _aware(body.old_secret_valid_until) if body else None
+    row, secret = access.rotate_key(rt, client_id, old_valid_until=until)
+    return _with_secret(row, secret, rt)
+
+
+@router.post("/{client_id}/firewall-rules/current-address")
+async def add_current_address(
+    client_id: str,
+    request: Request,
+    body: Annotated[CurrentAddress | None, Body()] = None,
+    rt: Runtime = Depends(wire.runtime),
+    caller: Principal = require("keys:write"),
+) -> dict[str, Any]:
+    """Add a rule for the address this request comes from."""
+    row = access.add_current_address(
+        rt, client_id, address_of(request), body.name if body else None
+    )
+    return render(row, rt)

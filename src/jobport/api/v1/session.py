@@ -1,0 +1,101 @@
+"""v1 session (console login with a cookie) and /me (who am I, with what rights)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse
+
+from jobport.api.auth import (
+    CSRF_COOKIE,
+    SESSION_COOKIE,
+    address_of,
+    authenticated,
+    public,
+)
+from jobport.api.v1 import wire
+from jobport.domain.access import Principal
+from jobport.services import access
+from jobport.services.runtime import Runtime
+
+router = APIRouter(prefix="/api/v1", tags=["session"])
+
+
+class Login(wire.Body):
+    username: str
+    password: str
+
+
+@router.post("/session", status_code=201)
+async def login(
+    body: Login,
+    request: Request,
+    rt: Runtime = Depends(wire.runtime),
+    _: None = public("logging in is how a user gets credentials"),
+) -> JSONResponse:
+    request.state.attempted = f"user:{body.username}"
+    session = access.login(rt, body.username, body.password, address_of(request))
+    principal = access.authenticate_session(
+        rt, session["token"], address_of(request), unsafe=False, csrf=None
+    )
+    request.state.principal = principal
+    response = JSONResponse(
+        {
+            "username": session["username"],
+            "csrfToken": session["csrf_token"],
+            "expiresAt": wire.ts(session["expires_at"]),
+            "me": access.describe(rt, principal),
+        },
+        status_code=201,
+    )
+    max_age = rt.settings.session_lifetime_seconds
+    secure = rt.settings.secure_cookies
+    response.set_cookie(
+        SESSION_COOKIE,
+        session["token"],
+        max_age=max_age,
+        httponly=True,
+        samesite="strict",
+        secure=secure,
+        path="/",
+    )
+    # Readable by the console's script, which echoes it in the X-CSRF-Token header.
+    response.set_cookie(
+        CSRF_COOKIE, session["csrf_token"], max_age=max_age, samesite="strict", secure=secure
+    )
+    return response
+
+
+@router.delete("/session", status_code=204)
+async def logout(
+    request: Request,
+    rt: Runtime = Depends(wire.runtime),
+    caller: Principal = authenticated(),
+) -> Response:
+    token = request.cookies.get(SESSION_COOKIE)
+    if token:
+        access.logout(rt, token)
+    response = Response(status_code=204)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    response.delete_cookie(CSRF_COOKIE)
+    return response
+
+
+@router.get("/session")
+async def get_session(
+    rt: Runtime = Depends(wire.runtime), caller: Principal = authenticated()
+) -> dict[str, Any]:
+    return {
+        "username": caller.name if caller.kind == "user" else None,
+        "csrfToken": caller.extra.get("csrf_token"),
+        "expiresAt": wire.ts(caller.extra.get("expires_at")),
+        "me": access.describe(rt, caller),
+    }
+
+
+@router.get("/me")
+async def me(
+    rt: Runtime = Depends(wire.runtime), caller: Principal = authenticated()
+) -> dict[str, Any]:
+    return access.describe(rt, caller)

@@ -1,0 +1,896 @@
+"""Access use-cases: authenticate callers, authorise them, manage keys, roles, users, sessions."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import secrets
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from limits import parse
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
+from pydantic import ValidationError
+
+from jobport.domain import access as rules
+from jobport.domain.access import BUILTIN_ROLES, FirewallRule, Grant, Principal, RoleSpec
+from jobport.domain.ids import new_id
+from jobport.errors import (
+    Conflict,
+    Forbidden,
+    Invalid,
+    NotFound,
+    RateLimited,
+    Unauthenticated,
+)
+from jobport.services.runtime import Runtime
+from jobport.store import access as store
+from jobport.store import projects as project_store
+from jobport.store.db import utcnow
+from jobport.store.pagination import Page
+
+log = logging.getLogger("jobport.access")
+_hasher = PasswordHasher()  # argon2id with the library's (RFC 9106 low-memory) defaults
+_DUMMY_HASH = _hasher.hash("a password nobody has")
+MIN_PASSWORD_LENGTH = 8
+
+
+@dataclass
+class AccessState:
+    """Per-process access machinery: the token key and the failed-attempt limiter."""
+
+    signing_key: str
+    limiter: MovingWindowRateLimiter = field(
+        default_factory=lambda: MovingWindowRateLimiter(MemoryStorage())
+    )
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _state(rt: Runtime) -> AccessState:
+    if rt.access is None:
+        bootstrap(rt)
+    assert rt.access is not None
+    return rt.access  # type: ignore[no-any-return]
+
+
+# --- bootstrap ------------------------------------------------------------------------------
+
+
+def bootstrap(rt: Runtime) -> str | None:
+    """Built-in roles, the first admin user and the token key. Returns a generated password."""
+    now = utcnow()
+    generated: str | None = None
+    with rt.db.write() as conn:
+        existing = {r["name"] for r in store.list_roles(conn, store.APPLICATION) if r["builtin"]}
+        for name, (description, scopes) in BUILTIN_ROLES.items():
+            if name not in existing:
+                store.insert_role(
+                    conn,
+                    {
+                        "id": new_id(),
+                        "project_key": store.APPLICATION,
+                        "project_id": None,
+                        "name": name,
+                        "description": description,
+                        "scopes": list(scopes),
+                        "builtin": True,
+                        "created_at": now,
+                        "updated_at": now,
+                    },
+                )
+        if store.count_users(conn) == 0:
+            password = rt.settings.admin_password
+            if not password:
+                password = generated = secrets.token_urlsafe(12)
+            user = _insert_user(conn, rt.settings.admin_username, password, now)
+            _add_membership(conn, "Administrator", None, "user", user["username"], now)
+        key = rt.settings.token_secret or store.server_secret(
+            conn, "token_signing_key", lambda: secrets.token_urlsafe(48), now
+        )
+    rt.access = AccessState(signing_key=key)
+    return generated
+
+
+# --- authentication -------------------------------------------------------------------------
+
+
+def _limit_check(rt: Runtime, client_id: str | None, address: str) -> None:
+    state = _state(rt)
+    checks = [(rt.settings.auth_failures_per_address, "address", address)]
+    if client_id:
+        checks.append((rt.settings.auth_failures_per_client, "client", client_id))
+    for spec, kind, ident in checks:
+        item = parse(spec)
+        if not state.limiter.test(item, kind, ident):
+            reset = state.limiter.get_window_stats(item, kind, ident).reset_time
+            retry = max(1, int(reset - dt.datetime.now(dt.UTC).timestamp()) + 1)
+            raise RateLimited(
+                f"too many failed attempts from this {kind}; retry in {retry} s",
+                retry_after=retry,
+            )
+
+
+def _failed(rt: Runtime, client_id: str | None, address: str) -> None:
+    state = _state(rt)
+    state.limiter.hit(parse(rt.settings.auth_failures_per_address), "address", address)
+    if client_id:
+        state.limiter.hit(parse(rt.settings.auth_failures_per_client), "client", client_id)
+
+
+def _invalid(message: str = "the credentials are not valid") -> Unauthenticated:
+    return Unauthenticated(message, code="invalid_credentials")
+
+
+def _grants(conn: Any, member_type: str, member_id: str) -> tuple[Grant, ...]:
+    return tuple(
+        Grant(role=g["name"], project_id=g["project_id"], scopes=frozenset(g["scopes"]))
+        for g in store.grants_of(conn, member_type, member_id)
+    )
+
+
+def _check_key_usable(row: dict[str, Any], now: dt.datetime) -> None:
+    if row["deleted_at"] is not None:
+        raise Unauthenticated(f"API key {row['client_id']} was deleted", code="key_revoked")
+    if not row["enabled"]:
+        raise Unauthenticated(f"API key {row['client_id']} is disabled", code="key_revoked")
+    if row["expires_at"] is not None and row["expires_at"] <= now:
+        raise Unauthenticated(
+            f"API key {row['client_id']} expired at {row['expires_at'].isoformat()}",
+            code="key_expired",
+        )
+
+
+def _secret_ok(rt: Runtime, row: dict[str, Any], secret: str, now: dt.datetime) -> bool:
+    pepper = rt.settings.key_pepper
+    if rules.secret_matches(secret, row["secret_hash"], pepper):
+        return True
+    until = row["previous_valid_until"]
+    return (
+        until is not None
+        and until > now
+        and rules.secret_matches(secret, row["previous_secret_hash"], pepper)
+    )
+
+
+def _key_principal(
+    rt: Runtime, conn: Any, row: dict[str, Any], address: str, via: str
+) -> Principal:
+    if not rules.address_allowed(row["firewall_rules"], address):
+        raise Forbidden(
+            f"address {address} is not allowed by the firewall rules of API key "
+            f"{row['client_id']}",
+            code="ip_not_allowed",
+            details={"address": address},
+        )
+    return Principal(
+        kind="apiKey",
+        id=row["client_id"],
+        name=row["client_id"],
+        grants=_grants(conn, "apiKey", row["client_id"]),
+        address=address,
+        via=via,
+    )
+
+
+def _load_key(rt: Runtime, client_id: str, address: str) -> dict[str, Any]:
+    with rt.db.read() as conn:
+        row = store.find_key(conn, client_id)
+    if row is None:
+        _failed(rt, client_id, address)
+        raise _invalid()
+    return row
+
+
+def authenticate_key(rt: Runtime, key: str, address: str) -> Principal:
+    """The principal of an API key string (`Authorization: Bearer jpk_...`)."""
+    try:
+        client_id, secret = rules.parse_key_string(key)
+    except ValueError as exc:
+        _limit_check(rt, None, address)
+        _failed(rt, None, address)
+        raise _invalid(f"the API key is not valid: {exc}") from None
+    _limit_check(rt, client_id, address)
+    now = utcnow()
+    row = _load_key(rt, client_id, address)
+    if row["deleted_at"] is None and not _secret_ok(rt, row, secret, now):
+        _failed(rt, client_id, address)
+        raise _invalid()
+    _check_key_usable(row, now)
+    with rt.db.read() as conn:
+        principal = _key_principal(rt, conn, row, address, "key")
+    _touch(rt, row, address, now)
+    return principal
+
+
+def _touch(rt: Runtime, row: dict[str, Any], address: str, now: dt.datetime) -> None:
+    """Record last use, but write at most once per resolution period (or on a new address)."""
+    last = row["last_used_at"]
+    resolution = rt.settings.key_last_used_resolution_seconds
+    if (
+        last is not None
+        and row["last_used_ip"] == address
+        and (now - last).total_seconds() < resolution
+    ):
+        return
+    with rt.db.write() as conn:
+        store.update_key(conn, row["client_id"], {"last_used_at": now, "last_used_ip": address})
+
+
+def issue_token(
+    rt: Runtime, client_id: str, secret: str, scope: str | None, address: str
+) -> dict[str, Any]:
+    """OAuth2 client credentials: a signed JWT for the key, optionally with fewer scopes."""
+    _limit_check(rt, client_id or None, address)
+    now = utcnow()
+    if not rules.looks_like_client_id(client_id):
+        _failed(rt, None, address)
+        raise _invalid("unknown client id")
+    row = _load_key(rt, client_id, address)
+    if row["deleted_at"] is None and not _secret_ok(rt, row, secret, now):
+        _failed(rt, client_id, address)
+        raise _invalid()
+    _check_key_usable(row, now)
+    with rt.db.read() as conn:
+        principal = _key_principal(rt, conn, row, address, "token")
+    held = sorted({s for g in principal.grants for s in g.scopes})
+    if scope:
+        asked = sorted(set(scope.split()))
+        for s in asked:
+            try:
+                rules.check_scope(s)
+            except ValueError as exc:
+                raise Invalid(str(exc), code="invalid_scope") from None
+            if not any(rules.scope_covers(g, s) for g in held):
+                raise Invalid(f"the key does not hold scope {s!r}", code="invalid_scope")
+        granted = asked
+    else:
+        granted = held
+    lifetime = rt.settings.token_lifetime_seconds
+    expires = now + dt.timedelta(seconds=lifetime)
+    if row["expires_at"] is not None and row["expires_at"] < expires:
+        expires = row["expires_at"]
+    claims = {
+        "iss": rt.settings.token_issuer,
+        "aud": rt.settings.token_audience,
+        "sub": client_id,
+        "iat": int(now.timestamp()),
+        "exp": int(expires.timestamp()),
+        "jti": new_id(),
+        "scope": " ".join(granted),
+    }
+    token = jwt.encode(claims, _state(rt).signing_key, algorithm="HS256")
+    _touch(rt, row, address, now)
+    return {
+        "access_token": token,
+        "token_type": "Bearer",
+        "expires_in": max(0, int((expires - now).total_seconds())),
+        "scope": " ".join(granted),
+    }
+
+
+def authenticate_token(rt: Runtime, token: str, address: str) -> Principal:
+    """The principal of an OAuth access token; the key is re-checked on every call."""
+    _limit_check(rt, None, address)
+    try:
+        claims = jwt.decode(
+            token,
+            _state(rt).signing_key,
+            algorithms=["HS256"],
+            audience=rt.settings.token_audience,
+            issuer=rt.settings.token_issuer,
+            options={"require": ["exp", "iss", "aud", "sub"]},
+        )
+    except jwt.ExpiredSignatureError:
+        raise _invalid("the access token has expired") from None
+    except jwt.PyJWTError:
+        _failed(rt, None, address)
+        raise _invalid("the access token is not valid") from None
+    now = utcnow()
+    row = _load_key(rt, str(claims["sub"]), address)
+    _check_key_usable(row, now)
+    with rt.db.read() as conn:
+        principal = _key_principal(rt, conn, row, address, "token")
+    scopes = frozenset(str(claims.get("scope", "")).split())
+    return Principal(
+        kind=principal.kind,
+        id=principal.id,
+        name=principal.name,
+        grants=principal.grants,
+        token_scopes=scopes,
+        address=address,
+        via="token",
+    )
+
+
+def _session_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def login(rt: Runtime, username: str, password: str, address: str) -> dict[str, Any]:
+    """Check a user's password; a new session (token, CSRF token, expiry)."""
+    _limit_check(rt, f"user:{username}", address)
+    with rt.db.read() as conn:
+        user = store.find_user(conn, username)
+    stored = user["password_hash"] if user else _DUMMY_HASH  # same cost for unknown users
+    try:
+        _hasher.verify(stored, password)
+        ok = user is not None and user["enabled"]
+    except (VerificationError, InvalidHashError):
+        ok = False
+    if not ok or user is None:
+        _failed(rt, f"user:{username}", address)
+        raise _invalid("wrong username or password")
+    now = utcnow()
+    token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
+    expires = now + dt.timedelta(seconds=rt.settings.session_lifetime_seconds)
+    with rt.db.write() as conn:
+        store.delete_expired_sessions(conn, now)
+        store.insert_session(
+            conn,
+            {
+                "token_hash": _session_hash(token),
+                "user_id": user["id"],
+                "csrf_token": csrf,
+                "address": address,
+                "created_at": now,
+                "expires_at": expires,
+            },
+        )
+        values: dict[str, Any] = {"last_login_at": now}
+        if _hasher.check_needs_rehash(user["password_hash"]):
+            values["password_hash"] = _hasher.hash(password)
+        store.update_user(conn, user["id"], values)
+    return {"token": token, "csrf_token": csrf, "expires_at": expires, "username": username}
+
+
+def logout(rt: Runtime, token: str) -> None:
+    with rt.db.write() as conn:
+        store.delete_session(conn, _session_hash(token))
+
+
+def authenticate_session(
+    rt: Runtime, token: str, address: str, *, unsafe: bool, csrf: str | None
+) -> Principal:
+    """The user of a session cookie; unsafe methods must echo the CSRF token."""
+    now = utcnow()
+    with rt.db.read() as conn:
+        session = store.find_session(conn, _session_hash(token))
+        user = store.find_user_by_id(conn, session["user_id"]) if session else None
+        if session is None or user is None or session["expires_at"] <= now:
+            raise _invalid("the session has ended; log in again")
+        if not user["enabled"]:
+            raise Unauthenticated(f"user {user['username']} is disabled", code="key_revoked")
+        if unsafe and not (csrf and secrets.compare_digest(csrf, session["csrf_token"])):
+            raise Forbidden(
+                "this request needs the session's X-CSRF-Token header", code="csrf_failed"
+            )
+        grants = _grants(conn, "user", user["username"])
+    return Principal(
+        kind="user",
+        id=user["id"],
+        name=user["username"],
+        grants=grants,
+        address=address,
+        via="session",
+        extra={"csrf_token": session["csrf_token"], "expires_at": session["expires_at"]},
+    )
+
+
+def local_principal(name: str = "local") -> Principal:
+    """Whoever runs the CLI with --local: direct database access is already full power."""
+    return Principal(
+        kind="local",
+        id=name,
+        name=name,
+        grants=(Grant("Administrator", None, frozenset({"*"})),),
+        via="local",
+    )
+
+
+# --- authorisation --------------------------------------------------------------------------
+
+
+def authorize(rt: Runtime, principal: Principal, scope: str, project_ref: str | None) -> str | None:
+    """Raise Forbidden unless the principal holds `scope` there; returns the project id.
+
+    `project_ref` None means the application level (keys, roles, audit, creating projects).
+    """
+    if project_ref is None:
+        if not principal.allows(scope, None):
+            raise _forbidden(principal, scope, None)
+        return None
+    with rt.db.read() as conn:
+        project = project_store.find(conn, project_ref)
+    project_id = project["id"] if project else None
+    if project_id is None:
+        # Unknown project: only someone who may see every project learns that it is missing.
+        if principal.project_ids(scope) is None:
+            return None
+        raise _forbidden(principal, scope, project_ref)
+    if not principal.allows(scope, project_id):
+        raise _forbidden(principal, scope, project_ref)
+    return project_id  # type: ignore[no-any-return]
+
+
+def check(principal: Principal, scope: str, project_id: str | None) -> None:
+    """Like authorize, for a project already known by id (e.g. an execution's project)."""
+    if not principal.allows(scope, project_id):
+        raise _forbidden(principal, scope, project_id)
+
+
+def _forbidden(principal: Principal, scope: str, project: str | None) -> Forbidden:
+    code = principal.denial(scope, project)
+    if code == "project_forbidden":
+        return Forbidden(
+            f"{principal.label} has no role that grants {scope!r} in project {project!r}",
+            code=code,
+            details={"scope": scope, "project": project},
+        )
+    where = f" in project {project!r}" if project else ""
+    return Forbidden(
+        f"this call needs scope {scope!r}{where}, which {principal.label} does not hold",
+        code="insufficient_scope",
+        details={"scope": scope},
+    )
+
+
+# --- API keys -------------------------------------------------------------------------------
+
+_DEFAULT = object()
+
+
+def _rules(value: Any) -> list[dict[str, Any]]:
+    try:
+        return [FirewallRule.model_validate(r).wire() for r in value or []]
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        raise Invalid(
+            f"firewallRules: {err['msg']}",
+            code="invalid_firewall_rule",
+            details=[{"field": f"firewallRules.{loc}".rstrip("."), "reason": err["msg"]}],
+        ) from None
+
+
+def _check_expiry(expires_at: dt.datetime | None, now: dt.datetime) -> None:
+    if expires_at is not None and expires_at <= now:
+        raise Invalid(
+            "expiresAt must be in the future",
+            code="invalid_expiry",
+            details=[{"field": "expiresAt", "reason": "in the past"}],
+        )
+
+
+def create_key(
+    rt: Runtime,
+    *,
+    description: str = "",
+    expires_at: Any = _DEFAULT,
+    firewall_rules: list[Any] | None = None,
+    created_by: str | None = None,
+    roles: list[tuple[str, str | None]] = (),  # type: ignore[assignment]
+) -> tuple[dict[str, Any], str]:
+    """A new key; returns (row, secret). The secret is never stored or shown again."""
+    now = utcnow()
+    if expires_at is _DEFAULT:
+        expires_at = now + dt.timedelta(days=rt.settings.key_default_days)
+    _check_expiry(expires_at, now)
+    rules_ = _rules(firewall_rules)
+    secret = rules.new_secret()
+    row = {
+        "client_id": rules.new_client_id(),
+        "secret_hash": rules.hash_secret(secret, rt.settings.key_pepper),
+        "previous_secret_hash": None,
+        "previous_valid_until": None,
+        "description": description,
+        "expires_at": expires_at,
+        "enabled": True,
+        "firewall_rules": rules_,
+        "created_by": created_by,
+        "created_at": now,
+        "updated_at": now,
+        "rotated_at": None,
+        "last_used_at": None,
+        "last_used_ip": None,
+        "deleted_at": None,
+    }
+    with rt.db.write() as conn:
+        store.insert_key(conn, row)
+        for role, project in roles:
+            project_id = project_store.get(conn, project)["id"] if project else None
+            _add_membership(conn, role, project_id, "apiKey", row["client_id"], now)
+    return row, secret
+
+
+def get_key(rt: Runtime, client_id: str) -> dict[str, Any]:
+    with rt.db.read() as conn:
+        row = store.get_key(conn, client_id)
+        row["roles"] = _roles_of(conn, "apiKey", client_id)
+    return row
+
+
+def _roles_of(conn: Any, member_type: str, member_id: str) -> list[dict[str, Any]]:
+    names = {p["id"]: p["name"] for p in _projects(conn)}
+    return [
+        {"role": g["name"], "project": names.get(g["project_id"]) if g["project_id"] else None}
+        for g in store.grants_of(conn, member_type, member_id)
+    ]
+
+
+def _projects(conn: Any) -> list[dict[str, Any]]:
+    return project_store.list_page(conn, cursor=None, limit=100_000).items
+
+
+def list_keys(rt: Runtime, *, cursor: str | None, limit: int) -> Page:
+    with rt.db.read() as conn:
+        page = store.list_keys(conn, cursor=cursor, limit=limit)
+        for row in page.items:
+            row["roles"] = _roles_of(conn, "apiKey", row["client_id"])
+    return page
+
+
+def patch_key(
+    rt: Runtime,
+    client_id: str,
+    changes: dict[str, Any],
+    *,
+    caller: Principal | None = None,
+    force: bool = False,
+) -> dict[str, Any]:
+    """Edit description, expiry, firewall rules or enabled; refuse to lock the caller out."""
+    now = utcnow()
+    values: dict[str, Any] = {}
+    if "description" in changes:
+        values["description"] = changes["description"] or ""
+    if "expires_at" in changes:
+        _check_expiry(changes["expires_at"], now)
+        values["expires_at"] = changes["expires_at"]
+    if "firewall_rules" in changes:
+        values["firewall_rules"] = _rules(changes["firewall_rules"])
+    if "enabled" in changes:
+        values["enabled"] = bool(changes["enabled"])
+    with rt.db.write() as conn:
+        row = store.get_key(conn, client_id)
+        after = {**row, **values}
+        if caller is not None and caller.kind == "apiKey" and caller.id == client_id and not force:
+            _guard_lock_out(after, caller.address, now)
+        if values:
+            store.update_key(conn, client_id, {**values, "updated_at": now})
+    return get_key(rt, client_id)
+
+
+def _guard_lock_out(after: dict[str, Any], address: str, now: dt.datetime) -> None:
+    reason = None
+    if not rules.address_allowed(after["firewall_rules"], address):
+        reason = f"the firewall rules would not allow your address {address}"
+    elif not after["enabled"]:
+        reason = "it would disable the key you are calling with"
+    elif after["expires_at"] is not None and after["expires_at"] <= now:
+        reason = "it would expire the key you are calling with"
+    if reason:
+        raise Conflict(
+            f"this edit would lock you out: {reason}; send force=true to do it anyway",
+            code="would_lock_out",
+            details={"address": address},
+        )
+
+
+def add_current_address(
+    rt: Runtime, client_id: str, address: str, name: str | None = None
+) -> dict[str, Any]:
+    """Append a single-address rule for the caller's address (the 'add my address' helper)."""
+    with rt.db.read() as conn:
+        row = store.get_key(conn, client_id)
+    rules_ = list(row["firewall_rules"])
+    if not any(r["startIp"] == address == r["endIp"] and r["enabled"] for r in rules_):
+        rules_.append(
+            {"name": name or f"added from {address}", "startIp": address, "endIp": address}
+        )
+    return patch_key(rt, client_id, {"firewall_rules": rules_})
+
+
+def rotate_key(
+    rt: Runtime, client_id: str, *, old_valid_until: dt.datetime | None = None
+) -> tuple[dict[str, Any], str]:
+    """A new secret; the old one keeps working until `old_valid_until` (default 24 h)."""
+    now = utcnow()
+    if old_valid_until is None:
+        old_valid_until = now + dt.timedelta(hours=rt.settings.key_rotation_overlap_hours)
+    if old_valid_until < now:
+        raise Invalid(
+            "oldSecretValidUntil must not be in the past",
+            code="invalid_rotation",
+            details=[{"field": "oldSecretValidUntil", "reason": "in the past"}],
+        )
+    secret = rules.new_secret()
+    with rt.db.write() as conn:
+        row = store.get_key(conn, client_id)
+        store.update_key(
+            conn,
+            client_id,
+            {
+                "secret_hash": rules.hash_secret(secret, rt.settings.key_pepper),
+                "previous_secret_hash": row["secret_hash"],
+                "previous_valid_until": old_valid_until,
+                "rotated_at": now,
+                "updated_at": now,
+            },
+        )
+    return get_key(rt, client_id), secret
+
+
+def delete_key(rt: Runtime, client_id: str) -> None:
+    """Delete a key; its client id stays as a tombstone and is never issued again."""
+    now = utcnow()
+    with rt.db.write() as conn:
+        store.get_key(conn, client_id)
+        store.update_key(
+            conn,
+            client_id,
+            {
+                "deleted_at": now,
+                "updated_at": now,
+                "enabled": False,
+                "secret_hash": None,
+                "previous_secret_hash": None,
+                "previous_valid_until": None,
+            },
+        )
+        store.remove_memberships_of(conn, "apiKey", client_id)
+
+
+# --- roles ----------------------------------------------------------------------------------
+
+
+def _level(conn: Any, project_ref: str | None) -> tuple[str, str | None]:
+    if project_ref is None:
+        return store.APPLICATION, None
+    project_id = project_store.get(conn, project_ref)["id"]
+    return project_id, project_id
+
+
+def _role(conn: Any, project_ref: str | None, name: str) -> tuple[dict[str, Any], str, str | None]:
+    key, project_id = _level(conn, project_ref)
+    role = store.find_role(conn, key, name)
+    if role is None:
+        where = f" in project {project_ref!r}" if project_ref else ""
+        raise NotFound(f"no role {name!r}{where}", code="role_not_found")
+    return role, key, project_id
+
+
+def _with_members(conn: Any, role: dict[str, Any], key: str) -> dict[str, Any]:
+    return {**role, "members": store.members_of(conn, role["id"], key)}
+
+
+def list_roles(rt: Runtime, project_ref: str | None) -> list[dict[str, Any]]:
+    with rt.db.read() as conn:
+        key, _ = _level(conn, project_ref)
+        return [_with_members(conn, r, key) for r in store.list_roles(conn, key)]
+
+
+def get_role(rt: Runtime, project_ref: str | None, name: str) -> dict[str, Any]:
+    with rt.db.read() as conn:
+        role, key, _ = _role(conn, project_ref, name)
+        return _with_members(conn, role, key)
+
+
+def _parse_role(model: Any, data: dict[str, Any]) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        details = [
+            {"field": ".".join(str(p) for p in e["loc"]) or "body", "reason": e["msg"]}
+            for e in exc.errors(include_url=False)
+        ]
+        raise Invalid(
+            f"invalid role: {details[0]['field']}: {details[0]['reason']}",
+            code="invalid_role",
+            details=details,
+        ) from None
+
+
+def create_role(rt: Runtime, project_ref: str | None, data: dict[str, Any]) -> dict[str, Any]:
+    spec = _parse_role(RoleSpec, data)
+    if spec.name in BUILTIN_ROLES:
+        raise Conflict(f"{spec.name!r} is a built-in role", code="already_exists")
+    now = utcnow()
+    with rt.db.write() as conn:
+        key, project_id = _level(conn, project_ref)
+        row = {
+            "id": new_id(),
+            "project_key": key,
+            "project_id": project_id,
+            "name": spec.name,
+            "description": spec.description,
+            "scopes": spec.scopes,
+            "builtin": False,
+            "created_at": now,
+            "updated_at": now,
+        }
+        store.insert_role(conn, row)
+        return _with_members(conn, row, key)
+
+
+def patch_role(
+    rt: Runtime, project_ref: str | None, name: str, data: dict[str, Any]
+) -> dict[str, Any]:
+    changes = _parse_role(rules.RolePatch, data).model_dump(exclude_unset=True)
+    with rt.db.write() as conn:
+        role, key, _ = _role(conn, project_ref, name)
+        _not_builtin(role, "changed")
+        if changes.get("name") in BUILTIN_ROLES:
+            raise Conflict(f"{changes['name']!r} is a built-in role", code="already_exists")
+        values = {k: v for k, v in changes.items() if v is not None}
+        if values:
+            store.update_role(conn, role["id"], {**values, "updated_at": utcnow()})
+        return _with_members(conn, {**role, **values}, key)
+
+
+def _not_builtin(role: dict[str, Any], what: str) -> None:
+    if role["builtin"]:
+        raise Conflict(f"built-in role {role['name']!r} cannot be {what}", code="builtin_role")
+
+
+def delete_role(rt: Runtime, project_ref: str | None, name: str) -> None:
+    with rt.db.write() as conn:
+        role, _, _ = _role(conn, project_ref, name)
+        _not_builtin(role, "deleted")
+        store.delete_role(conn, role["id"])
+
+
+def _check_member(conn: Any, member_type: str, member_id: str) -> None:
+    if member_type == "apiKey":
+        row = store.find_key(conn, member_id)
+        if row is None or row["deleted_at"] is not None:
+            raise NotFound(f"no API key {member_id!r}", code="key_not_found")
+    elif member_type == "user":
+        if store.find_user(conn, member_id) is None:
+            raise NotFound(f"no user {member_id!r}", code="user_not_found")
+    else:
+        raise Invalid(
+            f"member type must be one of {list(rules.MEMBER_TYPES)}, not {member_type!r}",
+            code="invalid_member",
+            details=[{"field": "type", "reason": "unknown member type"}],
+        )
+
+
+def _add_membership(
+    conn: Any,
+    role_name: str,
+    project_id: str | None,
+    member_type: str,
+    member_id: str,
+    now: dt.datetime,
+) -> bool:
+    key = project_id or store.APPLICATION
+    role = store.find_role(conn, key, role_name)
+    if role is None:
+        raise NotFound(f"no role {role_name!r}", code="role_not_found")
+    _check_member(conn, member_type, member_id)
+    return store.add_member(
+        conn,
+        {
+            "role_id": role["id"],
+            "project_key": key,
+            "project_id": project_id,
+            "member_type": member_type,
+            "member_id": member_id,
+            "created_at": now,
+        },
+    )
+
+
+def add_member(
+    rt: Runtime, project_ref: str | None, role_name: str, member_type: str, member_id: str
+) -> tuple[dict[str, Any], bool]:
+    with rt.db.write() as conn:
+        role, key, project_id = _role(conn, project_ref, role_name)
+        created = _add_membership(conn, role["name"], project_id, member_type, member_id, utcnow())
+        return _with_members(conn, role, key), created
+
+
+def remove_member(
+    rt: Runtime, project_ref: str | None, role_name: str, member_type: str, member_id: str
+) -> None:
+    with rt.db.write() as conn:
+        role, key, _ = _role(conn, project_ref, role_name)
+        if not store.remove_member(conn, role["id"], key, member_type, member_id):
+            raise NotFound(
+                f"{member_type} {member_id!r} is not a member of role {role_name!r}",
+                code="member_not_found",
+            )
+
+
+# --- users ----------------------------------------------------------------------------------
+
+
+def _check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise Invalid(
+            f"the password must have at least {MIN_PASSWORD_LENGTH} characters",
+            code="weak_password",
+            details=[{"field": "password", "reason": "too short"}],
+        )
+
+
+def _insert_user(conn: Any, username: str, password: str, now: dt.datetime) -> dict[str, Any]:
+    if not rules.is_valid_username(username):
+        raise Invalid(
+            f"username {username!r} is not valid: 1-200 letters, digits, '_', '.', '@', '-'",
+            code="invalid_username",
+            details=[{"field": "username", "reason": "invalid"}],
+        )
+    _check_password(password)
+    row = {
+        "id": new_id(),
+        "username": username,
+        "password_hash": _hasher.hash(password),
+        "enabled": True,
+        "created_at": now,
+        "updated_at": now,
+        "last_login_at": None,
+    }
+    store.insert_user(conn, row)
+    return row
+
+
+def create_user(
+    rt: Runtime, username: str, password: str, roles: list[tuple[str, str | None]] = ()  # type: ignore[assignment]
+) -> dict[str, Any]:
+    now = utcnow()
+    with rt.db.write() as conn:
+        row = _insert_user(conn, username, password, now)
+        for role, project in roles:
+            project_id = project_store.get(conn, project)["id"] if project else None
+            _add_membership(conn, role, project_id, "user", username, now)
+    return row
+
+
+def set_password(rt: Runtime, username: str, password: str) -> None:
+    _check_password(password)
+    with rt.db.write() as conn:
+        user = store.find_user(conn, username)
+        if user is None:
+            raise NotFound(f"no user {username!r}", code="user_not_found")
+        store.update_user(
+            conn, user["id"], {"password_hash": _hasher.hash(password), "updated_at": utcnow()}
+        )
+
+
+def list_users(rt: Runtime) -> list[dict[str, Any]]:
+    with rt.db.read() as conn:
+        users = store.list_users(conn)
+        for user in users:
+            user["roles"] = _roles_of(conn, "user", user["username"])
+    return users
+
+
+def describe(rt: Runtime, principal: Principal) -> dict[str, Any]:
+    """The principal, its roles and effective scopes (GET /me)."""
+    with rt.db.read() as conn:
+        names = {p["id"]: p["name"] for p in _projects(conn)}
+    scopes = {
+        (names.get(level, level) if level != "application" else level): s
+        for level, s in principal.effective_scopes().items()
+    }
+    return {
+        "type": principal.kind,
+        "id": principal.id,
+        "name": principal.name,
+        "authenticatedBy": principal.via,
+        "address": principal.address,
+        "roles": [
+            {"role": g.role, "project": names.get(g.project_id) if g.project_id else None}
+            for g in principal.grants
+        ],
+        "scopes": scopes,
+        "tokenScopes": sorted(principal.token_scopes)
+        if principal.token_scopes is not None
+        else None,
+    }
