@@ -1,0 +1,490 @@
+"""Schedules: the spec a user writes for a job's timed runs, and the timetable it compiles to.
+
+Cron dialect (croniter's): five fields ``minute hour day-of-month month day-of-week``, or
+six with *seconds as the sixth, last field* (``0 0 * * * 30`` fires at 00:00:30 daily; this is
+croniter's order, not Quartz's seconds-first one). Fields take lists, ranges and steps, month
+and weekday names (``JAN``, ``MON``), ``?`` in either day field, ``L`` (last day of the month in
+day-of-month, ``L5`` the last Friday in day-of-week), ``15W`` (the weekday nearest the 15th),
+``MON#2`` (the second Monday) and the macros ``@hourly @daily @midnight @weekly @monthly
+@yearly @annually``. When day-of-month and day-of-week are both restricted, a day matching
+either fires (Vixie cron). Hashed (``H``) and random (``R``) values are refused: every node must
+compute the same times.
+
+Crons are evaluated on naive local wall-clock time, then each wall time is resolved to UTC by
+our own DST policy: a wall time inside a spring-forward gap fires at the transition instant
+(``shift``) or not at all (``skip``); a wall time that happens twice on fall-back day fires at
+its first occurrence, its last, or both. Several crons fire at the union of their instants, once
+per instant. ``startDate``/``endDate`` bound the nominal wall time of a cron time (inclusive; a
+date-only end means through the end of that day).
+"""
+
+from __future__ import annotations
+
+import copy
+import heapq
+import math
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from croniter import CroniterBadDateError, croniter
+from pydantic import AfterValidator, Field, PrivateAttr, ValidationInfo, field_validator
+from tzlocal.windows_tz import win_tz
+
+from jobport.domain.jobs import Wire
+
+_FIELDS = ("minute", "hour", "day-of-month", "month", "day-of-week", "second")
+_SHAPE = "5 fields (minute hour day-of-month month day-of-week) or 6 (the same, then second)"
+_MACROS = ("@hourly", "@daily", "@midnight", "@weekly", "@monthly", "@yearly", "@annually")
+_HASHED_OR_RANDOM = re.compile(r"^[hr](\(\d+-\d+\))?(/\d+)?$", re.IGNORECASE)
+# croniter gives up after 50 years without a match; every cron without a year field repeats
+# within 28 years from here, so a search from this instant finds one if any exists.
+_REFERENCE = datetime(2000, 1, 1)
+
+_LOCAL_FORMAT = "YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS]"
+_LOCAL_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_LOCAL_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?")
+_WITH_OFFSET = re.compile(r".*T.*([+-]\d{2}:?\d{2}|Z)$", re.IGNORECASE)
+
+_SECOND = timedelta(seconds=1)
+_TICK = timedelta(microseconds=1)
+# Wider than any DST change in tzdata (the largest are 2 hours), so a transition that can
+# reorder wall times and instants around `after` is always inside this window.
+_NEAR = timedelta(hours=3)
+_RANK = {None: 0, "repeated": 1, "shifted": 2}
+
+
+# -- time zones -------------------------------------------------------------------------------
+
+
+def resolve_time_zone(name: str) -> str:
+    """IANA name for an IANA or Windows zone name; ValueError('unknown time zone ...') otherwise."""
+    iana = _resolve_time_zone(name)
+    if iana is None:
+        raise ValueError(
+            f"unknown time zone {name!r}: give an IANA name such as 'Australia/Sydney' "
+            "or a Windows name such as 'AUS Eastern Standard Time'"
+        )
+    return iana
+
+
+@lru_cache(maxsize=1024)
+def _resolve_time_zone(name: str) -> str | None:
+    if _is_zone(name):
+        return name
+    if name in win_tz:
+        return win_tz[name]
+    return _zones_by_folded_name().get(name.casefold())
+
+
+def _is_zone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return False
+    return True
+
+
+@lru_cache(maxsize=1)
+def _zones_by_folded_name() -> dict[str, str]:
+    """Every known name, case-folded, so 'australia/sydney' and 'utc' are understood too."""
+    names = {iana.casefold(): iana for iana in available_timezones()}
+    names.update({windows.casefold(): iana for windows, iana in win_tz.items()})
+    return names
+
+
+# -- crons ------------------------------------------------------------------------------------
+
+
+def check_cron(expr: str) -> None:
+    """Raise ValueError with the reason when `expr` is not a cron we can fire."""
+    _parse_cron(expr)
+
+
+@lru_cache(maxsize=16384)
+def _parse_cron(expr: str) -> croniter:
+    """The parsed cron, shared: callers take a copy before iterating it."""
+    text = expr.strip()
+    if not text:
+        raise ValueError(f"cron is empty; expected {_SHAPE}")
+    if text.startswith("@"):
+        if text.lower() not in _MACROS:
+            raise ValueError(f"cron {expr!r} is an unknown macro; use one of {', '.join(_MACROS)}")
+    else:
+        fields = text.split()
+        if len(fields) not in (5, 6):
+            raise ValueError(f"cron {expr!r} has {len(fields)} fields; expected {_SHAPE}")
+        for field_name, value in zip(_FIELDS, fields, strict=False):
+            if _HASHED_OR_RANDOM.match(value):
+                raise ValueError(
+                    f"cron {expr!r}: {field_name} field {value!r} is hashed or random, "
+                    "which is not supported"
+                )
+    try:
+        parsed = croniter(text, _REFERENCE, ret_type=datetime)
+        parsed.get_next()
+    except CroniterBadDateError:
+        raise ValueError(f"cron {expr!r} never matches a date") from None
+    except (ValueError, TypeError, KeyError, IndexError) as exc:
+        raise ValueError(f"cron {expr!r} is not valid: {exc}") from None
+    return parsed
+
+
+def _valid_cron(expr: str) -> str:
+    check_cron(expr)
+    return expr
+
+
+# -- local dates ------------------------------------------------------------------------------
+
+
+def parse_local(text: str, *, end_of_day: bool = False, need_time: bool = False) -> datetime:
+    """A naive local datetime from a date or a date-time without offset.
+
+    A date alone is midnight, or the last instant of that day with `end_of_day`.
+    """
+    if _WITH_OFFSET.match(text):
+        raise ValueError(
+            f"{text!r} carries a UTC offset; write the local time in timeZone ({_LOCAL_FORMAT})"
+        )
+    is_date = bool(_LOCAL_DATE.fullmatch(text))
+    if need_time and is_date:
+        raise ValueError(f"{text!r} has no time of day; expected YYYY-MM-DDTHH:MM[:SS]")
+    if not is_date and not _LOCAL_DATETIME.fullmatch(text):
+        raise ValueError(f"{text!r} is not {_LOCAL_FORMAT}")
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a valid date or time") from None
+    if is_date and end_of_day:
+        return value + timedelta(days=1) - _TICK
+    return value
+
+
+# -- the spec ---------------------------------------------------------------------------------
+
+
+class DstPolicy(Wire):
+    """What a cron time does when DST makes its wall time vanish (gap) or happen twice (repeat)."""
+
+    gap: Literal["shift", "skip"] = "shift"
+    repeat: Literal["first", "last", "both"] = "first"
+
+
+class ScheduleSpec(Wire):
+    """A schedule of a job, exactly as it is accepted over the API (the PUT body)."""
+
+    # The path names the schedule; a name in the body must equal it (the service checks).
+    name: str | None = None
+    time_zone: str = "UTC"
+    start_date: str | None = None
+    end_date: str | None = None
+    enabled: bool = True
+    # runAt comes before crons so that the crons validator sees it and can say which is wrong.
+    run_at: str | None = None
+    crons: list[Annotated[str, AfterValidator(_valid_cron)]] | None = Field(
+        default=None, validate_default=True
+    )
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    mode: Literal["full", "delta"] = "full"
+    dst_policy: DstPolicy = Field(default_factory=DstPolicy)
+    misfire_policy: Literal["skip", "runOnce", "runAll"] = "runOnce"
+    catchup_window: float = Field(default=3600, gt=0)
+    overlap_policy: Literal["allow", "skip", "bufferOne", "cancelPrevious"] = "skip"
+
+    _timetable: Timetable | None = PrivateAttr(default=None)
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        resolve_time_zone(value)
+        return value
+
+    @field_validator("start_date")
+    @classmethod
+    def _start_is_local(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_local(value)
+        return value
+
+    @field_validator("end_date")
+    @classmethod
+    def _end_after_start(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return value
+        end = parse_local(value, end_of_day=True)
+        start_text = info.data.get("start_date")
+        if start_text is not None and end < parse_local(start_text):
+            raise ValueError(f"endDate {value!r} is before startDate {start_text!r}")
+        return value
+
+    @field_validator("run_at")
+    @classmethod
+    def _run_at_is_local(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_local(value, need_time=True)
+        return value
+
+    @field_validator("crons")
+    @classmethod
+    def _crons_xor_run_at(cls, value: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        if "run_at" not in info.data:
+            return value  # runAt is invalid and already reported
+        run_at = info.data["run_at"]
+        if value is not None and run_at is not None:
+            raise ValueError("give either crons or runAt, not both")
+        if value is None and run_at is None:
+            raise ValueError("give crons (one or more cron expressions) or runAt (a one-time run)")
+        if value is not None and not value:
+            raise ValueError("crons is empty; give at least one cron expression, or runAt instead")
+        return value
+
+    def timetable(self) -> Timetable:
+        """The compiled form, built once per spec (and shared between equal specs)."""
+        if self._timetable is None:
+            self._timetable = _compile(
+                self.time_zone,
+                tuple(self.crons or ()),
+                self.run_at,
+                self.start_date,
+                self.end_date,
+                self.dst_policy,
+            )
+        return self._timetable
+
+
+@lru_cache(maxsize=4096)
+def timetable_for(spec_json: str) -> Timetable:
+    """The timetable of a stored spec (its JSON), cached: the scheduler's hot path."""
+    return ScheduleSpec.model_validate_json(spec_json).timetable()
+
+
+@lru_cache(maxsize=16384)
+def _compile(
+    time_zone: str,
+    crons: tuple[str, ...],
+    run_at: str | None,
+    start_date: str | None,
+    end_date: str | None,
+    dst: DstPolicy,
+) -> Timetable:
+    iana = resolve_time_zone(time_zone)
+    for expr in crons:
+        check_cron(expr)
+    return Timetable(
+        zone=ZoneInfo(iana),
+        iana=iana,
+        crons=crons,
+        run_at=parse_local(run_at, need_time=True) if run_at is not None else None,
+        start=parse_local(start_date) if start_date is not None else None,
+        end=parse_local(end_date, end_of_day=True) if end_date is not None else None,
+        dst=dst,
+    )
+
+
+# -- the timetable ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Fire:
+    """One instant a schedule fires."""
+
+    utc: datetime  # aware UTC: the nominal fire instant, the key a fire is stored under
+    local: datetime  # the same instant in the schedule's zone
+    dst: str | None  # None, "shifted" (moved out of a DST gap) or "repeated" (ambiguous wall time)
+
+
+@dataclass(frozen=True)
+class Timetable:
+    """When a schedule fires: its crons or one-time run, resolved in its zone."""
+
+    zone: ZoneInfo
+    iana: str
+    crons: tuple[str, ...] = ()
+    run_at: datetime | None = None  # naive local
+    start: datetime | None = None  # naive local, inclusive
+    end: datetime | None = None  # naive local, inclusive (a date-only endDate: end of that day)
+    dst: DstPolicy = field(default_factory=DstPolicy)
+
+    def fires_after(self, after: datetime, *, inclusive: bool = False) -> Iterator[Fire]:
+        """Fires in ascending UTC order strictly after `after` (at or after with `inclusive`).
+
+        Obeys start/end and the DST policy; several crons fire at the union of their
+        instants, once each. Finite for a one-time run and with an end.
+        """
+        after_utc = _aware_utc(after)
+        if self.run_at is not None:
+            yield from self._one_time(after_utc, inclusive)
+            return
+        if not self.crons:
+            return
+        begin = self._search_start(after_utc, inclusive)
+        if self.end is not None and begin >= self.end:
+            return
+        # Each stream is [lower bound of the UTC instants it has yet to give, its iterator].
+        # A fire is yielded only when it is below every stream's bound, so instants come out
+        # in order even where DST makes wall-clock order and instant order differ.
+        streams: list[list[Any]] = []
+        for expr in self.crons:
+            walls = copy.copy(_parse_cron(expr))
+            walls.set_current(begin, force=True)
+            streams.append([self._lowest_instant(begin), walls])
+        pending: list[tuple[datetime, int, str | None]] = []
+        last: datetime | None = None
+        while streams or pending:
+            stream = min(streams, key=_bound) if streams else None
+            if pending and (stream is None or pending[0][0] < stream[0]):
+                utc, _, dst = heapq.heappop(pending)
+                if utc == last:
+                    continue  # the same instant from another cron or another wall time
+                last = utc
+                if utc > after_utc or (inclusive and utc == after_utc):
+                    yield Fire(utc, utc.astimezone(self.zone), dst)
+                continue
+            assert stream is not None
+            try:
+                wall = stream[1].get_next(datetime)
+            except (CroniterBadDateError, OverflowError):
+                streams.remove(stream)
+                continue
+            if self.end is not None and wall > self.end:
+                streams.remove(stream)
+                continue
+            stream[0] = self._lowest_instant(wall + _SECOND)
+            for item in self._instants(wall):
+                heapq.heappush(pending, item)
+
+    def next_fire(self, after: datetime, *, inclusive: bool = False) -> Fire | None:
+        """The first fire after `after` (at or after with `inclusive`), or None if there is none."""
+        return next(self.fires_after(after, inclusive=inclusive), None)
+
+    def fires_between(self, start: datetime, end: datetime, *, limit: int = 10000) -> list[Fire]:
+        """Fires with start < utc <= end, in order, at most `limit` of them."""
+        end_utc = _aware_utc(end)
+        fires: list[Fire] = []
+        if limit <= 0:
+            return fires
+        for fire in self.fires_after(start):
+            if fire.utc > end_utc:
+                break
+            fires.append(fire)
+            if len(fires) >= limit:
+                break
+        return fires
+
+    def ended(self, now: datetime) -> bool:
+        """True when nothing fires after `now` (past endDate, or a one-time run in the past)."""
+        if self.run_at is None and self.end is None:
+            return not self.crons
+        return self.next_fire(now) is None
+
+    # -- internals --
+
+    def _one_time(self, after_utc: datetime, inclusive: bool) -> Iterator[Fire]:
+        wall = self.run_at
+        assert wall is not None
+        if (self.start is not None and wall < self.start) or (
+            self.end is not None and wall > self.end
+        ):
+            return
+        for utc, _, dst in sorted(self._instants(wall)):
+            if utc > after_utc or (inclusive and utc == after_utc):
+                yield Fire(utc, utc.astimezone(self.zone), dst)
+
+    def _instants(self, wall: datetime) -> list[tuple[datetime, int, str | None]]:
+        """The instants a naive wall time fires at under the DST policy, as heap items."""
+        first = wall.replace(tzinfo=self.zone).utcoffset()
+        second = wall.replace(tzinfo=self.zone, fold=1).utcoffset()
+        assert first is not None and second is not None
+        if first == second:
+            return [((wall - first).replace(tzinfo=UTC), 0, None)]
+        if first > second:  # fall back: fold=0 is the earlier instant
+            repeat = self.dst.repeat
+            items = []
+            if repeat in ("first", "both"):
+                items.append(((wall - first).replace(tzinfo=UTC), 1, "repeated"))
+            if repeat in ("last", "both"):
+                items.append(((wall - second).replace(tzinfo=UTC), 1, "repeated"))
+            return items
+        if self.dst.gap == "skip":
+            return []
+        # In a gap zoneinfo reads fold=0 with the offset from before the transition.
+        return [(_gap_end(self.zone, wall, first, second), 2, "shifted")]
+
+    def _lowest_instant(self, wall: datetime) -> datetime:
+        """A lower bound of the instants of every wall time from `wall` on."""
+        first = wall.replace(tzinfo=self.zone).utcoffset()
+        second = wall.replace(tzinfo=self.zone, fold=1).utcoffset()
+        assert first is not None and second is not None
+        return (wall - max(first, second)).replace(tzinfo=UTC)
+
+    def _search_start(self, after_utc: datetime, inclusive: bool) -> datetime:
+        """The naive wall time to search cron times from (exclusive).
+
+        Normally `after`'s own wall time; earlier when a nearby transition gives earlier wall
+        times instants after `after`: the second pass of a repeated hour, or a gap's times
+        that shift onto the transition instant.
+        """
+        zone = self.zone
+        wall = after_utc.astimezone(zone).replace(tzinfo=None)
+        begin = wall
+        before = (after_utc - _NEAR).astimezone(zone).utcoffset()
+        later = (after_utc + _NEAR).astimezone(zone).utcoffset()
+        assert before is not None and later is not None
+        if before != later:
+            transition = _transition(zone, after_utc - _NEAR, after_utc + _NEAR)
+            if before > later and after_utc < transition:
+                begin = min(wall, (transition + later).replace(tzinfo=None))
+            elif before < later and after_utc <= transition:
+                begin = min(wall, (transition + before).replace(tzinfo=None))
+        if begin < wall or inclusive:
+            begin -= _TICK
+        if self.start is not None and begin < self.start - _TICK:
+            begin = self.start - _TICK
+        return begin
+
+
+def _bound(stream: list[Any]) -> datetime:
+    return stream[0]
+
+
+def _aware_utc(moment: datetime) -> datetime:
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"{moment!r} has no time zone; pass an aware datetime")
+    return moment.astimezone(UTC)
+
+
+def _transition(zone: ZoneInfo, low: datetime, high: datetime) -> datetime:
+    """The first instant in (low, high] whose UTC offset differs from low's (aware UTC)."""
+    lo = math.floor(low.timestamp())
+    hi = math.ceil(high.timestamp())
+    offset = datetime.fromtimestamp(lo, zone).utcoffset()
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if datetime.fromtimestamp(mid, zone).utcoffset() == offset:
+            lo = mid
+        else:
+            hi = mid
+    return datetime.fromtimestamp(hi, UTC)
+
+
+_GAP_ENDS: dict[tuple[str, Any, timedelta, timedelta], datetime] = {}
+
+
+def _gap_end(zone: ZoneInfo, wall: datetime, before: timedelta, after: timedelta) -> datetime:
+    """The transition instant ending the gap that holds `wall` (its first valid instant)."""
+    key = (zone.key, wall.date(), before, after)
+    found = _GAP_ENDS.get(key)
+    if found is None:
+        # Every wall time of the gap lies between these readings of it, and so does the gap's end.
+        found = _transition(
+            zone, (wall - after).replace(tzinfo=UTC), (wall - before).replace(tzinfo=UTC)
+        )
+        if len(_GAP_ENDS) > 4096:
+            _GAP_ENDS.clear()
+        _GAP_ENDS[key] = found
+    return found
