@@ -211,6 +211,10 @@ def _execute_request(
     return _query(wait=wait), body, headers
 
 
+def _schedules_path(project: str, job: str, *rest: str) -> str:
+    return _path("projects", project, "jobs", job, "schedules", *rest)
+
+
 def _statuses(status: str | list[str] | None) -> str | None:
     return ",".join(status) if isinstance(status, list) else status
 
@@ -556,6 +560,49 @@ class Client(_Base):
             time.sleep(pause)
             delay = min(delay * 1.5, 1.0)
 
+    # schedules
+
+    def list_schedules(self, project: str, job: str) -> list[dict[str, Any]]:
+        return self._json("GET", _schedules_path(project, job))["items"]
+
+    def get_schedule(self, project: str, job: str, name: str) -> dict[str, Any]:
+        return self._json("GET", _schedules_path(project, job, name))
+
+    def put_schedule(
+        self, project: str, job: str, name: str, schedule: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Add the schedule or update it (same id, fire history kept)."""
+        return self._json("PUT", _schedules_path(project, job, name), json=schedule)
+
+    def delete_schedule(self, project: str, job: str, name: str) -> None:
+        self._request("DELETE", _schedules_path(project, job, name))
+
+    def preview_schedule(
+        self, project: str, job: str, name: str, count: int = 10, start: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The next `count` fire times after `start` (ISO date-time; default now)."""
+        params = _query(count=count, **{"from": start})
+        path = _schedules_path(project, job, name, "preview")
+        return self._json("GET", path, params=params)["fires"]
+
+    def schedule_fires(
+        self, project: str, job: str, name: str, limit: int = 50, cursor: str | None = None
+    ) -> dict[str, Any]:
+        """One page of the schedule's fires, newest first: `{"items", "nextCursor"}`."""
+        path = _schedules_path(project, job, name, "fires")
+        return self._json("GET", path, params=_query(limit=limit, cursor=cursor))
+
+    def trigger_schedule(self, project: str, job: str, name: str) -> dict[str, Any]:
+        """Run the schedule now: `{"fire", "execution"}`."""
+        return self._json("POST", _schedules_path(project, job, name, "trigger"))
+
+    def backfill_schedule(
+        self, project: str, job: str, name: str, start: str, end: str
+    ) -> list[dict[str, Any]]:
+        """Fire each fire time in [start, end] that has not fired; returns the new fires."""
+        path = _schedules_path(project, job, name, "backfill")
+        return self._json("POST", path, json={"from": start, "to": end})["fires"]
+
 
 # -- async -------------------------------------------------------------------------------------
 
@@ -801,3 +848,47 @@ class AsyncClient(_Base):
                 pause = min(delay, remaining)
             await asyncio.sleep(pause)
             delay = min(delay * 1.5, 1.0)
+
+    # schedules
+
+    async def list_schedules(self, project: str, job: str) -> list[dict[str, Any]]:
+        return (await self._json("GET", _schedules_path(project, job)))["items"]
+
+    async def get_schedule(self, project: str, job: str, name: str) -> dict[str, Any]:
+        return await self._json("GET", _schedules_path(project, job, name))
+
+    async def put_schedule(
+        self, project: str, job: str, name: str, schedule: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Add the schedule or update it (same id, fire history kept)."""
+        return await self._json("PUT", _schedules_path(project, job, name), json=schedule)
+
+    async def delete_schedule(self, project: str, job: str, name: str) -> None:
+        await self._request("DELETE", _schedules_path(project, job, name))
+
+    async def preview_schedule(
+        self, project: str, job: str, name: str, count: int = 10, start: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The next `count` fire times after `start` (ISO date-time; default now)."""
+        params = _query(count=count, **{"from": start})
+        path = _schedules_path(project, job, name, "preview")
+        return (await self._json("GET", path, params=params))["fires"]
+
+    async def schedule_fires(
+        self, project: str, job: str, name: str, limit: int = 50, cursor: str | None = None
+    ) -> dict[str, Any]:
+        """One page of the schedule's fires, newest first: `{"items", "nextCursor"}`."""
+        path = _schedules_path(project, job, name, "fires")
+        return await self._json("GET", path, params=_query(limit=limit, cursor=cursor))
+
+    async def trigger_schedule(self, project: str, job: str, name: str) -> dict[str, Any]:
+        """Run the schedule now: `{"fire", "execution"}`."""
+        return await self._json("POST", _schedules_path(project, job, name, "trigger"))
+
+    async def backfill_schedule(
+        self, project: str, job: str, name: str, start: str, end: str
+    ) -> list[dict[str, Any]]:
+        """Fire each fire time in [start, end] that has not fired; returns the new fires."""
+        path = _schedules_path(project, job, name, "backfill")
+        body = {"from": start, "to": end}
+        return (await self._json("POST", path, json=body))["fires"]

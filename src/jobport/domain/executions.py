@@ -100,8 +100,14 @@ def queued_execution(
     idempotency_key: str | None = None,
     attempt: int = 1,
     retry_of: str | None = None,
+    schedule_id: str | None = None,
+    schedule_name: str | None = None,
+    schedule_fire_at: dt.datetime | None = None,
 ) -> dict[str, Any]:
-    """The row of a new, queued execution of `job` (a stored job row, spec included)."""
+    """The row of a new, queued execution of `job` (a stored job row, spec included).
+
+    A run started by a schedule names it and the nominal fire time it stands for.
+    """
     return {
         "id": execution_id,
         "project_id": job["project_id"],
@@ -128,6 +134,9 @@ def queued_execution(
         "heartbeat_at": None,
         "log_lines": 0,
         "log_bytes": 0,
+        "schedule_id": schedule_id,
+        "schedule_name": schedule_name,
+        "schedule_fire_at": schedule_fire_at,
     }
 
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from dataclasses import dataclass, field
 from typing import Any
+
+from sqlalchemy import Connection
 
 from jobport.domain.executions import ErrorCode, Mode, Status, Trigger, queued_execution
 from jobport.domain.ids import new_id
@@ -49,6 +52,15 @@ def _check_start_input(
         )
 
 
+@dataclass(frozen=True)
+class Started:
+    """What start_in() did, for its caller to announce once the transaction commits."""
+
+    row: dict[str, Any]
+    created: bool  # False: a replayed id or key, nothing new was queued
+    replaced: list[tuple[str, str]] = field(default_factory=list)  # (id, outcome) cancelled
+
+
 def start(
     rt: Runtime,
     project_ref: str,
@@ -62,61 +74,102 @@ def start(
     principal: str | None = None,
 ) -> tuple[dict[str, Any], bool]:
     """Queue a run of the job. Returns (execution, created); a replayed id or key is not new."""
+    with rt.db.write() as conn:
+        started = start_in(
+            conn,
+            project_ref,
+            job_ref,
+            parameters=parameters,
+            mode=mode,
+            execution_id=execution_id,
+            idempotency_key=idempotency_key,
+            trigger=trigger,
+            principal=principal,
+        )
+    if started.created:
+        announce(rt, started)
+    return started.row, started.created
+
+
+def start_in(
+    conn: Connection,
+    project_ref: str,
+    job_ref: str,
+    *,
+    parameters: dict[str, Any] | None = None,
+    mode: str = "full",
+    execution_id: str | None = None,
+    idempotency_key: str | None = None,
+    trigger: Trigger = Trigger.API,
+    principal: str | None = None,
+    schedule_id: str | None = None,
+    schedule_name: str | None = None,
+    schedule_fire_at: dt.datetime | None = None,
+) -> Started:
+    """start() inside the caller's write transaction, so a schedule's fire and its run commit
+    together. The caller announces the run with announce() after the commit."""
     parameters = dict(parameters or {})
     replaced: list[tuple[str, str]] = []
-    with rt.db.write() as conn:
-        project = project_store.get(conn, project_ref)
-        job = job_store.get(conn, project["id"], job_ref, lock=True)
-        spec = JobSpec.model_validate(job["spec"])
-        if execution_id is not None:
-            existing = exec_store.find(conn, execution_id)
-            if existing is not None:
-                return _replay(existing, job["id"], "executionId")
-        if idempotency_key is not None:
-            existing = exec_store.find_by_idempotency_key(conn, project["id"], idempotency_key)
-            if existing is not None:
-                return _replay(existing, job["id"], "Idempotency-Key")
-        _check_start_input(spec, parameters, mode, execution_id)
-        # An `allow` job never needs to look at its other runs: keep the hot path short.
-        active = (
-            exec_store.active_for_job(conn, job["id"]) if spec.concurrency_policy != "allow" else []
+    project = project_store.get(conn, project_ref)
+    job = job_store.get(conn, project["id"], job_ref, lock=True)
+    spec = JobSpec.model_validate(job["spec"])
+    if execution_id is not None:
+        existing = exec_store.find(conn, execution_id)
+        if existing is not None:
+            return Started(*_replay(existing, job["id"], "executionId"))
+    if idempotency_key is not None:
+        existing = exec_store.find_by_idempotency_key(conn, project["id"], idempotency_key)
+        if existing is not None:
+            return Started(*_replay(existing, job["id"], "Idempotency-Key"))
+    _check_start_input(spec, parameters, mode, execution_id)
+    # An `allow` job never needs to look at its other runs: keep the hot path short.
+    active = (
+        exec_store.active_for_job(conn, job["id"]) if spec.concurrency_policy != "allow" else []
+    )
+    if active and spec.concurrency_policy == "forbid":
+        raise Conflict(
+            f"job {spec.name!r} forbids concurrent runs and execution {active[0]['id']} "
+            f"is {active[0]['status']}",
+            code="already_running",
+            details={"executionId": active[0]["id"]},
         )
-        if active and spec.concurrency_policy == "forbid":
-            raise Conflict(
-                f"job {spec.name!r} forbids concurrent runs and execution {active[0]['id']} "
-                f"is {active[0]['status']}",
-                code="already_running",
-                details={"executionId": active[0]["id"]},
-            )
-        if active and spec.concurrency_policy == "replace":
-            replaced = [(row["id"], _request_cancel(conn, row)) for row in active]
-        row = queued_execution(
-            execution_id=execution_id or new_id(),
-            job=job,
-            trigger=trigger,
-            parameters={**spec.parameters, **parameters},
-            mode=mode,
-            now=utcnow(),
-            principal=principal,
-            idempotency_key=idempotency_key,
+    if active and spec.concurrency_policy == "replace":
+        replaced = [(row["id"], _request_cancel(conn, row)) for row in active]
+    row = queued_execution(
+        execution_id=execution_id or new_id(),
+        job=job,
+        trigger=trigger,
+        parameters={**spec.parameters, **parameters},
+        mode=mode,
+        now=utcnow(),
+        principal=principal,
+        idempotency_key=idempotency_key,
+        schedule_id=schedule_id,
+        schedule_name=schedule_name,
+        schedule_fire_at=schedule_fire_at,
+    )
+    try:
+        exec_store.insert_execution(conn, row)
+    except exec_store.DuplicateExecution:
+        existing = (
+            exec_store.find(conn, execution_id)
+            if execution_id
+            else exec_store.find_by_idempotency_key(conn, project["id"], idempotency_key or "")
         )
-        try:
-            exec_store.insert_execution(conn, row)
-        except exec_store.DuplicateExecution:
-            existing = (
-                exec_store.find(conn, execution_id)
-                if execution_id
-                else exec_store.find_by_idempotency_key(conn, project["id"], idempotency_key or "")
-            )
-            if existing is None:
-                raise
-            return _replay(existing, job["id"], "executionId")
-    if rt.dispatcher is not None:
-        for replaced_id, outcome in replaced:
-            if outcome == Status.CANCELLED:
-                rt.dispatcher.notify_final(replaced_id)
-        rt.dispatcher.submit(row["id"])
-    return row, True
+        if existing is None:
+            raise
+        return Started(*_replay(existing, job["id"], "executionId"))
+    return Started(row, True, replaced)
+
+
+def announce(rt: Runtime, started: Started) -> None:
+    """Hand a committed new run to the dispatcher, and wake waiters of the runs it replaced."""
+    if rt.dispatcher is None:
+        return  # another process's sweeper finds the queued row
+    for replaced_id, outcome in started.replaced:
+        if outcome == Status.CANCELLED:
+            rt.dispatcher.notify_final(replaced_id)
+    rt.dispatcher.submit(started.row["id"])
 
 
 def _replay(existing: dict[str, Any], job_id: str, what: str) -> tuple[dict[str, Any], bool]:
@@ -144,6 +197,14 @@ def _request_cancel(conn: Any, row: dict[str, Any]) -> str:
     if exec_store.transition(conn, row["id"], Status.CANCELLING, [Status.RUNNING]):
         return Status.CANCELLING
     return exec_store.status_of(conn, row["id"]) or Status.CANCELLED
+
+
+def cancel_in(conn: Connection, row: dict[str, Any]) -> str:
+    """Cancel an active run inside the caller's write transaction; returns its new status.
+
+    The caller wakes its waiters (dispatcher.notify_final) after the commit if it is final.
+    """
+    return _request_cancel(conn, row)
 
 
 def get(rt: Runtime, execution_id: str) -> dict[str, Any]:

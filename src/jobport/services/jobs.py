@@ -11,6 +11,7 @@ from jobport.domain.jobs import JobSpec
 from jobport.engine import steps as step_kinds
 from jobport.engine.templating import syntax_errors
 from jobport.errors import Conflict, Invalid
+from jobport.services import schedules as schedule_service
 from jobport.services.runtime import Runtime
 from jobport.store import executions as exec_store
 from jobport.store import jobs as job_store
@@ -96,7 +97,8 @@ def get(rt: Runtime, project_ref: str, job_ref: str) -> dict[str, Any]:
         project = project_store.get(conn, project_ref)
         job = job_store.get(conn, project["id"], job_ref)
         last = exec_store.latest_for_jobs(conn, [job["id"]]).get(job["id"])
-    return _with_last(job, last)
+        schedules = schedule_service.for_job(conn, job["id"])
+    return {**_with_last(job, last), "schedules": schedules}
 
 
 def list_page(

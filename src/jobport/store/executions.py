@@ -60,6 +60,24 @@ def active_for_job(conn: Connection, job_id: str) -> list[dict[str, Any]]:
     return [dict(r._mapping) for r in rows]
 
 
+def active_for_schedules(
+    conn: Connection, schedule_ids: Iterable[str]
+) -> dict[str, list[dict[str, Any]]]:
+    """The queued or running executions each of these schedules started, oldest first."""
+    ids = list(schedule_ids)
+    if not ids:
+        return {}
+    rows = conn.execute(
+        select(executions.c.id, executions.c.status, executions.c.schedule_id)
+        .where(executions.c.schedule_id.in_(ids), executions.c.status.in_(_ACTIVE))
+        .order_by(executions.c.created_at, executions.c.id)
+    )
+    active: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        active.setdefault(r.schedule_id, []).append(dict(r._mapping))
+    return active
+
+
 def latest_for_jobs(conn: Connection, job_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
     """The newest execution of each job, by creation time (ids may be caller-given)."""
     ids = list(job_ids)

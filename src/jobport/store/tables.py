@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     ForeignKey,
@@ -104,11 +105,17 @@ executions = Table(
     Column("heartbeat_at", UTCDateTime, nullable=True),
     Column("log_lines", BigInteger, nullable=False, default=0),
     Column("log_bytes", BigInteger, nullable=False, default=0),
+    # The schedule that started the run (migration 0002); no foreign key, so a run keeps
+    # saying where it came from after its schedule is deleted.
+    Column("schedule_id", Id, nullable=True),
+    Column("schedule_name", String(200), nullable=True),
+    Column("schedule_fire_at", UTCDateTime, nullable=True),
     UniqueConstraint("project_id", "idempotency_key"),
     Index("ix_executions_job_id_created_at", "job_id", "created_at"),
     Index("ix_executions_project_id_created_at", "project_id", "created_at"),
     Index("ix_executions_status_not_before", "status", "not_before"),
     Index("ix_executions_job_id_status", "job_id", "status"),
+    Index("ix_executions_schedule_id_status", "schedule_id", "status"),
 )
 
 execution_logs = Table(
@@ -126,4 +133,45 @@ execution_logs = Table(
     Column("stream", String(10), nullable=False),
     Column("level", String(10), nullable=False),
     Column("text", Text, nullable=False),
+)
+
+# --- Schedules: named cron schedules per job, and every fire they made (migration 0002) ---
+
+# next_fire_at is NULL when nothing will fire (disabled, ended, one-time already fired);
+# last_fire_at is the newest nominal time fired (any outcome): an update never fires it again.
+schedules = Table(
+    "schedules",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("project_id", Id, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("job_id", Id, ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("spec", Json, nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("next_fire_at", UTCDateTime, nullable=True),
+    Column("last_fire_at", UTCDateTime, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("job_id", "name"),
+    Index("ix_schedules_enabled_next_fire_at", "enabled", "next_fire_at"),
+)
+
+# The unique (schedule_id, fire_at) key is what makes a fire happen at most once, whatever
+# number of schedulers run. execution_id has no foreign key: the fire row is written first,
+# in the same transaction as its execution.
+schedule_fires = Table(
+    "schedule_fires",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("schedule_id", Id, ForeignKey("schedules.id", ondelete="CASCADE"), nullable=False),
+    Column("fire_at", UTCDateTime, nullable=False),
+    Column("local", String(40), nullable=False),
+    Column("dst", String(10), nullable=True),
+    Column("kind", String(10), nullable=False),
+    Column("outcome", String(10), nullable=False),
+    Column("reason", String(300), nullable=True),
+    Column("execution_id", String(200), nullable=True),
+    Column("recorded_at", UTCDateTime, nullable=False),
+    UniqueConstraint("schedule_id", "fire_at"),
+    Index("ix_schedule_fires_outcome", "outcome"),
 )

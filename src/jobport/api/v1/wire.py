@@ -78,6 +78,11 @@ def execution(row: dict[str, Any], *, with_result: bool = True) -> dict[str, Any
         "result": row["result"] if with_result else None,
         "error": error,
         "logLines": row["log_lines"],
+        "schedule": (
+            {"name": row["schedule_name"], "fireAt": ts(row["schedule_fire_at"])}
+            if row.get("schedule_id")
+            else None
+        ),
     }
     return out
 
@@ -91,6 +96,60 @@ def job(row: dict[str, Any]) -> dict[str, Any]:
         "createdAt": ts(row["created_at"]),
         "updatedAt": ts(row["updated_at"]),
         "lastExecution": execution(last, with_result=False) if last else {},
+        **(
+            {"schedules": [schedule_summary(s) for s in row["schedules"]]}
+            if "schedules" in row
+            else {}
+        ),
+    }
+
+
+def schedule(row: dict[str, Any]) -> dict[str, Any]:
+    """A schedule: its definition as given, and where it stands."""
+    return {
+        "id": row["id"],
+        "jobId": row["job_id"],
+        **row["spec"],
+        "timeZoneIana": row["time_zone_iana"],
+        "state": row["state"],
+        "nextFireAt": ts(row["next_fire_at"]),
+        "lastFireAt": ts(row["last_fire_at"]),
+        "createdAt": ts(row["created_at"]),
+        "updatedAt": ts(row["updated_at"]),
+    }
+
+
+def schedule_summary(row: dict[str, Any]) -> dict[str, Any]:
+    """A schedule as its job lists it."""
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "state": row["state"],
+        "timeZone": row["spec"].get("timeZone"),
+        "crons": row["spec"].get("crons"),
+        "runAt": row["spec"].get("runAt"),
+        "nextFireAt": ts(row["next_fire_at"]),
+        "lastFireAt": ts(row["last_fire_at"]),
+    }
+
+
+def fire_time(fire: Any) -> dict[str, Any]:
+    """A fire time of a preview: UTC, local wall time with its offset, DST note."""
+    return {"utc": ts(fire.utc), "local": fire.local.isoformat(), "dst": fire.dst}
+
+
+def schedule_fire(row: dict[str, Any]) -> dict[str, Any]:
+    """A recorded fire: started (with its execution), buffered, skipped or missed, and why."""
+    return {
+        "id": row["id"],
+        "fireAt": ts(row["fire_at"]),
+        "local": row["local"],
+        "dst": row["dst"],
+        "kind": row["kind"],
+        "outcome": row["outcome"],
+        "reason": row["reason"],
+        "executionId": row["execution_id"],
+        "recordedAt": ts(row["recorded_at"]),
     }
 
 

@@ -1,0 +1,173 @@
+"""v1 schedules of a job: define, list, preview, fire history, run now, backfill."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Query, Response
+from fastapi.responses import JSONResponse
+from pydantic import Field
+
+from jobport.api.auth import require
+from jobport.api.v1 import wire
+from jobport.domain.schedules import ScheduleSpec
+from jobport.services import schedules as schedule_service
+from jobport.services.runtime import Runtime
+
+router = APIRouter(prefix="/api/v1/projects/{project}/jobs/{job}/schedules", tags=["schedules"])
+
+_EXAMPLE = {
+    "timeZone": "Australia/Sydney",
+    "crons": ["30 2 * * *"],
+    "parameters": {},
+    "misfirePolicy": "runOnce",
+    "overlapPolicy": "skip",
+}
+
+
+@router.get("")
+async def list_schedules(
+    project: str,
+    job: str,
+    caller: Any = require("schedules:read"),
+    rt: Runtime = Depends(wire.runtime),
+) -> dict[str, Any]:
+    rows = schedule_service.list_for_job(rt, project, job)
+    return {"items": [wire.schedule(r) for r in rows]}
+
+
+@router.put(
+    "/{name}",
+    responses={
+        200: {"description": "updated: same id, fire history kept"},
+        201: {"description": "created"},
+        422: {"description": "invalid schedule; `details` names each field and why"},
+    },
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "application/json": {
+                    "schema": ScheduleSpec.model_json_schema(by_alias=True),
+                    "example": _EXAMPLE,
+                }
+            },
+            "required": True,
+        }
+    },
+)
+async def put_schedule(
+    project: str,
+    job: str,
+    name: str,
+    body: Annotated[dict[str, Any], Body()],
+    caller: Any = require("schedules:write"),
+    rt: Runtime = Depends(wire.runtime),
+) -> JSONResponse:
+    row, created = await asyncio.to_thread(schedule_service.put, rt, project, job, name, body)
+    return JSONResponse(wire.schedule(row), status_code=201 if created else 200)
+
+
+@router.get("/{name}")
+async def get_schedule(
+    project: str,
+    job: str,
+    name: str,
+    caller: Any = require("schedules:read"),
+    rt: Runtime = Depends(wire.runtime),
+) -> dict[str, Any]:
+    return wire.schedule(schedule_service.get(rt, project, job, name))
+
+
+@router.delete("/{name}", status_code=204)
+async def delete_schedule(
+    project: str,
+    job: str,
+    name: str,
+    caller: Any = require("schedules:write"),
+    rt: Runtime = Depends(wire.runtime),
+) -> Response:
+    await asyncio.to_thread(schedule_service.delete, rt, project, job, name)
+    return Response(status_code=204)
+
+
+@router.get("/{name}/preview")
+async def preview_schedule(
+    project: str,
+    job: str,
+    name: str,
+    count: int = Query(10, ge=1, le=1000),
+    start: Annotated[
+        dt.datetime | None,
+        Query(alias="from", description="date-time (UTC if no offset); default now"),
+    ] = None,
+    caller: Any = require("schedules:read"),
+    rt: Runtime = Depends(wire.runtime),
+) -> dict[str, Any]:
+    fires = schedule_service.preview(rt, project, job, name, count=count, start=_aware(start))
+    return {"fires": [wire.fire_time(f) for f in fires]}
+
+
+@router.get("/{name}/fires")
+async def list_fires(
+    project: str,
+    job: str,
+    name: str,
+    cursor: str | None = None,
+    limit: int = Query(50, ge=1, le=500),
+    caller: Any = require("schedules:read"),
+    rt: Runtime = Depends(wire.runtime),
+) -> dict[str, Any]:
+    page = schedule_service.fires(rt, project, job, name, cursor=cursor, limit=limit)
+    return wire.page(page, wire.schedule_fire)
+
+
+@router.post("/{name}/trigger", status_code=201)
+async def trigger_schedule(
+    project: str,
+    job: str,
+    name: str,
+    caller: Any = require("schedules:write"),
+    rt: Runtime = Depends(wire.runtime),
+) -> dict[str, Any]:
+    fire, execution = await asyncio.to_thread(
+        schedule_service.trigger, rt, project, job, name, principal=None
+    )
+    return {"fire": wire.schedule_fire(fire), "execution": wire.execution(execution)}
+
+
+class BackfillRequest(wire.Body):
+    from_: dt.datetime = Field(alias="from")
+    to: dt.datetime
+
+
+@router.post("/{name}/backfill", status_code=201)
+async def backfill_schedule(
+    project: str,
+    job: str,
+    name: str,
+    body: BackfillRequest,
+    caller: Any = require("schedules:write"),
+    rt: Runtime = Depends(wire.runtime),
+) -> dict[str, Any]:
+    fires = await asyncio.to_thread(
+        schedule_service.backfill,
+        rt,
+        project,
+        job,
+        name,
+        _utc(body.from_),
+        _utc(body.to),
+        principal=None,
+    )
+    return {"fires": [wire.schedule_fire(f) for f in fires]}
+
+
+def _aware(value: dt.datetime | None) -> dt.datetime | None:
+    return _utc(value) if value is not None else None
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    """A date-time without an offset is read as UTC."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
