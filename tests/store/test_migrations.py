@@ -15,6 +15,7 @@ from jobport.store.tables import metadata, projects
 from .rows import add_project
 
 SCHEMA = {"projects", "jobs", "executions", "execution_logs"}
+SCHEMA |= {"schedules", "schedule_fires"}  # 0002
 
 
 def tables(db: Database) -> set[str]:
