@@ -41,6 +41,30 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+ADMIN_PASSWORD = "admin-password-for-tests"
+
+
+def admin_key(database_url: str, *, role: str = "Administrator", project: str | None = None) -> str:
+    """Create an API key holding `role` directly in the database; returns the key string."""
+    from jobport.domain.access import key_string
+    from jobport.services import access
+    from jobport.services.runtime import Runtime
+    from jobport.settings import Settings
+    from jobport.store.db import Database
+
+    db = Database(database_url, pool=False)
+    try:
+        db.upgrade()
+        rt = Runtime(Settings(database_url=database_url, admin_password=ADMIN_PASSWORD), db)
+        access.bootstrap(rt)
+        row, secret = access.create_key(
+            rt, description=f"tests: {role}", expires_at=None, roles=[(role, project)]
+        )
+    finally:
+        db.dispose()
+    return key_string(row["client_id"], secret)
+
+
 class Server:
     """`jobport serve` in a subprocess on a free port, with its own database."""
 
@@ -62,8 +86,21 @@ class Server:
         }
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = workdir / f"server-{self.port}.log"
+        self.key: str | None = None  # an Administrator API key, made before the first start
+
+    def prepare(self) -> Server:
+        """Migrate the database and make the admin user and an Administrator key (once)."""
+        if self.key is None:
+            self.key = admin_key(self.database_url)
+        return self
+
+    @property
+    def auth(self) -> dict[str, str]:
+        self.prepare()
+        return {"Authorization": f"Bearer {self.key}"}
 
     def start(self, *args: str) -> Server:
+        self.prepare()
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [
@@ -93,8 +130,11 @@ class Server:
             time.sleep(0.1)
         raise RuntimeError(f"server did not start: {self.log_path.read_text()[-3000:]}")
 
-    def client(self, **kwargs: Any) -> httpx2.Client:
-        return httpx2.Client(base_url=self.url, timeout=30, **kwargs)
+    def client(self, *, anonymous: bool = False, **kwargs: Any) -> httpx2.Client:
+        """An HTTP client for this server, authenticated as an Administrator unless anonymous."""
+        headers = {} if anonymous else dict(self.auth)
+        headers.update(kwargs.pop("headers", {}))
+        return httpx2.Client(base_url=self.url, timeout=30, headers=headers, **kwargs)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -100,27 +100,38 @@ def bootstrap(rt: Runtime) -> str | None:
 # --- authentication -------------------------------------------------------------------------
 
 
-def _limit_check(rt: Runtime, client_id: str | None, address: str) -> None:
+def _retry_after(state: AccessState, item: Any, kind: str, ident: str) -> int:
+    reset = state.limiter.get_window_stats(item, kind, ident).reset_time
+    return max(1, int(reset - dt.datetime.now(dt.UTC).timestamp()) + 1)
+
+
+def _limit_check(rt: Runtime, address: str) -> None:
+    """Refuse every attempt from an address that failed too often (before any work)."""
     state = _state(rt)
-    checks = [(rt.settings.auth_failures_per_address, "address", address)]
-    if client_id:
-        checks.append((rt.settings.auth_failures_per_client, "client", client_id))
-    for spec, kind, ident in checks:
-        item = parse(spec)
-        if not state.limiter.test(item, kind, ident):
-            reset = state.limiter.get_window_stats(item, kind, ident).reset_time
-            retry = max(1, int(reset - dt.datetime.now(dt.UTC).timestamp()) + 1)
-            raise RateLimited(
-                f"too many failed attempts from this {kind}; retry in {retry} s",
-                retry_after=retry,
-            )
+    item = parse(rt.settings.auth_failures_per_address)
+    if not state.limiter.test(item, "address", address):
+        retry = _retry_after(state, item, "address", address)
+        raise RateLimited(
+            f"too many failed attempts from {address}; retry in {retry} s", retry_after=retry
+        )
 
 
 def _failed(rt: Runtime, client_id: str | None, address: str) -> None:
+    """Count a failed attempt; past the client's limit, the answer becomes 429.
+
+    The client limit only turns failures into 429s: the holder of the right secret is not
+    locked out by someone hammering its (public) client id with wrong ones.
+    """
     state = _state(rt)
     state.limiter.hit(parse(rt.settings.auth_failures_per_address), "address", address)
     if client_id:
-        state.limiter.hit(parse(rt.settings.auth_failures_per_client), "client", client_id)
+        item = parse(rt.settings.auth_failures_per_client)
+        if not state.limiter.hit(item, "client", client_id):
+            retry = _retry_after(state, item, "client", client_id)
+            raise RateLimited(
+                f"too many failed attempts for {client_id}; retry in {retry} s",
+                retry_after=retry,
+            )
 
 
 def _invalid(message: str = "the credentials are not valid") -> Unauthenticated:
@@ -189,13 +200,12 @@ def _load_key(rt: Runtime, client_id: str, address: str) -> dict[str, Any]:
 
 def authenticate_key(rt: Runtime, key: str, address: str) -> Principal:
     """The principal of an API key string (`Authorization: Bearer jpk_...`)."""
+    _limit_check(rt, address)
     try:
         client_id, secret = rules.parse_key_string(key)
     except ValueError as exc:
-        _limit_check(rt, None, address)
         _failed(rt, None, address)
         raise _invalid(f"the API key is not valid: {exc}") from None
-    _limit_check(rt, client_id, address)
     now = utcnow()
     row = _load_key(rt, client_id, address)
     if row["deleted_at"] is None and not _secret_ok(rt, row, secret, now):
@@ -226,7 +236,7 @@ def issue_token(
     rt: Runtime, client_id: str, secret: str, scope: str | None, address: str
 ) -> dict[str, Any]:
     """OAuth2 client credentials: a signed JWT for the key, optionally with fewer scopes."""
-    _limit_check(rt, client_id or None, address)
+    _limit_check(rt, address)
     now = utcnow()
     if not rules.looks_like_client_id(client_id):
         _failed(rt, None, address)
@@ -276,7 +286,7 @@ def issue_token(
 
 def authenticate_token(rt: Runtime, token: str, address: str) -> Principal:
     """The principal of an OAuth access token; the key is re-checked on every call."""
-    _limit_check(rt, None, address)
+    _limit_check(rt, address)
     try:
         claims = jwt.decode(
             token,
@@ -314,7 +324,7 @@ def _session_hash(token: str) -> str:
 
 def login(rt: Runtime, username: str, password: str, address: str) -> dict[str, Any]:
     """Check a user's password; a new session (token, CSRF token, expiry)."""
-    _limit_check(rt, f"user:{username}", address)
+    _limit_check(rt, address)
     with rt.db.read() as conn:
         user = store.find_user(conn, username)
     stored = user["password_hash"] if user else _DUMMY_HASH  # same cost for unknown users

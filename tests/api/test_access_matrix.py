@@ -1,0 +1,489 @@
+"""Every endpoint by every kind of caller: the documented answer, and no change when refused.
+
+The endpoint table below must name every route the app serves (a test checks it against the
+app's own route table), so a new endpoint without an entry here fails the suite.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import sqlite3
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx2
+import pytest
+
+from conftest import Server, admin_key, wait_for
+from jobport.api.app import create_app
+from jobport.api.auth import route_table
+from jobport.domain.access import BUILTIN_ROLES, covered, key_string, new_secret, parse_key_string
+
+
+@dataclass
+class World:
+    """Fresh objects for one endpoint's calls: a project with a job, a run, a key, roles."""
+
+    project: str
+    job: str
+    execution: str
+    key: str  # client id of a key to act on
+    role: str  # an application role with `key` as member
+    project_role: str  # a project role with `key` as member
+    admin: httpx2.Client
+
+
+Request = tuple[str, dict[str, Any]]  # url, extra httpx arguments
+Build = Callable[[World], Request]
+
+
+def _name(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def _sleeping_run(w: World) -> str:
+    """A run still going, so that cancel has something to cancel."""
+    body = {
+        "name": _name("nap"),
+        "steps": [{"name": "nap", "kind": "command", "config": {"command": "sleep 30"}}],
+    }
+    assert w.admin.post(f"/api/v1/projects/{w.project}/jobs", json=body).status_code == 201
+    run = w.admin.post(f"/api/v1/projects/{w.project}/jobs/{body['name']}/execute").json()
+    # Running and settled, so the database does not move under the refused calls.
+    wait_for(lambda: w.admin.get(f"/api/v1/executions/{run['id']}").json()["status"] == "running")
+    return str(run["id"])
+
+
+P = "/api/v1/projects/{project}"
+# (method, route path) -> (how to build the request, the status a permitted caller gets)
+ENDPOINTS: dict[tuple[str, str], tuple[Build, int]] = {
+    ("GET", "/api/v1/projects"): (lambda w: ("/api/v1/projects", {}), 200),
+    ("POST", "/api/v1/projects"): (
+        lambda w: ("/api/v1/projects", {"json": {"name": _name("new")}}),
+        201,
+    ),
+    ("GET", P): (lambda w: (f"/api/v1/projects/{w.project}", {}), 200),
+    ("PATCH", P): (
+        lambda w: (f"/api/v1/projects/{w.project}", {"json": {"description": "changed"}}),
+        200,
+    ),
+    ("DELETE", P): (lambda w: (f"/api/v1/projects/{w.project}", {}), 204),
+    ("GET", P + "/jobs"): (lambda w: (f"/api/v1/projects/{w.project}/jobs", {}), 200),
+    ("POST", P + "/jobs"): (
+        lambda w: (
+            f"/api/v1/projects/{w.project}/jobs",
+            {
+                "json": {
+                    "name": _name("job"),
+                    "steps": [{"name": "s", "kind": "command", "config": {"command": "true"}}],
+                }
+            },
+        ),
+        201,
+    ),
+    ("GET", P + "/jobs/{job}"): (
+        lambda w: (f"/api/v1/projects/{w.project}/jobs/{w.job}", {}),
+        200,
+    ),
+    ("PATCH", P + "/jobs/{job}"): (
+        lambda w: (
+            f"/api/v1/projects/{w.project}/jobs/{w.job}",
+            {"json": {"description": "changed"}},
+        ),
+        200,
+    ),
+    ("DELETE", P + "/jobs/{job}"): (
+        lambda w: (f"/api/v1/projects/{w.project}/jobs/{w.job}", {}),
+        204,
+    ),
+    ("POST", P + "/jobs/{job}/execute"): (
+        lambda w: (f"/api/v1/projects/{w.project}/jobs/{w.job}/execute", {"json": {}}),
+        202,
+    ),
+    ("GET", P + "/executions"): (lambda w: (f"/api/v1/projects/{w.project}/executions", {}), 200),
+    ("GET", "/api/v1/executions/{execution_id}"): (
+        lambda w: (f"/api/v1/executions/{w.execution}", {}),
+        200,
+    ),
+    ("POST", "/api/v1/executions/{execution_id}/cancel"): (
+        lambda w: (f"/api/v1/executions/{_sleeping_run(w)}/cancel", {}),
+        202,
+    ),
+    ("GET", "/api/v1/executions/{execution_id}/result"): (
+        lambda w: (f"/api/v1/executions/{w.execution}/result", {}),
+        200,
+    ),
+    ("GET", "/api/v1/executions/{execution_id}/logs"): (
+        lambda w: (f"/api/v1/executions/{w.execution}/logs", {}),
+        200,
+    ),
+    ("GET", "/api/v1/keys"): (lambda w: ("/api/v1/keys", {}), 200),
+    ("POST", "/api/v1/keys"): (
+        lambda w: ("/api/v1/keys", {"json": {"description": "made in the matrix"}}),
+        201,
+    ),
+    ("GET", "/api/v1/keys/{client_id}"): (lambda w: (f"/api/v1/keys/{w.key}", {}), 200),
+    ("PATCH", "/api/v1/keys/{client_id}"): (
+        lambda w: (f"/api/v1/keys/{w.key}", {"json": {"description": "changed"}}),
+        200,
+    ),
+    ("DELETE", "/api/v1/keys/{client_id}"): (lambda w: (f"/api/v1/keys/{w.key}", {}), 204),
+    ("POST", "/api/v1/keys/{client_id}/rotate"): (
+        lambda w: (f"/api/v1/keys/{w.key}/rotate", {}),
+        200,
+    ),
+    ("POST", "/api/v1/keys/{client_id}/firewall-rules/current-address"): (
+        lambda w: (f"/api/v1/keys/{w.key}/firewall-rules/current-address", {}),
+        200,
+    ),
+    ("GET", "/api/v1/roles"): (lambda w: ("/api/v1/roles", {}), 200),
+    ("POST", "/api/v1/roles"): (
+        lambda w: ("/api/v1/roles", {"json": {"name": _name("role"), "scopes": ["jobs:read"]}}),
+        201,
+    ),
+    ("GET", "/api/v1/roles/{role}"): (lambda w: (f"/api/v1/roles/{w.role}", {}), 200),
+    ("PATCH", "/api/v1/roles/{role}"): (
+        lambda w: (f"/api/v1/roles/{w.role}", {"json": {"description": "changed"}}),
+        200,
+    ),
+    ("DELETE", "/api/v1/roles/{role}"): (lambda w: (f"/api/v1/roles/{w.role}", {}), 204),
+    ("POST", "/api/v1/roles/{role}/members"): (
+        lambda w: (
+            "/api/v1/roles/Viewer/members",
+            {"json": {"type": "apiKey", "id": w.key}},
+        ),
+        201,
+    ),
+    ("DELETE", "/api/v1/roles/{role}/members/{member_type}/{member_id}"): (
+        lambda w: (f"/api/v1/roles/{w.role}/members/apiKey/{w.key}", {}),
+        204,
+    ),
+    ("GET", P + "/roles"): (lambda w: (f"/api/v1/projects/{w.project}/roles", {}), 200),
+    ("POST", P + "/roles"): (
+        lambda w: (
+            f"/api/v1/projects/{w.project}/roles",
+            {"json": {"name": _name("role"), "scopes": ["jobs:*"]}},
+        ),
+        201,
+    ),
+    ("GET", P + "/roles/{role}"): (
+        lambda w: (f"/api/v1/projects/{w.project}/roles/{w.project_role}", {}),
+        200,
+    ),
+    ("PATCH", P + "/roles/{role}"): (
+        lambda w: (
+            f"/api/v1/projects/{w.project}/roles/{w.project_role}",
+            {"json": {"scopes": ["executions:read"]}},
+        ),
+        200,
+    ),
+    ("DELETE", P + "/roles/{role}"): (
+        lambda w: (f"/api/v1/projects/{w.project}/roles/{w.project_role}", {}),
+        204,
+    ),
+    ("POST", P + "/roles/{role}/members"): (
+        lambda w: (
+            f"/api/v1/projects/{w.project}/roles/Viewer/members",
+            {"json": {"type": "apiKey", "id": w.key}},
+        ),
+        201,
+    ),
+    ("DELETE", P + "/roles/{role}/members/{member_type}/{member_id}"): (
+        lambda w: (
+            f"/api/v1/projects/{w.project}/roles/{w.project_role}/members/apiKey/{w.key}",
+            {},
+        ),
+        204,
+    ),
+    ("GET", "/api/v1/session"): (lambda w: ("/api/v1/session", {}), 200),
+    ("DELETE", "/api/v1/session"): (lambda w: ("/api/v1/session", {}), 204),
+    ("GET", "/api/v1/me"): (lambda w: ("/api/v1/me", {}), 200),
+    ("GET", "/api/v1/audit"): (lambda w: ("/api/v1/audit", {}), 200),
+}
+
+SCHEDULES = P + "/jobs/{job}/schedules"
+
+
+def _schedule_endpoints() -> None:
+    """Schedules (when the app serves them): each call on a schedule made for the world."""
+
+    def sched(w: World) -> str:
+        body = {"crons": ["0 3 * * *"], "timeZone": "UTC"}
+        url = f"/api/v1/projects/{w.project}/jobs/{w.job}/schedules/nightly"
+        response = w.admin.put(url, json=body)
+        assert response.status_code in {200, 201}, response.text
+        return url
+
+    base = "/api/v1/projects/{project}/jobs/{job}/schedules"
+    ENDPOINTS.update(
+        {
+            ("GET", SCHEDULES): (lambda w: (sched(w).rsplit("/", 1)[0], {}), 200),
+            ("GET", base + "/{name}"): (lambda w: (sched(w), {}), 200),
+            ("PUT", base + "/{name}"): (
+                lambda w: (
+                    f"/api/v1/projects/{w.project}/jobs/{w.job}/schedules/daily",
+                    {"json": {"crons": ["0 4 * * *"]}},
+                ),
+                201,
+            ),
+            ("DELETE", base + "/{name}"): (lambda w: (sched(w), {}), 204),
+            ("GET", base + "/{name}/preview"): (lambda w: (sched(w) + "/preview", {}), 200),
+            ("GET", base + "/{name}/fires"): (lambda w: (sched(w) + "/fires", {}), 200),
+            ("POST", base + "/{name}/trigger"): (lambda w: (sched(w) + "/trigger", {}), 201),
+            ("POST", base + "/{name}/backfill"): (
+                lambda w: (
+                    sched(w) + "/backfill",
+                    {"json": {"from": "2026-01-01T00:00:00Z", "to": "2026-01-02T00:00:00Z"}},
+                ),
+                201,
+            ),
+        }
+    )
+
+
+ROUTES = [r for r in route_table(create_app()) if not (r[3] or "").startswith("public")]
+if any(path.startswith(SCHEDULES) for _, path, _, _ in ROUTES):
+    _schedule_endpoints()
+
+
+def test_every_route_declares_a_scope_and_is_in_the_matrix() -> None:
+    undeclared = [(m, p) for m, p, _, scope in route_table(create_app()) if scope is None]
+    # The OpenAPI document and its viewers are the only routes outside the access rules.
+    assert {p for _, p in undeclared} <= {
+        "/openapi.json",
+        "/docs",
+        "/docs/oauth2-redirect",
+        "/redoc",
+    }
+    served = {(m, p) for m, p, _, _ in ROUTES if p.startswith("/api/")}
+    assert served - set(ENDPOINTS) == set(), "add the new endpoints to ENDPOINTS"
+    assert set(ENDPOINTS) - served == set(), "ENDPOINTS names routes the app does not serve"
+
+
+# --- the callers ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def matrix_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    workdir = tmp_path_factory.mktemp("matrix")
+    srv = Server(
+        f"sqlite:///{workdir / 'jobport.db'}",
+        workdir,
+        auth_failures_per_client="100000/minute",
+        auth_failures_per_address="100000/minute",
+    ).start()
+    yield srv
+    srv.stop()
+
+
+def _db_path(server: Server) -> str:
+    return server.database_url.removeprefix("sqlite:///")
+
+
+@dataclass
+class Callers:
+    server: Server
+    wrong_secret: str
+    expired: str
+    deleted: str
+    outside_firewall: str
+    wrong_project: str  # Administrator of another project only
+    read_only: str  # application Viewer
+    project_admin: str  # Administrator of each world's project (added per world)
+    admin: str  # application Administrator
+
+
+@pytest.fixture(scope="module")
+def callers(matrix_server: Server) -> Callers:
+    server = matrix_server
+    url = server.database_url
+    with server.client() as admin:
+        other = _name("other")
+        assert admin.post("/api/v1/projects", json={"name": other}).status_code == 201
+
+        client_id, _ = parse_key_string(server.key or "")
+        wrong_secret = key_string(client_id, new_secret())
+
+        expired = admin_key(url)
+        with sqlite3.connect(_db_path(server)) as db:
+            db.execute(
+                "UPDATE api_keys SET expires_at = ? WHERE client_id = ?",
+                (
+                    (dt.datetime.now(dt.UTC) - dt.timedelta(days=1)).replace(tzinfo=None),
+                    parse_key_string(expired)[0],
+                ),
+            )
+
+        deleted = admin_key(url)
+        assert admin.delete(f"/api/v1/keys/{parse_key_string(deleted)[0]}").status_code == 204
+
+        fenced = admin.post(
+            "/api/v1/keys",
+            json={
+                "description": "only from the office",
+                "firewallRules": [{"name": "office", "startIp": "10.9.9.9", "endIp": "10.9.9.9"}],
+            },
+        ).json()
+        assert (
+            admin.post(
+                "/api/v1/roles/Administrator/members",
+                json={"type": "apiKey", "id": fenced["clientId"]},
+            ).status_code
+            == 201
+        )
+    return Callers(
+        server=server,
+        wrong_secret=wrong_secret,
+        expired=expired,
+        deleted=deleted,
+        outside_firewall=fenced["key"],
+        wrong_project=admin_key(url, role="Administrator", project=other),
+        read_only=admin_key(url, role="Viewer"),
+        project_admin=admin_key(url, role="Viewer", project=other),
+        admin=server.key or "",
+    )
+
+
+def _world(server: Server, admin: httpx2.Client, project_admin: str) -> World:
+    project = _name("p")
+    assert admin.post("/api/v1/projects", json={"name": project}).status_code == 201
+    job = {
+        "name": "job",
+        "steps": [{"name": "s", "kind": "command", "config": {"command": "true"}}],
+    }
+    assert admin.post(f"/api/v1/projects/{project}/jobs", json=job).status_code == 201
+    run = admin.post(f"/api/v1/projects/{project}/jobs/job/execute", params={"wait": 20}).json()
+    assert run["status"] == "succeeded", run
+    key = admin.post("/api/v1/keys", json={"description": "target"}).json()["clientId"]
+    role = _name("role")
+    assert admin.post("/api/v1/roles", json={"name": role, "scopes": ["jobs:read"]}).is_success
+    assert admin.post(
+        f"/api/v1/roles/{role}/members", json={"type": "apiKey", "id": key}
+    ).is_success
+    prole = _name("prole")
+    assert admin.post(
+        f"/api/v1/projects/{project}/roles", json={"name": prole, "scopes": ["jobs:read"]}
+    ).is_success
+    assert admin.post(
+        f"/api/v1/projects/{project}/roles/{prole}/members", json={"type": "apiKey", "id": key}
+    ).is_success
+    # The project administrator of this world holds Administrator on this project only.
+    assert admin.post(
+        f"/api/v1/projects/{project}/roles/Administrator/members",
+        json={"type": "apiKey", "id": parse_key_string(project_admin)[0]},
+    ).is_success
+    return World(project, "job", run["id"], key, role, prole, admin)
+
+
+_VOLATILE = {"api_keys": ("last_used_at", "last_used_ip"), "executions": ("heartbeat_at",)}
+
+
+def _snapshot(server: Server) -> str:
+    """A digest of everything a call could change, except the audit log and last-use marks."""
+    digest = hashlib.sha256()
+    with sqlite3.connect(_db_path(server)) as db:
+        tables = [
+            r[0]
+            for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+            if r[0] not in {"audit_log", "alembic_version"}
+        ]
+        for table in tables:
+            columns = [
+                c[1]
+                for c in db.execute(f'PRAGMA table_info("{table}")')
+                if c[1] not in _VOLATILE.get(table, ())
+            ]
+            cols = ", ".join(f'"{c}"' for c in columns)
+            for row in db.execute(f'SELECT {cols} FROM "{table}" ORDER BY 1'):
+                digest.update(repr((table, row)).encode())
+    return digest.hexdigest()
+
+
+def _expected_for(kind: str, method: str, path: str, scope: str, success: int) -> tuple[int, str]:
+    on_project = path.startswith("/api/v1/projects/{project}") or path.startswith(
+        "/api/v1/executions/"
+    )
+    if kind == "none":
+        return 401, "missing_credentials"
+    if kind == "wrong_secret":
+        return 401, "invalid_credentials"
+    if kind == "expired":
+        return 401, "key_expired"
+    if kind == "deleted":
+        return 401, "key_revoked"
+    if kind == "outside_firewall":
+        return 403, "ip_not_allowed"
+    if scope == "authenticated":
+        return success, ""
+    if kind == "wrong_project":
+        if (method, path) == ("GET", "/api/v1/projects"):
+            return 200, ""  # a listing shows only what the caller may read
+        return (403, "project_forbidden") if on_project else (403, "insufficient_scope")
+    if kind == "read_only":
+        viewer = BUILTIN_ROLES["Viewer"][1]
+        return (success, "") if covered(viewer, scope) else (403, "insufficient_scope")
+    return success, ""
+
+
+REFUSED_FIRST = [
+    "none",
+    "wrong_secret",
+    "expired",
+    "deleted",
+    "outside_firewall",
+    "wrong_project",
+    "read_only",
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "scope"),
+    [(m, p, s) for m, p, _, s in ROUTES if p.startswith("/api/")],
+    ids=[f"{m} {p}" for m, p, _, _ in ROUTES if p.startswith("/api/")],
+)
+def test_each_caller_gets_the_documented_answer(
+    callers: Callers, method: str, path: str, scope: str
+) -> None:
+    server = callers.server
+    build, success = ENDPOINTS[(method, path)]
+    with server.client() as admin:
+        world = _world(server, admin, callers.project_admin)
+        url, kwargs = build(world)
+        for kind in REFUSED_FIRST:
+            expected_status, expected_code = _expected_for(kind, method, path, scope, success)
+            if expected_code == "" and method != "GET":
+                continue  # a permitted write would change the world: done last, below
+            key = getattr(callers, kind) if kind != "none" else None
+            headers = {"Authorization": f"Bearer {key}"} if key else {}
+            with server.client(anonymous=True, headers=headers) as client:
+                before = _snapshot(server)
+                response = client.request(method, url, **kwargs)
+                after = _snapshot(server)
+            assert response.status_code == expected_status, (kind, response.text)
+            if expected_code:
+                body = response.json()
+                assert body["error"] == expected_code, (kind, body)
+                assert body["message"]
+                assert before == after, f"a refused call ({kind}) changed the database"
+                if expected_status == 401:
+                    assert response.headers["www-authenticate"].startswith("Bearer")
+            if kind == "wrong_project" and (method, path) == ("GET", "/api/v1/projects"):
+                names = [p["name"] for p in response.json()["items"]]
+                assert world.project not in names and len(names) == 1
+        # The right role: an Administrator of this project for project calls, else of the app.
+        right = callers.project_admin if path.startswith(P) or "/executions/" in path else None
+        headers = {"Authorization": f"Bearer {right or callers.admin}"}
+        with server.client(anonymous=True, headers=headers) as client:
+            response = client.request(method, url, **kwargs)
+        assert response.status_code == success, response.text
+    # Runs this call started must end here, or they would move the next test's snapshots.
+    wait_for(lambda: not _unsettled(server), timeout=30)
+
+
+def _unsettled(server: Server) -> list[Any]:
+    with sqlite3.connect(_db_path(server)) as db:
+        query = "SELECT id FROM executions WHERE status IN ('queued', 'running', 'cancelling')"
+        return db.execute(query).fetchall()
