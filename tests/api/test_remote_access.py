@@ -386,7 +386,7 @@ def test_a_forged_or_stale_token_is_refused(
     real = signing_key(server)
     assert jwt.encode(claims, real, "HS256")  # the genuine article would pass (see below)
     forged = {
-        "signature": jwt.encode(claims, "not the server's key, though long enough for HS256", "HS256"),
+        "signature": jwt.encode(claims, "not the server key, though long enough", "HS256"),
         "audience": jwt.encode({**claims, "aud": "someone-else"}, real, "HS256"),
         "issuer": jwt.encode({**claims, "iss": "evil"}, real, "HS256"),
         "expired": jwt.encode({**claims, "exp": now - 10}, real, "HS256"),
