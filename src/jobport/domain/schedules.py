@@ -438,10 +438,12 @@ class Timetable:
         if before != later:
             transition = _transition(zone, after_utc - _NEAR, after_utc + _NEAR)
             if before > later and after_utc < transition:
-                begin = min(wall, (transition + later).replace(tzinfo=None))
+                # The repeated walls begin at the transition's new wall time.
+                begin = min(wall, (transition + later).replace(tzinfo=None)) - _TICK
             elif before < later and after_utc <= transition:
-                begin = min(wall, (transition + before).replace(tzinfo=None))
-        if begin < wall or inclusive:
+                # The gap's walls begin at the transition's old wall time.
+                begin = min(wall, (transition + before).replace(tzinfo=None)) - _TICK
+        if inclusive and begin == wall:
             begin -= _TICK
         if self.start is not None and begin < self.start - _TICK:
             begin = self.start - _TICK
