@@ -8,8 +8,10 @@ Python step) and prints a table with the target and PASS/MISS per row:
   b) throughput        M `POST .../execute` (202) with concurrency, until all have ended
   c) accepted req/s    K `POST .../execute` with concurrency; the runs drain afterwards
 
-Traffic goes to 127.0.0.1 only. The whole run is bounded by --timeout; the server is
-always stopped at the end. See bench/README.md for what the rows mean and for results.
+Every request carries an API key (`Authorization: Bearer jpk_...`) of an Administrator, as
+a real client's would: the bench measures authentication too. Traffic goes to 127.0.0.1
+only. The whole run is bounded by --timeout; the server is always stopped at the end.
+See bench/README.md for what the rows mean and for results.
 
 The default load generator is a minimal HTTP/1.1 keep-alive client on raw asyncio
 streams (on uvloop when available): on a 2-core machine shared by client, server and
@@ -29,6 +31,7 @@ import json
 import math
 import os
 import platform
+import secrets
 import signal
 import socket
 import statistics
@@ -96,9 +99,10 @@ class Response:
 class RawConnection:
     """One HTTP/1.1 keep-alive connection on asyncio streams; requests one at a time."""
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, key: str | None = None) -> None:
         self.host = host
         self.port = port
+        self._auth = f"Authorization: Bearer {key}\r\n" if key else ""
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._cache: dict[tuple[str, str], bytes] = {}
@@ -114,7 +118,7 @@ class RawConnection:
         head = self._cache.get(key)
         if head is None:
             head = (
-                f"{method} {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+                f"{method} {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n{self._auth}"
                 "Content-Length: 0\r\nAccept: application/json\r\n\r\n"
             ).encode()
             self._cache[key] = head
@@ -188,10 +192,13 @@ class Httpx2Connection:
 class Clients:
     """Hands out connections of the chosen kind."""
 
-    def __init__(self, kind: str, host: str, port: int, concurrency: int) -> None:
+    def __init__(
+        self, kind: str, host: str, port: int, concurrency: int, key: str | None = None
+    ) -> None:
         self.kind = kind
         self.host = host
         self.port = port
+        self.key = key
         self._httpx: Any = None
         self._concurrency = concurrency
         self._opened: list[Any] = []
@@ -210,9 +217,10 @@ class Clients:
                     limits=limits,
                     timeout=httpx2.Timeout(60.0),
                     trust_env=False,
+                    headers={"Authorization": f"Bearer {self.key}"} if self.key else {},
                 )
             return Httpx2Connection(self._httpx)
-        conn = RawConnection(self.host, self.port)
+        conn = RawConnection(self.host, self.port, self.key)
         self._opened.append(conn)
         return conn
 
@@ -570,8 +578,31 @@ class Server:
         self.db_path = Path(self.tmp.name) / "bench.db"
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = Path(self.tmp.name) / "server.log"
+        self.key: str | None = None
+
+    def make_key(self) -> str:
+        """An Administrator API key, made in the fresh database before the server starts."""
+        from jobport.domain.access import key_string
+        from jobport.services import access
+        from jobport.services.runtime import Runtime
+        from jobport.settings import Settings
+        from jobport.store.db import Database
+
+        url = f"sqlite:///{self.db_path}"
+        db = Database(url, pool=False)
+        try:
+            db.upgrade()
+            rt = Runtime(Settings(database_url=url, admin_password=secrets.token_urlsafe()), db)
+            access.bootstrap(rt)
+            row, secret = access.create_key(
+                rt, description="bench", expires_at=None, roles=[("Administrator", None)]
+            )
+        finally:
+            db.dispose()
+        return key_string(row["client_id"], secret)
 
     def start(self) -> None:
+        self.key = self.make_key()
         env = {k: v for k, v in os.environ.items() if not k.startswith("JOBPORT_")}
         env["JOBPORT_DATABASE_URL"] = f"sqlite:///{self.db_path}"
         cmd = [
@@ -743,6 +774,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--concurrency", type=int, default=32, help="b, c: requests in flight (32)")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes")
     p.add_argument("--url", help="use this running server (http://127.0.0.1:PORT) instead")
+    p.add_argument(
+        "--key",
+        default=os.environ.get("JOBPORT_KEY"),
+        help="API key for --url (default $JOBPORT_KEY); a started server gets its own key",
+    )
     p.add_argument("--port", type=int, default=0, help="port for the started server (free one)")
     p.add_argument("--only", default="abc", help="phases to run, e.g. 'a' or 'bc' (abc)")
     p.add_argument("--client", choices=["raw", "httpx2"], default="raw", help="load generator")
@@ -804,6 +840,7 @@ async def bench(args: argparse.Namespace, server: Server | None, host: str, port
             await probe.close()
         if r.status != 200:
             raise BenchError(f"{args.url}/healthz answered {r.status}")
+    key = server.key if server is not None else args.key
     res: dict[str, Any] = {
         "environment": {
             "date": dt.date.today().isoformat(),
@@ -813,12 +850,13 @@ async def bench(args: argparse.Namespace, server: Server | None, host: str, port
             "workers": args.workers if server is not None else "external",
             "concurrency": args.concurrency,
             "client": args.client,
+            "auth": "API key" if key else "none",
             "url": f"http://{host}:{port}",
             "commit": git_commit(),
         },
         "notes": [],
     }
-    clients = Clients(args.client, host, port, args.concurrency)
+    clients = Clients(args.client, host, port, args.concurrency, key)
     notes = res["notes"]
     try:
         if "a" in args.only:
