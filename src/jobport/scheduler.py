@@ -11,13 +11,12 @@ another scheduler recorded first into a no-op, so any number of schedulers may r
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
-
-from sqlalchemy.exc import SQLAlchemyError
 
 from jobport.domain.executions import Trigger
 from jobport.domain.schedules import Fire, ScheduleSpec, Timetable
@@ -125,7 +124,6 @@ def _newest_fire(timetable: Timetable, after: dt.datetime, now: dt.datetime) -> 
 
 @dataclass
 class _Compiled:
-    updated_at: dt.datetime
     spec: ScheduleSpec
     timetable: Timetable
 
@@ -155,84 +153,93 @@ class Scheduler:
         """Handle every fire due at `now`; returns how many fires were recorded."""
         now = now or self.clock()
         handled = self._release_buffered(now)
+        conflicts = 0
         while True:
-            with self.rt.db.write() as conn:
-                due = schedule_store.due(conn, now, self._batch)
-                firing = schedule_service.Firing.load(conn, now, [s["id"] for s in due])
-                # One lock order for every scheduler (PostgreSQL locks each job row it starts
-                # a run of): batches that share jobs then wait for each other, never deadlock.
-                for schedule in sorted(due, key=lambda s: (s["job_id"], s["id"])):
-                    handled += self._fire_schedule(firing, schedule, now)
-            firing.announce(self.rt)
-            if len(due) < self._batch:
+            try:
+                count, more = self._fire_batch(now)
+            except schedule_store.DuplicateFire:
+                # A time was recorded between our read and our write (a backfill that got
+                # in first). The whole batch rolled back; the next read skips that time.
+                conflicts += 1
+                if conflicts > 3:
+                    raise
+                log.info("a batch met a fire recorded meanwhile; retrying it")
+                continue
+            handled += count
+            if not more:
                 return handled
 
+    def _fire_batch(self, now: dt.datetime) -> tuple[int, bool]:
+        """One write transaction: the due schedules' fires, runs and next fire times."""
+        handled = 0
+        with self.rt.db.write() as conn:
+            due = schedule_store.due(conn, now, self._batch)
+            if not due:
+                return 0, False
+            since = min(s["next_fire_at"] for s in due)
+            firing = schedule_service.Firing.load(conn, now, due, since=since)
+            moves = []
+            # One lock order for every scheduler (start_in locks the job row of a job that
+            # limits concurrency, on PostgreSQL): batches sharing jobs wait, never deadlock.
+            for schedule in sorted(due, key=lambda s: (s["job_id"], s["id"])):
+                count, move = self._fire_schedule(firing, schedule, now)
+                handled += count
+                moves.append(move)
+            firing.flush()
+            schedule_store.advance_many(conn, moves)
+        firing.announce(self.rt)
+        return handled, len(due) == self._batch
+
     def _compile(self, schedule: dict[str, Any]) -> _Compiled:
-        cached = self._compiled.get(schedule["id"])
-        if cached is None or cached.updated_at != schedule["updated_at"]:
+        # Keyed by the definition without its name: schedules that share a definition (the
+        # common case) share one parsed spec and timetable.
+        key = json.dumps({**schedule["spec"], "name": None}, sort_keys=True)
+        cached = self._compiled.get(key)
+        if cached is None:
             spec = ScheduleSpec.model_validate(schedule["spec"])
-            cached = _Compiled(schedule["updated_at"], spec, spec.timetable())
-            if len(self._compiled) > 200_000:
+            cached = _Compiled(spec, spec.timetable())
+            if len(self._compiled) > 50_000:
                 self._compiled.clear()
-            self._compiled[schedule["id"]] = cached
+            self._compiled[key] = cached
         return cached
 
     def _fire_schedule(
         self, firing: schedule_service.Firing, schedule: dict[str, Any], now: dt.datetime
-    ) -> int:
-        conn = firing.conn
+    ) -> tuple[int, tuple[str, dt.datetime | None, dt.datetime | None]]:
         settings = self.rt.settings
         try:
             compiled = self._compile(schedule)
-            spec = compiled.spec
             plan = plan_fires(
                 compiled.timetable,
                 schedule["next_fire_at"],
                 now,
-                policy=spec.misfire_policy,
+                policy=compiled.spec.misfire_policy,
                 grace=settings.scheduler_misfire_grace_seconds,
-                catchup_window=spec.catchup_window,
+                catchup_window=compiled.spec.catchup_window,
                 cap=settings.scheduler_missed_record_cap,
             )
-        except SQLAlchemyError:
-            raise
         except Exception:
             # One broken schedule must not hold back the others forever: stop it, loudly.
             log.exception("schedule %s cannot be evaluated; it is stopped", schedule["id"])
-            schedule_store.advance(conn, schedule["id"], None, schedule["last_fire_at"])
-            return 0
+            return 0, (schedule["id"], None, schedule["last_fire_at"])
         recorded = 0
-        skip: set[dt.datetime] = set()
-        for _attempt in range(3):
-            mark = firing.mark(schedule["id"])
-            recorded = 0
-            try:
-                with conn.begin_nested():
-                    for fire, reason in plan.missed:
-                        if fire.utc not in skip:
-                            schedule_service.record_missed(firing, schedule, fire, reason)
-                            recorded += 1
-                    for fire in plan.run:
-                        if fire.utc not in skip:
-                            schedule_service.record_fire(firing, schedule, spec, fire)
-                            recorded += 1
-                break
-            except schedule_store.DuplicateFire:
-                # Someone recorded some of these times first (a backfill, another scheduler):
-                # theirs stand; record only the rest.
-                firing.rewind(mark)
-                first = min([f.utc for f, _ in plan.missed] + [f.utc for f in plan.run])
-                skip = schedule_store.fire_times(conn, schedule["id"], first, now)
-                recorded = 0
+        for fire, reason in plan.missed:
+            if schedule_service.record_missed(firing, schedule, fire, reason) is not None:
+                recorded += 1
+        for fire in plan.run:
+            if schedule_service.record_fire(firing, schedule, compiled.spec, fire) is not None:
+                recorded += 1
         last = schedule["last_fire_at"]
         if plan.newest is not None and (last is None or plan.newest > last):
             last = plan.newest
         next_at = plan.next_fire.utc if plan.next_fire else None
-        schedule_store.advance(conn, schedule["id"], next_at, last)
-        return recorded
+        return recorded, (schedule["id"], next_at, last)
 
     def _release_buffered(self, now: dt.datetime) -> int:
         """Start buffered fires whose schedule's previous run has ended."""
+        with self.rt.db.read() as conn:  # most passes have none: no write lock for them
+            if not schedule_store.has_buffered(conn):
+                return 0
         with self.rt.db.write() as conn:
             rows = schedule_store.buffered(conn, self._batch)
             if not rows:

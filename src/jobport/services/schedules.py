@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from pydantic import ValidationError
 from sqlalchemy import Connection
 
-from jobport.domain.executions import Status, Trigger
+from jobport.domain.executions import Status, Trigger, queued_execution
 from jobport.domain.ids import new_id
 from jobport.domain.jobs import NAME_PATTERN, JobSpec
 from jobport.domain.schedules import Fire, ScheduleSpec, Timetable
@@ -147,43 +147,64 @@ def next_fire_at(
 
 @dataclass
 class Firing:
-    """One write transaction's firing state: what runs each schedule has, what to announce."""
+    """One write transaction's fires: what runs each schedule has, the rows to write in
+    bulk at the end, and what to announce once it commits.
+
+    Fire rows and the runs of `allow` jobs are written together by flush(), a few
+    statements for a whole batch. A job with another concurrency policy goes through
+    services.executions.start_in, which looks at its other runs: pending rows are flushed
+    first so it sees them.
+    """
 
     conn: Connection
     now: dt.datetime
     active: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     buffered: set[str] = field(default_factory=set)
+    recorded: set[tuple[str, dt.datetime]] = field(default_factory=set)
     started: list[execution_service.Started] = field(default_factory=list)
     cancelled: list[str] = field(default_factory=list)
+    jobs: dict[str, tuple[dict[str, Any], JobSpec]] = field(default_factory=dict)
+    pending_runs: list[dict[str, Any]] = field(default_factory=list)
+    pending_fires: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
-    def load(cls, conn: Connection, now: dt.datetime, schedule_ids: list[str]) -> Firing:
-        return cls(
+    def load(
+        cls,
+        conn: Connection,
+        now: dt.datetime,
+        schedules: list[dict[str, Any]],
+        *,
+        since: dt.datetime | None = None,
+    ) -> Firing:
+        """The state of these schedules, read in a few statements: their active runs,
+        buffered fires, jobs and (from `since` on) the fire times already recorded."""
+        ids = [s["id"] for s in schedules]
+        firing = cls(
             conn,
             now,
-            active=exec_store.active_for_schedules(conn, schedule_ids),
-            buffered=schedule_store.buffered_for(conn, schedule_ids),
+            active=exec_store.active_for_schedules(conn, ids),
+            buffered=schedule_store.buffered_for(conn, ids),
         )
+        if since is not None:
+            firing.recorded = schedule_store.recorded_since(conn, ids, since)
+        for job in schedule_store.jobs_of(conn, [s["job_id"] for s in schedules]):
+            firing.jobs[job["id"]] = (job, JobSpec.model_validate(job["spec"]))
+        return firing
 
-    def mark(self, schedule_id: str) -> tuple[Any, ...]:
-        """What to restore if this schedule's savepoint is rolled back."""
-        return (
-            schedule_id,
-            list(self.active.get(schedule_id, [])),
-            schedule_id in self.buffered,
-            len(self.started),
-            len(self.cancelled),
-        )
+    def job(self, job_id: str) -> tuple[dict[str, Any], JobSpec]:
+        if job_id not in self.jobs:
+            job = job_store.get_by_id(self.conn, job_id)
+            if job is None:
+                raise NotFound(f"no job {job_id!r}", code="job_not_found")
+            self.jobs[job_id] = (job, JobSpec.model_validate(job["spec"]))
+        return self.jobs[job_id]
 
-    def rewind(self, mark: tuple[Any, ...]) -> None:
-        schedule_id, active, buffered, started, cancelled = mark
-        self.active[schedule_id] = active
-        if buffered:
-            self.buffered.add(schedule_id)
-        else:
-            self.buffered.discard(schedule_id)
-        del self.started[started:]
-        del self.cancelled[cancelled:]
+    def flush(self) -> None:
+        """Write the pending runs and fires. DuplicateFire: a time was recorded meanwhile;
+        the caller's transaction must roll back (nothing of it stays)."""
+        exec_store.insert_executions(self.conn, self.pending_runs)
+        schedule_store.insert_fires(self.conn, self.pending_fires)
+        self.pending_runs, self.pending_fires = [], []
 
     def announce(self, rt: Runtime) -> None:
         """After the commit: hand the new runs out, wake waiters of the cancelled ones."""
@@ -220,9 +241,13 @@ def fire_row(
 
 def record_missed(
     firing: Firing, schedule: dict[str, Any], fire: Fire, reason: str
-) -> dict[str, Any]:
+) -> dict[str, Any] | None:
+    """Record a fire that will not run. None if the time is recorded already."""
+    if (schedule["id"], fire.utc) in firing.recorded:
+        return None
     row = fire_row(schedule, fire, kind="schedule", outcome="missed", now=firing.now, reason=reason)
-    schedule_store.insert_fire(firing.conn, row)
+    firing.recorded.add((schedule["id"], fire.utc))
+    firing.pending_fires.append(row)
     return row
 
 
@@ -236,15 +261,16 @@ def record_fire(
     overlap: bool = True,
     strict: bool = False,
     principal: str | None = None,
-) -> dict[str, Any]:
-    """Record one fire and, as the overlap policy says, start its run, in the caller's
-    transaction. Raises DuplicateFire if the time is recorded already: the caller rolls back
-    its savepoint, so neither the fire nor its run remain.
+) -> dict[str, Any] | None:
+    """Record one fire and, as the overlap policy says, start its run; both are written by
+    firing.flush() in the caller's transaction. None if the time is recorded already.
 
     `overlap=False` starts regardless of the schedule's previous run (run now); `strict`
     raises the job's refusal (concurrency, parameters) instead of recording a skipped fire.
     """
     schedule_id = schedule["id"]
+    if (schedule_id, fire.utc) in firing.recorded:
+        return None
     active = firing.active.get(schedule_id, [])
     policy = spec.overlap_policy if overlap else "allow"
     outcome, reason, execution_id = "started", None, None
@@ -258,23 +284,13 @@ def record_fire(
             firing.buffered.add(schedule_id)
     else:
         if active and policy == "cancelPrevious":
+            firing.flush()
             for row in active:
                 if execution_service.cancel_in(firing.conn, row) == Status.CANCELLED:
                     firing.cancelled.append(row["id"])
             firing.active[schedule_id] = []
         try:
-            started = execution_service.start_in(
-                firing.conn,
-                schedule["project_id"],
-                schedule["job_id"],
-                parameters=spec.parameters,
-                mode=spec.mode,
-                trigger=Trigger.SCHEDULE,
-                principal=principal,
-                schedule_id=schedule_id,
-                schedule_name=schedule["name"],
-                schedule_fire_at=fire.utc,
-            )
+            started = _start(firing, schedule, spec, fire, principal)
         except (Conflict, Invalid) as exc:
             if strict:
                 raise
@@ -295,8 +311,53 @@ def record_fire(
         reason=reason,
         execution_id=execution_id,
     )
-    schedule_store.insert_fire(firing.conn, row)
+    firing.recorded.add((schedule_id, fire.utc))
+    firing.pending_fires.append(row)
     return row
+
+
+def _start(
+    firing: Firing,
+    schedule: dict[str, Any],
+    spec: ScheduleSpec,
+    fire: Fire,
+    principal: str | None,
+) -> execution_service.Started:
+    job, job_spec = firing.job(schedule["job_id"])
+    if job_spec.concurrency_policy != "allow":
+        # forbid and replace look at the job's other runs, this batch's included.
+        firing.flush()
+        return execution_service.start_in(
+            firing.conn,
+            schedule["project_id"],
+            schedule["job_id"],
+            parameters=spec.parameters,
+            mode=spec.mode,
+            trigger=Trigger.SCHEDULE,
+            principal=principal,
+            schedule_id=schedule["id"],
+            schedule_name=schedule["name"],
+            schedule_fire_at=fire.utc,
+        )
+    unknown = sorted(set(spec.parameters) - set(job_spec.parameters))
+    if unknown:  # the job changed since the schedule was defined
+        raise Invalid(
+            f"unknown parameter(s) {unknown} for job {job['name']!r}", code="unknown_parameter"
+        )
+    row = queued_execution(
+        execution_id=new_id(),
+        job=job,
+        trigger=Trigger.SCHEDULE,
+        parameters={**job_spec.parameters, **spec.parameters},
+        mode=spec.mode,
+        now=utcnow(),
+        principal=principal,
+        schedule_id=schedule["id"],
+        schedule_name=schedule["name"],
+        schedule_fire_at=fire.utc,
+    )
+    firing.pending_runs.append(row)
+    return execution_service.Started(row, True)
 
 
 # -- use-cases --------------------------------------------------------------------------------
@@ -461,12 +522,11 @@ def trigger(
         schedule = schedule_store.get(conn, job["id"], name, lock=True)
         spec = spec_of(schedule)
         fire = Fire(utc=now, local=now.astimezone(ZoneInfo(spec.timetable().iana)), dst=None)
-        firing = Firing.load(conn, now, [schedule["id"]])
+        firing = Firing.load(conn, now, [schedule])
+        row = record_fire(firing, schedule, spec, fire, kind="trigger", overlap=False, strict=True)
+        assert row is not None
         try:
-            with conn.begin_nested():
-                row = record_fire(
-                    firing, schedule, spec, fire, kind="trigger", overlap=False, strict=True
-                )
+            firing.flush()
         except schedule_store.DuplicateFire:
             raise Conflict(
                 "a fire of this schedule is recorded at this very instant; retry",
@@ -525,28 +585,17 @@ def backfill(
         job = _job(conn, project_ref, job_ref)
         schedule = schedule_store.get(conn, job["id"], name, lock=True)
         spec = spec_of(schedule)
-        done = schedule_store.fire_times(conn, schedule["id"], start, end)
-        firing = Firing.load(conn, now, [schedule["id"]])
+        firing = Firing.load(conn, now, [schedule], since=start)
         for fire in times:
-            if fire.utc in done:
-                continue
-            mark = firing.mark(schedule["id"])
-            try:
-                with conn.begin_nested():
-                    recorded.append(
-                        record_fire(
-                            firing, schedule, spec, fire, kind="backfill", principal=principal
-                        )
-                    )
-            except schedule_store.DuplicateFire:
-                firing.rewind(mark)  # fired meanwhile by a scheduler: that one stands
+            row = record_fire(firing, schedule, spec, fire, kind="backfill", principal=principal)
+            if row is not None:
+                recorded.append(row)
+        try:
+            firing.flush()
+        except schedule_store.DuplicateFire:
+            raise Conflict(
+                "the scheduler fired some of these times meanwhile; retry the backfill",
+                code="fire_exists",
+            ) from None
     firing.announce(rt)
     return recorded
-
-
-def get_fire(rt: Runtime, fire_id: str) -> dict[str, Any]:
-    with rt.db.read() as conn:
-        row = schedule_store.find_fire(conn, fire_id)
-    if row is None:
-        raise NotFound(f"no fire {fire_id!r}", code="fire_not_found")
-    return row

@@ -30,6 +30,12 @@ def insert_execution(conn: Connection, row: dict[str, Any]) -> None:
         raise DuplicateExecution(row["id"]) from exc
 
 
+def insert_executions(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Insert new executions (fresh ids) in one statement, as the scheduler does per batch."""
+    if rows:
+        conn.execute(insert(executions), rows)
+
+
 def find(conn: Connection, execution_id: str) -> dict[str, Any] | None:
     row = conn.execute(select(executions).where(executions.c.id == execution_id)).first()
     return dict(row._mapping) if row else None

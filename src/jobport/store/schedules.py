@@ -6,12 +6,12 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from jobport.errors import Conflict, NotFound
 from jobport.store.pagination import Page, page_of, paginate
-from jobport.store.tables import schedule_fires, schedules
+from jobport.store.tables import jobs, schedule_fires, schedules
 
 
 class DuplicateFire(Exception):
@@ -91,23 +91,58 @@ def advance(
     next_fire_at: dt.datetime | None,
     last_fire_at: dt.datetime | None,
 ) -> None:
+    advance_many(conn, [(schedule_id, next_fire_at, last_fire_at)])
+
+
+def advance_many(
+    conn: Connection, moves: list[tuple[str, dt.datetime | None, dt.datetime | None]]
+) -> None:
+    """Set (id, next_fire_at, last_fire_at) of many schedules in one statement."""
+    if not moves:
+        return
     conn.execute(
         update(schedules)
-        .where(schedules.c.id == schedule_id)
-        .values(next_fire_at=next_fire_at, last_fire_at=last_fire_at)
+        .where(schedules.c.id == bindparam("b_id"))
+        .values(next_fire_at=bindparam("b_next"), last_fire_at=bindparam("b_last")),
+        [{"b_id": i, "b_next": n, "b_last": last} for i, n, last in moves],
     )
+
+
+def jobs_of(conn: Connection, job_ids: Iterable[str]) -> list[dict[str, Any]]:
+    """The jobs of a batch of schedules, in one query."""
+    ids = sorted(set(job_ids))
+    if not ids:
+        return []
+    return [dict(r._mapping) for r in conn.execute(select(jobs).where(jobs.c.id.in_(ids)))]
 
 
 # -- fires -----------------------------------------------------------------------------------
 
 
-def insert_fire(conn: Connection, row: dict[str, Any]) -> None:
-    """Record a fire. A duplicate leaves the transaction failed on PostgreSQL: callers insert
-    inside a savepoint they roll back on DuplicateFire."""
+def insert_fires(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Record fires in one statement. DuplicateFire leaves the transaction failed (on
+    PostgreSQL): the caller rolls it back whole, so no run is left without its fire."""
+    if not rows:
+        return
     try:
-        conn.execute(insert(schedule_fires).values(**row))
+        conn.execute(insert(schedule_fires), rows)
     except IntegrityError as exc:
-        raise DuplicateFire(f"{row['schedule_id']} at {row['fire_at']}") from exc
+        raise DuplicateFire(f"{len(rows)} fires, one already recorded") from exc
+
+
+def recorded_since(
+    conn: Connection, schedule_ids: Iterable[str], since: dt.datetime
+) -> set[tuple[str, dt.datetime]]:
+    """(schedule id, fire time) recorded at or after `since` (a range of the unique key)."""
+    ids = list(schedule_ids)
+    if not ids:
+        return set()
+    rows = conn.execute(
+        select(schedule_fires.c.schedule_id, schedule_fires.c.fire_at).where(
+            schedule_fires.c.schedule_id.in_(ids), schedule_fires.c.fire_at >= since
+        )
+    )
+    return {(r.schedule_id, r.fire_at) for r in rows}
 
 
 def fire_times(
@@ -152,6 +187,15 @@ def buffered_for(conn: Connection, schedule_ids: Iterable[str]) -> set[str]:
         )
     )
     return {r.schedule_id for r in rows}
+
+
+def has_buffered(conn: Connection) -> bool:
+    return (
+        conn.execute(
+            select(schedule_fires.c.id).where(schedule_fires.c.outcome == "buffered").limit(1)
+        ).first()
+        is not None
+    )
 
 
 def buffered(conn: Connection, limit: int) -> list[dict[str, Any]]:
