@@ -170,12 +170,11 @@ def _secret_ok(rt: Runtime, row: dict[str, Any], secret: str, now: dt.datetime) 
 
 
 def _key_principal(
-    rt: Runtime, conn: Any, row: dict[str, Any], address: str, via: str
+    row: dict[str, Any], grants: tuple[Grant, ...], address: str, via: str
 ) -> Principal:
     if not rules.address_allowed(row["firewall_rules"], address):
         raise Forbidden(
-            f"address {address} is not allowed by the firewall rules of API key "
-            f"{row['client_id']}",
+            f"address {address} is not allowed by the firewall rules of API key {row['client_id']}",
             code="ip_not_allowed",
             details={"address": address},
         )
@@ -183,19 +182,23 @@ def _key_principal(
         kind="apiKey",
         id=row["client_id"],
         name=row["client_id"],
-        grants=_grants(conn, "apiKey", row["client_id"]),
+        grants=grants,
         address=address,
         via=via,
     )
 
 
-def _load_key(rt: Runtime, client_id: str, address: str) -> dict[str, Any]:
+def _load_key(
+    rt: Runtime, client_id: str, address: str
+) -> tuple[dict[str, Any], tuple[Grant, ...]]:
+    """The key row and its grants, read together (one transaction per request)."""
     with rt.db.read() as conn:
         row = store.find_key(conn, client_id)
+        grants = _grants(conn, "apiKey", client_id) if row is not None else ()
     if row is None:
         _failed(rt, client_id, address)
         raise _invalid()
-    return row
+    return row, grants
 
 
 def authenticate_key(rt: Runtime, key: str, address: str) -> Principal:
@@ -207,13 +210,12 @@ def authenticate_key(rt: Runtime, key: str, address: str) -> Principal:
         _failed(rt, None, address)
         raise _invalid(f"the API key is not valid: {exc}") from None
     now = utcnow()
-    row = _load_key(rt, client_id, address)
+    row, grants = _load_key(rt, client_id, address)
     if row["deleted_at"] is None and not _secret_ok(rt, row, secret, now):
         _failed(rt, client_id, address)
         raise _invalid()
     _check_key_usable(row, now)
-    with rt.db.read() as conn:
-        principal = _key_principal(rt, conn, row, address, "key")
+    principal = _key_principal(row, grants, address, "key")
     _touch(rt, row, address, now)
     return principal
 
@@ -241,13 +243,12 @@ def issue_token(
     if not rules.looks_like_client_id(client_id):
         _failed(rt, None, address)
         raise _invalid("unknown client id")
-    row = _load_key(rt, client_id, address)
+    row, grants = _load_key(rt, client_id, address)
     if row["deleted_at"] is None and not _secret_ok(rt, row, secret, now):
         _failed(rt, client_id, address)
         raise _invalid()
     _check_key_usable(row, now)
-    with rt.db.read() as conn:
-        principal = _key_principal(rt, conn, row, address, "token")
+    principal = _key_principal(row, grants, address, "token")
     held = sorted({s for g in principal.grants for s in g.scopes})
     if scope:
         asked = sorted(set(scope.split()))
@@ -302,10 +303,9 @@ def authenticate_token(rt: Runtime, token: str, address: str) -> Principal:
         _failed(rt, None, address)
         raise _invalid("the access token is not valid") from None
     now = utcnow()
-    row = _load_key(rt, str(claims["sub"]), address)
+    row, grants = _load_key(rt, str(claims["sub"]), address)
     _check_key_usable(row, now)
-    with rt.db.read() as conn:
-        principal = _key_principal(rt, conn, row, address, "token")
+    principal = _key_principal(row, grants, address, "token")
     scopes = frozenset(str(claims.get("scope", "")).split())
     return Principal(
         kind=principal.kind,
@@ -851,7 +851,10 @@ def _insert_user(conn: Any, username: str, password: str, now: dt.datetime) -> d
 
 
 def create_user(
-    rt: Runtime, username: str, password: str, roles: list[tuple[str, str | None]] = ()  # type: ignore[assignment]
+    rt: Runtime,
+    username: str,
+    password: str,
+    roles: list[tuple[str, str | None]] = (),  # type: ignore[assignment]
 ) -> dict[str, Any]:
     now = utcnow()
     with rt.db.write() as conn:

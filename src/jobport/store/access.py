@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, insert, or_, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from jobport.errors import Conflict, NotFound
@@ -72,9 +72,24 @@ def insert_key(conn: Connection, row: dict[str, Any]) -> None:
         ) from exc
 
 
+# Built once: authentication runs these on every request, and building a statement costs
+# more than running it.
+_KEY = select(api_keys).where(api_keys.c.client_id == bindparam("client_id"))
+_GRANTS = (
+    select(roles.c.name, roles.c.scopes, role_members.c.project_id)
+    .select_from(role_members.join(roles, roles.c.id == role_members.c.role_id))
+    .where(
+        role_members.c.member_type == bindparam("member_type"),
+        role_members.c.member_id == bindparam("member_id"),
+    )
+    .order_by(roles.c.name)
+)
+
+
 def find_key(conn: Connection, client_id: str) -> dict[str, Any] | None:
     """A key by client id, deleted ones (tombstones) included."""
-    return _one(conn, select(api_keys).where(api_keys.c.client_id == client_id))
+    row = conn.execute(_KEY, {"client_id": client_id}).first()
+    return dict(row._mapping) if row is not None else None
 
 
 def get_key(conn: Connection, client_id: str) -> dict[str, Any]:
@@ -190,15 +205,8 @@ def remove_memberships_of(conn: Connection, member_type: str, member_id: str) ->
 
 def grants_of(conn: Connection, member_type: str, member_id: str) -> list[dict[str, Any]]:
     """(role name, project id or None, scopes) for every membership of a principal."""
-    query = (
-        select(roles.c.name, roles.c.scopes, role_members.c.project_id)
-        .select_from(role_members.join(roles, roles.c.id == role_members.c.role_id))
-        .where(
-            and_(role_members.c.member_type == member_type, role_members.c.member_id == member_id)
-        )
-        .order_by(roles.c.name)
-    )
-    return [dict(r._mapping) for r in conn.execute(query)]
+    params = {"member_type": member_type, "member_id": member_id}
+    return [dict(r._mapping) for r in conn.execute(_GRANTS, params)]
 
 
 # --- sessions -------------------------------------------------------------------------------

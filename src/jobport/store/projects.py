@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, or_, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from jobport.errors import Conflict, NotFound
@@ -21,11 +21,15 @@ def create(conn: Connection, row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+# Built once: every project-scoped request resolves its project, often twice.
+_BY_REF = select(projects).where(
+    or_(projects.c.id == bindparam("ref"), projects.c.name == bindparam("ref"))
+)
+
+
 def find(conn: Connection, ref: str) -> dict[str, Any] | None:
     """A project by id or by name."""
-    rows = conn.execute(
-        select(projects).where(or_(projects.c.id == ref, projects.c.name == ref))
-    ).all()
+    rows = conn.execute(_BY_REF, {"ref": ref}).all()
     # A name may look like another project's id: the id wins, so a reference never drifts.
     rows.sort(key=lambda r: r.id != ref)
     return dict(rows[0]._mapping) if rows else None
