@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -12,8 +13,10 @@ from fastapi import FastAPI
 from jobport import __version__
 from jobport.api import errors
 from jobport.api.v1 import executions, jobs, projects
+from jobport.api.v1 import schedules as schedule_routes
 from jobport.engine.dispatcher import Dispatcher
 from jobport.engine.executors.local import LocalExecutor
+from jobport.scheduler import Scheduler
 from jobport.services.runtime import Runtime
 from jobport.settings import Settings
 from jobport.store.db import Database
@@ -35,10 +38,15 @@ def create_app(settings: Settings | None = None, *, demo: bool = False) -> FastA
             seed(rt)
         rt.dispatcher = Dispatcher(settings, db, LocalExecutor(settings))
         await rt.dispatcher.start()
+        scheduler = Scheduler(rt) if settings.scheduler_enabled else None
+        if scheduler is not None:
+            scheduler.start()
         app.state.runtime = rt
         try:
             yield
         finally:
+            if scheduler is not None:
+                await asyncio.to_thread(scheduler.stop)
             await rt.dispatcher.stop()
             db.dispose()
 
@@ -52,6 +60,7 @@ def create_app(settings: Settings | None = None, *, demo: bool = False) -> FastA
     app.include_router(projects.router)
     app.include_router(jobs.router)
     app.include_router(executions.router)
+    app.include_router(schedule_routes.router)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, Any]:
