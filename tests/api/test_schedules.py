@@ -206,3 +206,38 @@ def test_the_server_fires_a_one_time_schedule_by_itself(api: httpx2.Client, job:
     )
     assert run["schedule"]["name"] == "once"
     assert api.get(f"{job}/schedules/once").json()["state"] == "inactive"
+
+
+def test_the_sdk_clients_manage_schedules(server: Any, job: str) -> None:
+    import asyncio
+
+    from jobport.client import AsyncClient, Client, ValidationFailed
+
+    project = job.split("/")[4]
+    with Client(server.url, key=server.key) as jp:
+        created = jp.put_schedule(project, "nightly", "sdk", {"crons": ["0 3 * * *"]})
+        assert created["state"] == "active"
+        assert [s["name"] for s in jp.list_schedules(project, "nightly")] == ["sdk"]
+        fires = jp.preview_schedule(
+            project, "nightly", "sdk", count=3, start="2026-01-01T00:00:00Z"
+        )
+        assert [f["utc"] for f in fires] == [f"2026-01-0{d}T03:00:00.000Z" for d in (1, 2, 3)]
+        ran = jp.trigger_schedule(project, "nightly", "sdk")
+        page = jp.schedule_fires(project, "nightly", "sdk")
+        assert [f["executionId"] for f in page["items"]] == [ran["execution"]["id"]]
+        with pytest.raises(ValidationFailed) as bad:
+            jp.put_schedule(project, "nightly", "sdk", {"crons": ["nope"]})
+        assert bad.value.code == "invalid_schedule"
+
+    async def use_async() -> None:
+        async with AsyncClient(server.url, key=server.key) as jp:
+            got = await jp.get_schedule(project, "nightly", "sdk")
+            assert got["id"] == created["id"]
+            backfilled = await jp.backfill_schedule(
+                project, "nightly", "sdk", "2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z"
+            )
+            assert [f["fireAt"] for f in backfilled] == ["2026-01-01T03:00:00.000Z"]
+            await jp.delete_schedule(project, "nightly", "sdk")
+            assert await jp.list_schedules(project, "nightly") == []
+
+    asyncio.run(use_async())
