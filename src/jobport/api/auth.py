@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlows
+from fastapi.security import HTTPBearer, OAuth2
 
-from jobport.domain.access import KEY_PREFIX, Principal, client_address
+from jobport.domain.access import KEY_PREFIX, SCOPES, Principal, client_address
 from jobport.errors import Unauthenticated
 from jobport.services import access
 from jobport.services.runtime import Runtime
@@ -15,6 +17,23 @@ SESSION_COOKIE = "jobport_session"
 CSRF_COOKIE = "jobport_csrf"
 CSRF_HEADER = "X-CSRF-Token"
 _SAFE = {"GET", "HEAD", "OPTIONS"}
+
+# Declared for the OpenAPI document (and the "Authorize" button of /docs); the checking is
+# ours, in authenticate(), so both schemes never refuse anything themselves.
+_api_key = HTTPBearer(
+    auto_error=False,
+    scheme_name="apiKey",
+    description="An API key string `jpk_...`, or an access token from /connect/token.",
+)
+_client_credentials = OAuth2(
+    flows=OAuthFlows(
+        clientCredentials=OAuthFlowClientCredentials(
+            tokenUrl="/connect/token", scopes={s: s for s in SCOPES}
+        )
+    ),
+    scheme_name="clientCredentials",
+    auto_error=False,
+)
 
 
 def address_of(request: Request) -> str:
@@ -80,7 +99,11 @@ def require(scope: str, *, deferred: bool = False) -> Any:
     Use as a parameter default: `caller: Principal = require("jobs:read")`.
     """
 
-    async def caller(request: Request) -> Principal:
+    async def caller(
+        request: Request,
+        _key: Any = Security(_api_key),
+        _token: Any = Security(_client_credentials, scopes=[scope]),
+    ) -> Principal:
         principal = authenticate(request)
         rt: Runtime = request.app.state.runtime
         if deferred:
@@ -98,7 +121,11 @@ def require(scope: str, *, deferred: bool = False) -> Any:
 def authenticated() -> Any:
     """A route dependency: any authenticated caller (for GET /me and logout)."""
 
-    async def caller(request: Request) -> Principal:
+    async def caller(
+        request: Request,
+        _key: Any = Security(_api_key),
+        _token: Any = Security(_client_credentials),
+    ) -> Principal:
         return authenticate(request)
 
     caller.jobport_scope = "authenticated"  # type: ignore[attr-defined]
