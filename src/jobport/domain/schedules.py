@@ -16,17 +16,24 @@ our own DST policy: a wall time inside a spring-forward gap fires at the transit
 its first occurrence, its last, or both. Several crons fire at the union of their instants, once
 per instant. ``startDate``/``endDate`` bound the nominal wall time of a cron time (inclusive; a
 date-only end means through the end of that day).
+
+The scheduler asks for the next fire of every schedule after each fire, so that step is kept to
+microseconds: parsed crons and timetables are cached, plain crons are matched on value sets
+rather than walked by croniter, and away from DST transitions a wall time becomes an instant by
+subtracting the zone's offset.
 """
 
 from __future__ import annotations
 
+import bisect
+import calendar
 import copy
 import heapq
 import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
@@ -51,11 +58,13 @@ _LOCAL_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)
 _WITH_OFFSET = re.compile(r".*T.*([+-]\d{2}:?\d{2}|Z)$", re.IGNORECASE)
 
 _SECOND = timedelta(seconds=1)
+_MINUTE = timedelta(minutes=1)
+_DAY = timedelta(days=1)
 _TICK = timedelta(microseconds=1)
+_EPOCH = datetime(1970, 1, 1)
 # Wider than any DST change in tzdata (the largest are 2 hours), so a transition that can
 # reorder wall times and instants around `after` is always inside this window.
 _NEAR = timedelta(hours=3)
-_RANK = {None: 0, "repeated": 1, "shifted": 2}
 
 
 # -- time zones -------------------------------------------------------------------------------
@@ -106,8 +115,8 @@ def check_cron(expr: str) -> None:
 
 
 @lru_cache(maxsize=16384)
-def _parse_cron(expr: str) -> croniter:
-    """The parsed cron, shared: callers take a copy before iterating it."""
+def _parse_cron(expr: str) -> _Cron:
+    """The parsed cron, shared between timetables (it holds no iteration state)."""
     text = expr.strip()
     if not text:
         raise ValueError(f"cron is empty; expected {_SHAPE}")
@@ -131,7 +140,122 @@ def _parse_cron(expr: str) -> croniter:
         raise ValueError(f"cron {expr!r} never matches a date") from None
     except (ValueError, TypeError, KeyError, IndexError) as exc:
         raise ValueError(f"cron {expr!r} is not valid: {exc}") from None
-    return parsed
+    if parsed.nth_weekday_of_month or parsed.nearest_weekday:
+        return _CroniterCron(parsed)
+    return _PlainCron(parsed.expanded)
+
+
+class _Cron:
+    """A parsed cron: the wall times it names, one after another."""
+
+    __slots__ = ()
+
+    def next_after(self, wall: datetime) -> datetime | None:
+        """The first naive wall time strictly after `wall` that the cron names."""
+        raise NotImplementedError
+
+
+class _CroniterCron(_Cron):
+    """Crons with `#`, `W` or `L` in day-of-week, which croniter walks for us."""
+
+    __slots__ = ("_parsed",)
+
+    def __init__(self, parsed: croniter) -> None:
+        self._parsed = parsed
+
+    def next_after(self, wall: datetime) -> datetime | None:
+        walker = copy.copy(self._parsed)  # croniter iterates in place; ours is shared
+        try:
+            return walker.get_next(datetime, start_time=wall)
+        except (CroniterBadDateError, OverflowError):
+            return None
+
+
+class _PlainCron(_Cron):
+    """Every other cron, matched on sets of values from croniter's own expansion.
+
+    croniter costs tens of microseconds a step; this costs a few, and the scheduler takes
+    one step per fire of every schedule. Its semantics are croniter's (a test compares them).
+    """
+
+    __slots__ = ("_days", "_dows", "_hours", "_last", "_minutes", "_months", "_seconds", "_step")
+
+    def __init__(self, expanded: list[list[Any]]) -> None:
+        minutes, hours, days, months, dows = expanded[:5]
+        self._seconds = _values(expanded[5], 0, 59) if len(expanded) > 5 else (0,)
+        self._step = _SECOND if len(expanded) > 5 else _MINUTE
+        self._minutes = _values(minutes, 0, 59)
+        self._hours = _values(hours, 0, 23)
+        self._months = None if "*" in months else frozenset(months)
+        self._days = None if "*" in days else frozenset(d for d in days if d != "l")
+        self._last = "l" in days
+        self._dows = None if "*" in dows else frozenset(d % 7 for d in dows)
+
+    def next_after(self, wall: datetime) -> datetime | None:
+        try:
+            start = wall.replace(microsecond=0) + self._step
+        except OverflowError:
+            return None
+        if self._step == _MINUTE:
+            start = start.replace(second=0)
+        day = start.date()
+        clock = start.hour * 3600 + start.minute * 60 + start.second
+        # croniter's horizon: no match within 50 years means none at all
+        limit = date(min(day.year + 50, 9999), 1, 1)
+        while day < limit:
+            if self._months is not None and day.month not in self._months:
+                day = _first_of_next_month(day)
+                clock = 0
+                continue
+            if self._matches(day):
+                found = self._time_from(clock)
+                if found is not None:
+                    return datetime(day.year, day.month, day.day, *found)
+            day += _DAY
+            clock = 0
+        return None
+
+    def _matches(self, day: date) -> bool:
+        days, dows = self._days, self._dows
+        on_date = days is None or day.day in days
+        if self._last and not on_date:
+            on_date = day.day == calendar.monthrange(day.year, day.month)[1]
+        on_weekday = dows is None or (day.weekday() + 1) % 7 in dows
+        if days is not None and dows is not None:
+            return on_date or on_weekday  # both restricted: either matches (Vixie cron)
+        return on_date and on_weekday
+
+    def _time_from(self, clock: int) -> tuple[int, int, int] | None:
+        """The first (hour, minute, second) at or after `clock` seconds into the day."""
+        hours, minutes, seconds = self._hours, self._minutes, self._seconds
+        hour, rest = divmod(clock, 3600)
+        minute, second = divmod(rest, 60)
+        h = bisect.bisect_left(hours, hour)
+        if h < len(hours) and hours[h] == hour:
+            m = bisect.bisect_left(minutes, minute)
+            if m < len(minutes) and minutes[m] == minute:
+                s = bisect.bisect_left(seconds, second)
+                if s < len(seconds):
+                    return hour, minute, seconds[s]
+                m += 1
+            if m < len(minutes):
+                return hour, minutes[m], seconds[0]
+            h += 1
+        if h < len(hours):
+            return hours[h], minutes[0], seconds[0]
+        return None
+
+
+def _first_of_next_month(day: date) -> date:
+    if day.month == 12:
+        return date(day.year + 1, 1, 1)
+    return date(day.year, day.month + 1, 1)
+
+
+def _values(field: list[Any], low: int, high: int) -> tuple[int, ...]:
+    if "*" in field:
+        return tuple(range(low, high + 1))
+    return tuple(sorted(set(field)))
 
 
 def _valid_cron(expr: str) -> str:
@@ -322,41 +446,54 @@ class Timetable:
             return
         if not self.crons:
             return
-        begin = self._search_start(after_utc, inclusive)
-        if self.end is not None and begin >= self.end:
+        zone, end = self.zone, self.end
+        # Instants are naive UTC inside this loop: cheaper to compare than aware ones.
+        after_naive = after_utc.replace(tzinfo=None)
+        local = after_utc.astimezone(zone)
+        offset = local.utcoffset()
+        assert offset is not None
+        # Between these instants the offset is `offset` and no wall time is in a gap or
+        # repeated, so a wall time's instant is plain arithmetic: the common case, made fast.
+        calm_from, calm_until = _calm_span(zone, after_naive)
+        begin = self._search_start(local.replace(tzinfo=None), inclusive)
+        if begin < calm_from + offset or begin >= calm_until + offset:
+            begin = self._search_start_near_transition(after_utc, begin)
+        if end is not None and begin >= end:
             return
-        # Each stream is [lower bound of the UTC instants it has yet to give, its iterator].
         # A fire is yielded only when it is below every stream's bound, so instants come out
         # in order even where DST makes wall-clock order and instant order differ.
-        streams: list[list[Any]] = []
-        for expr in self.crons:
-            walls = copy.copy(_parse_cron(expr))
-            walls.set_current(begin, force=True)
-            streams.append([self._lowest_instant(begin), walls])
+        # A stream: [lower bound of the instants still to come, the cron, its last wall time].
+        first = begin - offset
+        if not calm_from <= first < calm_until:
+            first = self._lowest_instant(begin)
+        streams: list[list[Any]] = [[first, _parse_cron(expr), begin] for expr in self.crons]
         pending: list[tuple[datetime, int, str | None]] = []
         last: datetime | None = None
         while streams or pending:
-            stream = min(streams, key=_bound) if streams else None
+            stream = streams[0] if len(streams) == 1 else min(streams, key=_bound, default=None)
             if pending and (stream is None or pending[0][0] < stream[0]):
-                utc, _, dst = heapq.heappop(pending)
-                if utc == last:
+                instant, _, dst = heapq.heappop(pending)
+                if instant == last:
                     continue  # the same instant from another cron or another wall time
-                last = utc
-                if utc > after_utc or (inclusive and utc == after_utc):
-                    yield Fire(utc, utc.astimezone(self.zone), dst)
+                last = instant
+                if instant > after_naive or (inclusive and instant == after_naive):
+                    utc = instant.replace(tzinfo=UTC)
+                    yield Fire(utc, utc.astimezone(zone), dst)
                 continue
             assert stream is not None
-            try:
-                wall = stream[1].get_next(datetime)
-            except (CroniterBadDateError, OverflowError):
+            wall = stream[1].next_after(stream[2])
+            if wall is None or (end is not None and wall > end):
                 streams.remove(stream)
                 continue
-            if self.end is not None and wall > self.end:
-                streams.remove(stream)
-                continue
-            stream[0] = self._lowest_instant(wall + _SECOND)
-            for item in self._instants(wall):
-                heapq.heappush(pending, item)
+            stream[2] = wall
+            instant = wall - offset
+            if calm_from <= instant < calm_until:
+                stream[0] = instant + _SECOND
+                heapq.heappush(pending, (instant, 0, None))
+            else:
+                stream[0] = self._lowest_instant(wall + _SECOND)
+                for item in self._instants(wall):
+                    heapq.heappush(pending, item)
 
     def next_fire(self, after: datetime, *, inclusive: bool = False) -> Fire | None:
         """The first fire after `after` (at or after with `inclusive`), or None if there is none."""
@@ -391,24 +528,26 @@ class Timetable:
             self.end is not None and wall > self.end
         ):
             return
-        for utc, _, dst in sorted(self._instants(wall)):
-            if utc > after_utc or (inclusive and utc == after_utc):
+        after_naive = after_utc.replace(tzinfo=None)
+        for instant, _, dst in sorted(self._instants(wall)):
+            if instant > after_naive or (inclusive and instant == after_naive):
+                utc = instant.replace(tzinfo=UTC)
                 yield Fire(utc, utc.astimezone(self.zone), dst)
 
     def _instants(self, wall: datetime) -> list[tuple[datetime, int, str | None]]:
-        """The instants a naive wall time fires at under the DST policy, as heap items."""
+        """The naive UTC instants a wall time fires at under the DST policy, as heap items."""
         first = wall.replace(tzinfo=self.zone).utcoffset()
         second = wall.replace(tzinfo=self.zone, fold=1).utcoffset()
         assert first is not None and second is not None
         if first == second:
-            return [((wall - first).replace(tzinfo=UTC), 0, None)]
+            return [(wall - first, 0, None)]
         if first > second:  # fall back: fold=0 is the earlier instant
             repeat = self.dst.repeat
-            items = []
+            items: list[tuple[datetime, int, str | None]] = []
             if repeat in ("first", "both"):
-                items.append(((wall - first).replace(tzinfo=UTC), 1, "repeated"))
+                items.append((wall - first, 1, "repeated"))
             if repeat in ("last", "both"):
-                items.append(((wall - second).replace(tzinfo=UTC), 1, "repeated"))
+                items.append((wall - second, 1, "repeated"))
             return items
         if self.dst.gap == "skip":
             return []
@@ -416,35 +555,37 @@ class Timetable:
         return [(_gap_end(self.zone, wall, first, second), 2, "shifted")]
 
     def _lowest_instant(self, wall: datetime) -> datetime:
-        """A lower bound of the instants of every wall time from `wall` on."""
+        """A lower bound (naive UTC) of the instants of every wall time from `wall` on."""
         first = wall.replace(tzinfo=self.zone).utcoffset()
         second = wall.replace(tzinfo=self.zone, fold=1).utcoffset()
         assert first is not None and second is not None
-        return (wall - max(first, second)).replace(tzinfo=UTC)
+        return wall - max(first, second)
 
-    def _search_start(self, after_utc: datetime, inclusive: bool) -> datetime:
-        """The naive wall time to search cron times from (exclusive).
+    def _search_start(self, wall: datetime, inclusive: bool) -> datetime:
+        """The naive wall time to search cron times from (exclusive), away from transitions."""
+        begin = wall - _TICK if inclusive else wall
+        if self.start is not None and begin < self.start - _TICK:
+            begin = self.start - _TICK
+        return begin
 
-        Normally `after`'s own wall time; earlier when a nearby transition gives earlier wall
-        times instants after `after`: the second pass of a repeated hour, or a gap's times
-        that shift onto the transition instant.
+    def _search_start_near_transition(self, after_utc: datetime, begin: datetime) -> datetime:
+        """Start earlier when a nearby transition gives earlier wall times later instants.
+
+        Those are the second pass of a repeated hour, and a gap's wall times, which shift
+        onto the transition instant.
         """
         zone = self.zone
-        wall = after_utc.astimezone(zone).replace(tzinfo=None)
-        begin = wall
         before = (after_utc - _NEAR).astimezone(zone).utcoffset()
         later = (after_utc + _NEAR).astimezone(zone).utcoffset()
         assert before is not None and later is not None
         if before != later:
             transition = _transition(zone, after_utc - _NEAR, after_utc + _NEAR)
-            if before > later and after_utc < transition:
-                # The repeated walls begin at the transition's new wall time.
-                begin = min(wall, (transition + later).replace(tzinfo=None)) - _TICK
-            elif before < later and after_utc <= transition:
-                # The gap's walls begin at the transition's old wall time.
-                begin = min(wall, (transition + before).replace(tzinfo=None)) - _TICK
-        if inclusive and begin == wall:
-            begin -= _TICK
+            if before > later and after_utc < transition.replace(tzinfo=UTC):
+                # The repeated wall times begin at the transition's new wall time.
+                begin = min(begin, transition + later - _TICK)
+            elif before < later and after_utc <= transition.replace(tzinfo=UTC):
+                # The gap's wall times begin at the transition's old wall time.
+                begin = min(begin, transition + before - _TICK)
         if self.start is not None and begin < self.start - _TICK:
             begin = self.start - _TICK
         return begin
@@ -461,9 +602,12 @@ def _aware_utc(moment: datetime) -> datetime:
 
 
 def _transition(zone: ZoneInfo, low: datetime, high: datetime) -> datetime:
-    """The first instant in (low, high] whose UTC offset differs from low's (aware UTC)."""
-    lo = math.floor(low.timestamp())
-    hi = math.ceil(high.timestamp())
+    """The first instant in (low, high] whose UTC offset differs from low's, as naive UTC.
+
+    `low` and `high` are aware, or naive UTC.
+    """
+    lo = math.floor(_timestamp(low))
+    hi = math.ceil(_timestamp(high))
     offset = datetime.fromtimestamp(lo, zone).utcoffset()
     while hi - lo > 1:
         mid = (lo + hi) // 2
@@ -471,21 +615,67 @@ def _transition(zone: ZoneInfo, low: datetime, high: datetime) -> datetime:
             lo = mid
         else:
             hi = mid
-    return datetime.fromtimestamp(hi, UTC)
+    return _EPOCH + timedelta(seconds=hi)
+
+
+def _timestamp(moment: datetime) -> float:
+    if moment.tzinfo is None:
+        return (moment - _EPOCH).total_seconds()
+    return moment.timestamp()
+
+
+@lru_cache(maxsize=4096)
+def _transitions_in(zone: ZoneInfo, year: int) -> tuple[datetime, ...]:
+    """The instants (naive UTC) in `year` at which the zone's UTC offset changes."""
+    moment = datetime(year, 1, 1)
+    stop = datetime(year + 1, 1, 1)
+    offset = moment.replace(tzinfo=UTC).astimezone(zone).utcoffset()
+    found = []
+    # Offsets change at most a few times a year, never twice in a day: sample daily.
+    while moment < stop:
+        moment += _DAY
+        now = moment.replace(tzinfo=UTC).astimezone(zone).utcoffset()
+        if now != offset:
+            found.append(_transition(zone, moment - _DAY, moment))
+            offset = now
+    return tuple(found)
+
+
+@lru_cache(maxsize=4096)
+def _transitions_around(zone: ZoneInfo, year: int) -> tuple[datetime, ...]:
+    return (
+        _transitions_in(zone, year - 1)
+        + _transitions_in(zone, year)
+        + _transitions_in(zone, year + 1)
+    )
+
+
+def _calm_span(zone: ZoneInfo, moment: datetime) -> tuple[datetime, datetime]:
+    """Naive UTC instants around `moment` between which wall times map plainly to instants.
+
+    That is the stretch between the transitions before and after `moment`, less `_NEAR` at
+    each end, where a repeated wall time's other pass could still lie.
+    """
+    year = moment.year
+    if not 2 <= year <= 9997:
+        return moment, moment  # empty: every wall time takes the careful path
+    transitions = _transitions_around(zone, year)
+    i = bisect.bisect_right(transitions, moment)
+    low = transitions[i - 1] if i else datetime(year - 1, 1, 1)
+    high = transitions[i] if i < len(transitions) else datetime(year + 2, 1, 1)
+    return low + _NEAR, high - _NEAR
 
 
 _GAP_ENDS: dict[tuple[str, Any, timedelta, timedelta], datetime] = {}
 
 
 def _gap_end(zone: ZoneInfo, wall: datetime, before: timedelta, after: timedelta) -> datetime:
-    """The transition instant ending the gap that holds `wall` (its first valid instant)."""
+    """The transition instant (naive UTC) ending the gap that holds `wall`: its first valid one."""
     key = (zone.key, wall.date(), before, after)
     found = _GAP_ENDS.get(key)
     if found is None:
         # Every wall time of the gap lies between these readings of it, and so does the gap's end.
-        found = _transition(
-            zone, (wall - after).replace(tzinfo=UTC), (wall - before).replace(tzinfo=UTC)
-        )
+        found = _transition(zone, wall - after, wall - before)
         if len(_GAP_ENDS) > 4096:
             _GAP_ENDS.clear()
         _GAP_ENDS[key] = found
