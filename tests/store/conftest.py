@@ -11,7 +11,19 @@ from sqlalchemy import delete
 
 from conftest import PG_ADMIN_URL
 from jobport.store.db import Database
-from jobport.store.tables import execution_logs, executions, jobs, projects
+from jobport.store.tables import (
+    api_keys,
+    audit_log,
+    execution_logs,
+    executions,
+    jobs,
+    projects,
+    role_members,
+    roles,
+    server_secrets,
+    sessions,
+    users,
+)
 
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
@@ -19,7 +31,19 @@ BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 def empty(db: Database) -> None:
     """Delete every row, children first."""
     with db.write() as conn:
-        for table in (execution_logs, executions, jobs, projects):
+        for table in (
+            role_members,
+            roles,
+            sessions,
+            users,
+            api_keys,
+            audit_log,
+            server_secrets,
+            execution_logs,
+            executions,
+            jobs,
+            projects,
+        ):
             conn.execute(delete(table))
 
 

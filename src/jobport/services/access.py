@@ -63,7 +63,21 @@ def _state(rt: Runtime) -> AccessState:
 
 
 def bootstrap(rt: Runtime) -> str | None:
-    """Built-in roles, the first admin user and the token key. Returns a generated password."""
+    """Built-in roles, the first admin user and the token key. Returns a generated password.
+
+    Several nodes may start at once on a fresh database: the one that loses the race to
+    insert the first rows sees a conflict, and simply runs again over what the winner made.
+    """
+    for attempt in range(3):
+        try:
+            return _bootstrap(rt)
+        except Conflict:
+            if attempt == 2:
+                raise
+    return None
+
+
+def _bootstrap(rt: Runtime) -> str | None:
     now = utcnow()
     generated: str | None = None
     with rt.db.write() as conn:
