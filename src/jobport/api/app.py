@@ -5,18 +5,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI
 
 from jobport import __version__
-from jobport.api import errors
-from jobport.api.v1 import executions, jobs, projects
+from jobport.api import errors, oauth
+from jobport.api.audit_trail import AuditMiddleware
+from jobport.api.auth import public
+from jobport.api.v1 import audit, executions, jobs, keys, projects, roles, session
 from jobport.api.v1 import schedules as schedule_routes
 from jobport.engine.dispatcher import Dispatcher
 from jobport.engine.executors.local import LocalExecutor
 from jobport.scheduler import Scheduler
+from jobport.services import access
+from jobport.services.audit import AuditTrail
 from jobport.services.runtime import Runtime
 from jobport.settings import Settings
 from jobport.store.db import Database
@@ -32,6 +37,17 @@ def create_app(settings: Settings | None = None, *, demo: bool = False) -> FastA
         db = Database(settings.database_url)
         db.upgrade()
         rt = Runtime(settings, db)
+        password = access.bootstrap(rt)
+        if password:
+            # Shown once: the first start creates the admin user; later starts never print it.
+            print(
+                f"jobport: created user {settings.admin_username!r} with password "
+                f"{password!r} (shown once; change it with `jobport users passwd`)",
+                file=sys.stderr,
+                flush=True,
+            )
+        rt.audit = AuditTrail(db)
+        rt.audit.start()
         if demo:
             from jobport.demo import seed
 
@@ -48,6 +64,7 @@ def create_app(settings: Settings | None = None, *, demo: bool = False) -> FastA
             if scheduler is not None:
                 await asyncio.to_thread(scheduler.stop)
             await rt.dispatcher.stop()
+            rt.audit.stop()
             db.dispose()
 
     app = FastAPI(
@@ -61,12 +78,19 @@ def create_app(settings: Settings | None = None, *, demo: bool = False) -> FastA
     app.include_router(jobs.router)
     app.include_router(executions.router)
     app.include_router(schedule_routes.router)
+    app.include_router(keys.router)
+    app.include_router(roles.app_router)
+    app.include_router(roles.project_router)
+    app.include_router(session.router)
+    app.include_router(audit.router)
+    app.include_router(oauth.router)
 
     @app.get("/healthz", tags=["health"])
-    async def healthz() -> dict[str, Any]:
+    async def healthz(_: None = public("load balancers probe it")) -> dict[str, Any]:
         rt: Runtime = app.state.runtime
         rt.check_database()
         return {"status": "ok", "version": __version__}
 
+    app.add_middleware(AuditMiddleware)
     app.add_middleware(errors.BodySizeLimit, limit=settings.max_body_bytes)
     return app

@@ -180,9 +180,7 @@ class FirewallRule(Wire):
     def matches(self, address: IPAddress) -> bool:
         start, end = parse_address(self.start_ip), parse_address(self.end_ip)
         return (
-            self.enabled
-            and address.version == start.version
-            and start <= address <= end  # type: ignore[operator]
+            self.enabled and address.version == start.version and start <= address <= end  # type: ignore[operator]
         )
 
 

@@ -53,9 +53,7 @@ def ensure(rt: Runtime, name: str, description: str = "") -> tuple[dict[str, Any
         return get(rt, name), False
 
 
-def list_page(
-    rt: Runtime, *, cursor: str | None, limit: int, only: set[str] | None = None
-) -> Page:
+def list_page(rt: Runtime, *, cursor: str | None, limit: int, only: set[str] | None = None) -> Page:
     """A page of projects by name; `only` limits it to these ids (None: every project)."""
     with rt.db.read() as conn:
         return project_store.list_page(conn, cursor=cursor, limit=limit, only=only)

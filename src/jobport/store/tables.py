@@ -65,6 +65,107 @@ projects = Table(
     Column("updated_at", UTCDateTime, nullable=False),
 )
 
+# --- Access: users, API keys, roles, memberships, sessions, audit (migration 0003) ---------
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("username", String(200), nullable=False, unique=True),
+    Column("password_hash", String(200), nullable=False),
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("last_login_at", UTCDateTime, nullable=True),
+)
+
+# A deleted key keeps its row (deleted_at set, hashes cleared) so its client id is never reused.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("client_id", String(64), primary_key=True),
+    Column("secret_hash", String(128), nullable=True),
+    Column("previous_secret_hash", String(128), nullable=True),
+    Column("previous_valid_until", UTCDateTime, nullable=True),
+    Column("description", Text, nullable=False, default=""),
+    Column("expires_at", UTCDateTime, nullable=True),
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("firewall_rules", Json, nullable=False),
+    Column("created_by", String(200), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("rotated_at", UTCDateTime, nullable=True),
+    Column("last_used_at", UTCDateTime, nullable=True),
+    Column("last_used_ip", String(64), nullable=True),
+    Column("deleted_at", UTCDateTime, nullable=True),
+)
+
+# project_key is "" for application roles (and the built-ins), else the project id: a unique
+# key that works the same on SQLite and PostgreSQL, where NULLs never collide.
+roles = Table(
+    "roles",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("project_key", String(36), nullable=False),
+    Column("project_id", Id, ForeignKey("projects.id", ondelete="CASCADE"), nullable=True),
+    Column("name", String(200), nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("scopes", Json, nullable=False),
+    Column("builtin", Boolean, nullable=False, default=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("project_key", "name"),
+)
+
+# A membership holds a role at one level: application (project_key "") or one project.
+role_members = Table(
+    "role_members",
+    metadata,
+    Column("role_id", Id, ForeignKey("roles.id", ondelete="CASCADE"), primary_key=True),
+    Column("project_key", String(36), primary_key=True),
+    Column("member_type", String(10), primary_key=True),
+    Column("member_id", String(200), primary_key=True),
+    Column("project_id", Id, ForeignKey("projects.id", ondelete="CASCADE"), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_role_members_member_type_member_id", "member_type", "member_id"),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("token_hash", String(128), primary_key=True),
+    Column("user_id", Id, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("csrf_token", String(128), nullable=False),
+    Column("address", String(64), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("principal", String(300), nullable=True),
+    Column("address", String(64), nullable=True),
+    Column("action", String(100), nullable=False),
+    Column("target", String(500), nullable=True),
+    Column("project_id", String(36), nullable=True),
+    Column("outcome", String(20), nullable=False),
+    Column("status", Integer, nullable=True),
+    Column("details", Json, nullable=True),
+    Index("ix_audit_log_at", "at"),
+)
+
+# Server-wide secrets generated on first start (token signing key), shared by every node.
+server_secrets = Table(
+    "server_secrets",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
 jobs = Table(
     "jobs",
     metadata,
