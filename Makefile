@@ -17,8 +17,22 @@ $(VENV)/.dev: $(BIN)/jobport
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
-run: $(BIN)/jobport
-	$(BIN)/jobport serve --host $(HOST) --port $(PORT) --demo
+# The admin's password, made once (and set on the database, in case one exists already):
+# the first start creates user admin with it, and every `make run` prints it.
+ADMIN_PASSWORD := .jobport/admin-password
+
+$(ADMIN_PASSWORD): | $(BIN)/jobport
+	@mkdir -p $(@D)
+	@umask 077 && $(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(12))' > $@.new
+	@JOBPORT_ADMIN_PASSWORD="$$(cat $@.new)" \
+		$(BIN)/jobport users passwd --local admin --password-stdin < $@.new > /dev/null
+	@mv $@.new $@
+
+run: $(BIN)/jobport $(ADMIN_PASSWORD)
+	@echo "console/API at http://$(HOST):$(PORT), user admin, password $$(cat $(ADMIN_PASSWORD))"
+	@echo "an API key: $(BIN)/jobport keys create --local --role Administrator"
+	JOBPORT_ADMIN_PASSWORD="$$(cat $(ADMIN_PASSWORD))" \
+		$(BIN)/jobport serve --host $(HOST) --port $(PORT) --demo
 
 test: $(VENV)/.dev
 	$(BIN)/python -m pytest

@@ -1,4 +1,4 @@
-"""The `jobport` command: serve, db, and (over HTTP) jobs, run, executions."""
+"""The `jobport` command: serve, db, and (over HTTP, or --local) jobs, runs, keys, roles, users."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from jobport.client import (
     APIError,
     BadRequest,
     Client,
+    JobportError,
     TransportError,
     ValidationFailed,
     definition_of,
@@ -33,6 +34,14 @@ jobs_app = typer.Typer(no_args_is_help=True, help="Define jobs from files; list 
 app.add_typer(jobs_app, name="jobs")
 executions_app = typer.Typer(no_args_is_help=True, help="List, show, follow and cancel runs.")
 app.add_typer(executions_app, name="executions")
+keys_app = typer.Typer(no_args_is_help=True, help="API keys: create, list, rotate, delete.")
+app.add_typer(keys_app, name="keys")
+firewall_app = typer.Typer(no_args_is_help=True, help="The addresses a key may be used from.")
+keys_app.add_typer(firewall_app, name="firewall")
+roles_app = typer.Typer(no_args_is_help=True, help="Roles (sets of scopes) and their members.")
+app.add_typer(roles_app, name="roles")
+users_app = typer.Typer(no_args_is_help=True, help="Console users (on the database: --local).")
+app.add_typer(users_app, name="users")
 
 # rich and yaml are imported where they are used: together they cost every call 0.15 s.
 
@@ -81,7 +90,11 @@ def _is_loopback(host: str) -> bool:
 
 @app.command()
 def serve(
-    host: str = typer.Option(None, help="Address to bind (default from settings: 127.0.0.1)."),
+    host: str = typer.Option(
+        None,
+        help="Address to bind (default from settings: 127.0.0.1; 0.0.0.0 for every interface, "
+        "with a TLS proxy in front).",
+    ),
     port: int = typer.Option(None, help="Port (default from settings: 8080)."),
     workers: int = typer.Option(None, help="Worker processes (default: CPU count)."),
     demo: bool = typer.Option(False, help="Seed the demo project."),
@@ -97,17 +110,19 @@ def serve(
     settings = Settings(**overrides)
     if not _is_loopback(settings.host):
         typer.echo(
-            f"refusing to bind {settings.host}: until API authentication is in place, "
-            "jobport serves on loopback addresses only",
+            f"jobport: listening on {settings.host}, reachable from other machines; keys, "
+            "tokens and passwords cross the network in clear unless a TLS proxy is in front "
+            "(then set JOBPORT_TRUSTED_PROXIES and JOBPORT_SECURE_COOKIES)",
             err=True,
         )
-        raise typer.Exit(2)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
     if demo:
         url = f"http://{settings.host}:{settings.port}"
         typer.echo(
             f"jobport on {url}  (API docs: {url}/docs, database: {settings.database_url})\n"
-            f"try:  curl -s -X POST '{url}/api/v1/projects/demo/jobs/hello/execute?wait=10'"
+            "an API key:  jobport keys create --local --role Administrator\n"
+            f'try:  curl -s -X POST -H "Authorization: Bearer $KEY" '
+            f"'{url}/api/v1/projects/demo/jobs/hello/execute?wait=10'"
         )
     uvicorn.run(
         create_app(settings, demo=demo),
@@ -115,6 +130,9 @@ def serve(
         port=settings.port,
         log_level=log_level,
         access_log=False,
+        # jobport reads X-Forwarded-For itself, only from JOBPORT_TRUSTED_PROXIES; uvicorn's
+        # own handling would trust any local peer and rewrite the client address first.
+        proxy_headers=False,
     )
 
 
@@ -138,8 +156,10 @@ def _fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
     raise typer.Exit(code)
 
 
-def _api_message(exc: APIError) -> str:
+def _api_message(exc: JobportError) -> str:
     lines = [f"error: {exc.code}: {exc.message}"]
+    if exc.code == "missing_credentials":
+        lines.append("  (set JOBPORT_KEY to an API key, or run `jobport login`)")
     if isinstance(exc.details, list) and len(exc.details) > 1:
         lines += [
             f"  {d.get('field', '?')}: {d.get('reason', '')}"
@@ -154,7 +174,11 @@ def _session(ctx: typer.Context, url: str | None) -> Iterator[Client]:
     """A client of the chosen server; API and connection errors end the command with 2."""
     url = url or (ctx.obj or {}).get("url")
     try:
-        with Client(url) as client:
+        client = Client(url)  # credentials: $JOBPORT_KEY, $JOBPORT_CLIENT_ID/SECRET, profile
+    except ValueError as exc:
+        _fail(f"error: {exc}")
+    try:
+        with client:
             yield client
     except APIError as exc:
         _fail(_api_message(exc))
@@ -615,6 +639,691 @@ def executions_cancel(
     typer.echo(f"{execution['status']}: {execution['jobName']} {execution['id']}")
     if wait and execution["status"] != "cancelled":
         raise typer.Exit(EXIT_RUN_FAILED)
+
+
+# -- access: plumbing for --local ------------------------------------------------------------
+
+LocalOption = Annotated[
+    bool,
+    typer.Option(
+        "--local",
+        help="Work on this machine's database ($JOBPORT_DATABASE_URL) instead of a server: "
+        "for the first key, and to recover when locked out.",
+    ),
+]
+ProjectOption = Annotated[
+    str | None,
+    typer.Option("--project", help="A project's roles (name or id); default: application level."),
+]
+
+
+@contextlib.contextmanager
+def _local() -> Iterator[Any]:
+    """A Runtime over the configured database, migrated and bootstrapped; domain errors exit 2.
+
+    Whoever can open the database already holds every right, so --local asks for no
+    credential; what it changes goes to the audit log as `local:<os user>`.
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from jobport.services import access
+    from jobport.services.runtime import Runtime
+    from jobport.settings import Settings
+    from jobport.store.db import Database
+
+    settings = Settings()
+    db = Database(settings.database_url, pool=False)
+    try:
+        db.upgrade()
+        rt = Runtime(settings, db)
+        generated = access.bootstrap(rt)
+        if generated:
+            typer.echo(
+                f"jobport: created user {settings.admin_username!r} with password "
+                f"{generated!r} (shown once)",
+                err=True,
+            )
+        yield rt
+    except JobportError as exc:
+        _fail(_api_message(exc))
+    except SQLAlchemyError as exc:
+        _fail(f"error: database_error: {settings.database_url}: {exc}")
+    finally:
+        db.dispose()
+
+
+def _local_who() -> Any:
+    import getpass
+
+    from jobport.services import access
+
+    try:
+        name = getpass.getuser()
+    except (OSError, KeyError):
+        name = "local"
+    return access.local_principal(name)
+
+
+def _audit_local(rt: Any, ctx: typer.Context, action: str, subject: str) -> None:
+    """Record a --local change in the audit log, named like the API route that does it."""
+    from jobport.services import audit
+
+    audit.record(
+        rt,
+        audit.entry(
+            action=action,
+            outcome="ok",
+            principal=_local_who().label,
+            address="local",
+            target=f"{ctx.command_path} --local {subject}",
+        ),
+    )
+
+
+def _parse_time(value: str, option: str) -> dt.datetime:
+    """An ISO 8601 date-time; one without a zone is local time."""
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r} is not an ISO 8601 date-time (e.g. 2027-01-31T18:00:00Z)",
+            param_hint=option,
+        ) from None
+    return moment if moment.tzinfo else moment.astimezone()
+
+
+def _roles_text(grants: list[dict[str, Any]]) -> str:
+    return ", ".join(
+        f"{g['role']} in {g['project']}" if g.get("project") else g["role"] for g in grants
+    )
+
+
+def _expiry_text(key: dict[str, Any]) -> str:
+    if not key.get("expiresAt"):
+        return "never"
+    note = " (expired)" if key.get("expired") else " (soon)" if key.get("expiresSoon") else ""
+    return _when(key["expiresAt"]) + note
+
+
+def _print_rules(rules: list[dict[str, Any]]) -> None:
+    if not rules:
+        typer.echo("firewall    none: every address may use the key")
+        return
+    typer.echo("")
+    _print_table(
+        ["RULE", "FROM", "TO", "ENABLED"],
+        [
+            [r["name"], r["startIp"], r["endIp"], "yes" if r.get("enabled", True) else "no"]
+            for r in rules
+        ],
+    )
+
+
+def _print_key(key: dict[str, Any]) -> None:
+    used = key.get("lastUsedAt")
+    fields = {
+        "client id": key["clientId"],
+        "description": key.get("description") or "-",
+        "roles": _roles_text(key.get("roles") or []) or "none",
+        "enabled": "yes" if key["enabled"] else "no",
+        "expires": _expiry_text(key),
+        "created": f"{_when(key['createdAt'])} by {key.get('createdBy') or '-'}",
+        "rotated": _when(key.get("rotatedAt")),
+        "last used": f"{_when(used)} from {key.get('lastUsedIp')}" if used else "never",
+    }
+    if key.get("previousSecretValidUntil"):
+        fields["old secret"] = f"valid until {_when(key['previousSecretValidUntil'])}"
+    for name, value in fields.items():
+        typer.echo(f"{name:<11} {value}")
+    _print_rules(key.get("firewallRules") or [])
+
+
+def _print_new_secret(key: dict[str, Any], verb: str) -> None:
+    typer.echo(f"{verb} API key {key['clientId']}")
+    typer.echo(f"key            {key['key']}")
+    typer.echo(f"client id      {key['clientId']}")
+    typer.echo(f"client secret  {key['clientSecret']}")
+    typer.echo(f"roles          {_roles_text(key.get('roles') or []) or 'none'}")
+    typer.echo(f"expires        {_expiry_text(key)}")
+    typer.echo(
+        "the secret is shown this once: keep it now (e.g. as JOBPORT_KEY, or with "
+        "`jobport login --client-id ... --client-secret ...`)",
+        err=True,
+    )
+
+
+# -- keys ------------------------------------------------------------------------------------
+
+
+@keys_app.command("create")
+def keys_create(
+    ctx: typer.Context,
+    description: Annotated[str, typer.Option("--description", help="What it is for.")] = "",
+    role: Annotated[
+        list[str] | None,
+        typer.Option("--role", help="Give it this role (repeatable): Administrator, Operator, ..."),
+    ] = None,
+    project: Annotated[
+        str | None, typer.Option("--project", help="Give the roles in this project only.")
+    ] = None,
+    expires_at: Annotated[
+        str | None,
+        typer.Option("--expires-at", help="ISO 8601 date-time (default: in 90 days)."),
+    ] = None,
+    never_expires: Annotated[
+        bool, typer.Option("--never-expires", help="A key without an expiry.")
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the JSON of the API's create answer.")
+    ] = False,
+    local: LocalOption = False,
+    url: UrlOption = None,
+) -> None:
+    """A new API key, holding the given roles. Its secret is printed this once."""
+    if expires_at and never_expires:
+        raise typer.BadParameter("give --expires-at or --never-expires, not both")
+    if project and not role:
+        raise typer.BadParameter("--project says where the --role applies; give a --role")
+    expiry: dict[str, Any] = {}
+    if never_expires:
+        expiry["expires_at"] = None
+    elif expires_at:
+        expiry["expires_at"] = _parse_time(expires_at, "--expires-at")
+    roles = role or []
+    if local:
+        from jobport.api.v1 import keys as keys_wire
+        from jobport.services import access
+
+        with _local() as rt:
+            row, secret = access.create_key(
+                rt,
+                description=description,
+                created_by=_local_who().label,
+                roles=[(r, project) for r in roles],
+                **expiry,
+            )
+            # The API's own renderer: the JSON is the same as POST /api/v1/keys answers.
+            key = keys_wire._with_secret(access.get_key(rt, row["client_id"]), secret, rt)
+            _audit_local(rt, ctx, "create_key", row["client_id"])
+    else:
+        with _session(ctx, url) as client:
+            for name in roles:  # a missing role fails here, before a key exists
+                client.get_role(name, project)
+            key = client.create_key(description, **expiry)
+            for name in roles:
+                client.add_role_member(name, "apiKey", key["clientId"], project)
+            if roles:
+                key = {**key, **client.get_key(key["clientId"])}
+    if as_json:
+        _print_json(key)
+    else:
+        _print_new_secret(key, "created")
+
+
+@keys_app.command("list")
+def keys_list(
+    ctx: typer.Context,
+    as_json: JsonOption = False,
+    local: LocalOption = False,
+    url: UrlOption = None,
+) -> None:
+    """Every API key, newest first (never their secrets)."""
+    if local:
+        from jobport.api.v1 import keys as keys_wire
+        from jobport.services import access
+
+        keys: list[dict[str, Any]] = []
+        with _local() as rt:
+            cursor = None
+            while True:
+                page = access.list_keys(rt, cursor=cursor, limit=500)
+                keys += [keys_wire.render(row, rt) for row in page.items]
+                cursor = page.next_cursor
+                if not cursor:
+                    break
+    else:
+        with _session(ctx, url) as client:
+            keys = client.list_keys()
+    if as_json:
+        _print_json(keys)
+        return
+    rows = [
+        [
+            key["clientId"],
+            _roles_text(key.get("roles") or []) or "-",
+            _expiry_text(key) if key["enabled"] else "disabled",
+            _when(key.get("lastUsedAt")) if key.get("lastUsedAt") else "never",
+            key.get("description") or "",
+        ]
+        for key in keys
+    ]
+    _print_table(["CLIENT ID", "ROLES", "EXPIRES", "LAST USED", "DESCRIPTION"], rows)
+
+
+def _get_key(ctx: typer.Context, client_id: str, local: bool, url: str | None) -> dict[str, Any]:
+    if local:
+        from jobport.api.v1 import keys as keys_wire
+        from jobport.services import access
+
+        with _local() as rt:
+            return keys_wire.render(access.get_key(rt, client_id), rt)
+    with _session(ctx, url) as client:
+        return client.get_key(client_id)
+
+
+@keys_app.command("show")
+def keys_show(
+    ctx: typer.Context,
+    client_id: Annotated[str, typer.Argument(metavar="CLIENT_ID")],
+    as_json: JsonOption = False,
+    local: LocalOption = False,
+    url: UrlOption = None,
+) -> None:
+    """One key: roles, expiry, last use, firewall rules."""
+    key = _get_key(ctx, client_id, local, url)
+    if as_json:
+        _print_json(key)
+    else:
+        _print_key(key)
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    ctx: typer.Context,
+    client_id: Annotated[str, typer.Argument(metavar="CLIENT_ID")],
+    old_secret_valid_until: Annotated[
+        str | None,
+        typer.Option(
+            "--old-secret-valid-until",
+            help="Until when the old secret keeps working (ISO 8601; default: in 24 hours).",
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the JSON of the API's rotate answer.")
+    ] = False,
+    local: LocalOption = False,
+    url: UrlOption = None,
+) -> None:
+    """A new secret for the key; the old one keeps working for a while, then stops."""
+    until = (
+        _parse_time(old_secret_valid_until, "--old-secret-valid-until")
+        if old_secret_valid_until
+        else None
+    )
+    if local:
+        from jobport.api.v1 import keys as keys_wire
+        from jobport.services import access
+
+        with _local() as rt:
+            row, secret = access.rotate_key(rt, client_id, old_valid_until=until)
+            key = keys_wire._with_secret(row, secret, rt)
+            _audit_local(rt, ctx, "rotate_key", client_id)
+    else:
+        with _session(ctx, url) as client:
+            key = client.rotate_key(client_id, until)
+    if as_json:
+        _print_json(key)
+        return
+    _print_new_secret(key, "rotated")
+    if key.get("previousSecretValidUntil"):
+        typer.echo(f"the old secret works until {_when(key['previousSecretValidUntil'])}", err=True)
+
+
+@keys_app.command("delete")
+def keys_delete(
+    ctx: typer.Context,
+    client_id: Annotated[str, typer.Argument(metavar="CLIENT_ID")],
+    local: LocalOption = False,
+    url: UrlOption = None,
+) -> None:
+    """Delete a key: it stops working at once, and its client id is never issued again."""
+    if local:
+        from jobport.services import access
+
+        with _local() as rt:
+            access.delete_key(rt, client_id)
+            _audit_local(rt, ctx, "delete_key", client_id)
+    else:
+        with _session(ctx, url) as client:
+            client.delete_key(client_id)
+    typer.echo(f"deleted API key {client_id}")
+
+
+def _set_rules(
+    ctx: typer.Context,
+    client_id: str,
+    change: Any,
+    *,
+    force: bool,
+    local: bool,
+    url: str | None,
+) -> dict[str, Any]:
+    """Apply `change(rules) -> rules` to the key's firewall rules; the key afterwards."""
+    if local:
+        from jobport.api.v1 import keys as keys_wire
+        from jobport.services import access
+
+        with _local() as rt:
+            current = keys_wire.render(access.get_key(rt, client_id), rt)["firewallRules"]
+            row = access.patch_key(rt, client_id, {"firewall_rules": change(current)})
+            _audit_local(rt, ctx, "patch_key", client_id)
+            return keys_wire.render(row, rt)
+    with _session(ctx, url) as client:
+        current = client.get_key(client_id)["firewallRules"]
+        return client.update_key(client_id, firewall_rules=change(current), force=force)
+
+
+ForceOption = Annotated[
+    bool,
+    typer.Option(
+        "--force", help="Change the key you are calling with even if it would lock you out."
+    ),
+]
+
+
+@firewall_app.command("add")
+def firewall_add(
+    ctx: typer.Context,
+    client_id: Annotated[str, typer.Argument(metavar="CLIENT_ID")],
+    name: Annotated[str | None, typer.Option("--name", help="The rule's name.")] = None,
+    start: Annotated[str | None, typer.Option("--start", help="First address allowed.")] = None,
+    end: Annotated[
+        str | None, typer.Option("--end", help="Last address allowed (default: --start).")
+    ] = None,
+    my_address: Annotated[
+        bool,
+        typer.Option("--my-address", help="Allow the address the server sees this call from."),
+    ] = False,
+    force: ForceOption = False,
+    local: LocalOption = False,
+    url: UrlOption = None,
+) -> None:
+    """Allow an address range (IPv4 or IPv6) to use the key. No rules: every address may."""
+    if my_address == bool(start):
+        raise typer.BadParameter("give --start [--end] with --name, or --my-address")
+    if my_address:
+        if local:
+            raise typer.BadParameter("--my-address needs a server: it is the address it sees")
+        with _session(ctx, url) as client:
+            key = client.add_current_address(client_id, name)
+    else:
+        if not name:
+            raise typer.BadParameter("a rule needs a --name", param_hint="--name")
+        rule = {"name": name, "startIp": start, "endIp": end or start}
+        key = _set_rules(
+            ctx, client_id, lambda rules: [*rules, rule], force=force, local=local, url=url
+        )
+    _print_rules(key["firewallRules"])
+
+
+@firewall_app.command("remove")
+def firewall_remove(
+    ctx: typer.Context,
+    client_id: Annotated[str, typer.Argument(metavar="CLIENT_ID")],
+    name: Annotated[str, typer.Option("--name", help="The rule to remove.")],
+    force: ForceOption = False,
+    local: LocalOption = False,
+    url: UrlOption = None,
+) -> None:
+    """Remove the key's firewall rules of that name. With none left, every address may use it."""
+
+    def without(rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        kept = [r for r in rules if r["name"] != name]
+        if len(kept) == len(rules):
+            _fail(f"error: rule_not_found: key {client_id} has no firewall rule named {name!r}")
+        return kept
+
+    key = _set_rules(ctx, client_id, without, force=force, local=local, url=url)
+    _print_rules(key["firewallRules"])
+
+
+# -- roles -----------------------------------------------------------------------------------
+
+
+def _member(key: str | None, user: str | None) -> tuple[str, str]:
+    if bool(key) == bool(user):
+        raise typer.BadParameter("give --key CLIENT_ID or --user USERNAME")
+    return ("apiKey", key) if key else ("user", user)  # type: ignore[return-value]
+
+
+KeyMemberOption = Annotated[
+    str | None, typer.Option("--key", metavar="CLIENT_ID", help="An API key, by client id.")
+]
+UserMemberOption = Annotated[str | None, typer.Option("--user", help="A user, by username.")]
+
+
+@roles_app.command("list")
+def roles_list(
+    ctx: typer.Context,
+    project: ProjectOption = None,
+    as_json: JsonOption = False,
+    local: LocalOption = False,
+    url: UrlOption = None,
+) -> None:
+    """The roles, built-in ones first, with their scopes and members."""
+    if local:
+        from jobport.api.v1 import roles as roles_wire
+        from jobport.services import access
+
+        with _local() as rt:
+            roles = [roles_wire.render(r) for r in access.list_roles(rt, project)]
+    else:
+        with _session(ctx, url) as client:
+            roles = client.list_roles(project)
+    if as_json:
+        _print_json(roles)
+        return
+    rows = [
+        [
+            role["name"],
+            role["level"],
+            " ".join(role["scopes"]),
+            ", ".join(f"{m['type']}:{m['id']}" for m in role["members"]) or "-",
+        ]
+        for role in roles
+    ]
+    _print_table(["ROLE", "LEVEL", "SCOPES", "MEMBERS"], rows)
+
+
+@roles_app.command("create")
+def roles_create(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(metavar="NAME")],
+    scope: Annotated[
+        list[str],
+        typer.Option("--scope", help="A scope it grants (repeatable): jobs:read, jobs:*, *, ..."),
+    ],
+    description: Annotated[str, typer.Option("--description")] = "",
+    project: ProjectOption = None,
+    as_json: JsonOption = False,
+    local: LocalOption = False,
+    url: UrlOption = None,
+) -> None:
+    """A role of your own: a named set of scopes, for every project or for one."""
+    if local:
+        from jobport.api.v1 import roles as roles_wire
+        from jobport.services import access
+
+        body = {"name": name, "description": description, "scopes": scope}
+        with _local() as rt:
+            role = roles_wire.render(access.create_role(rt, project, body))
+            _audit_local(rt, ctx, "create_role", name)
+    else:
+        with _session(ctx, url) as client:
+            role = client.create_role(name, scope, description, project)
+    if as_json:
+        _print_json(role)
+        return
+    where = f" in project {project}" if project else ""
+    typer.echo(f"created role {role['name']}{where}: {' '.join(role['scopes'])}")
+
+
+@roles_app.command("add-member")
+def roles_add_member(
+    ctx: typer.Context,
+    role: Annotated[str, typer.Argument(metavar="ROLE")],
+    key: KeyMemberOption = None,
+    user: UserMemberOption = None,
+    project: ProjectOption = None,
+    as_json: JsonOption = False,
+    local: LocalOption = False,
+    url: UrlOption = None,
+) -> None:
+    """Give a role to an API key or a user (in --project only, if given)."""
+    member_type, member_id = _member(key, user)
+    if local:
+        from jobport.api.v1 import roles as roles_wire
+        from jobport.services import access
+
+        with _local() as rt:
+            row, _ = access.add_member(rt, project, role, member_type, member_id)
+            answer = roles_wire.render(row)
+            _audit_local(rt, ctx, "add_role_member", f"{role} {member_type}:{member_id}")
+    else:
+        with _session(ctx, url) as client:
+            answer = client.add_role_member(role, member_type, member_id, project)
+    if as_json:
+        _print_json(answer)
+        return
+    where = f" in project {project}" if project else ""
+    typer.echo(f"{member_type} {member_id} has role {role}{where}")
+
+
+@roles_app.command("remove-member")
+def roles_remove_member(
+    ctx: typer.Context,
+    role: Annotated[str, typer.Argument(metavar="ROLE")],
+    key: KeyMemberOption = None,
+    user: UserMemberOption = None,
+    project: ProjectOption = None,
+    local: LocalOption = False,
+    url: UrlOption = None,
+) -> None:
+    """Take a role away from an API key or a user."""
+    member_type, member_id = _member(key, user)
+    if local:
+        from jobport.services import access
+
+        with _local() as rt:
+            access.remove_member(rt, project, role, member_type, member_id)
+            _audit_local(rt, ctx, "remove_role_member", f"{role} {member_type}:{member_id}")
+    else:
+        with _session(ctx, url) as client:
+            client.remove_role_member(role, member_type, member_id, project)
+    where = f" in project {project}" if project else ""
+    typer.echo(f"{member_type} {member_id} no longer has role {role}{where}")
+
+
+# -- users -----------------------------------------------------------------------------------
+
+PasswordStdinOption = Annotated[
+    bool,
+    typer.Option(
+        "--password-stdin", help="Read the password from the first line of standard input."
+    ),
+]
+
+
+def _only_local(local: bool) -> None:
+    if not local:
+        raise typer.BadParameter(
+            "users are managed on the server's database: run this where it can be opened, "
+            "with --local"
+        )
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            _fail("error: no password on standard input")
+        return password
+    return str(typer.prompt("New password", hide_input=True, confirmation_prompt=True))
+
+
+@users_app.command("create")
+def users_create(
+    ctx: typer.Context,
+    username: Annotated[str, typer.Argument(metavar="USERNAME")],
+    role: Annotated[
+        list[str] | None, typer.Option("--role", help="Give the user this role (repeatable).")
+    ] = None,
+    project: Annotated[
+        str | None, typer.Option("--project", help="Give the roles in this project only.")
+    ] = None,
+    password_stdin: PasswordStdinOption = False,
+    local: LocalOption = False,
+) -> None:
+    """A console user with a password (at least 8 characters) and the given roles."""
+    _only_local(local)
+    password = _read_password(password_stdin)
+    from jobport.services import access
+
+    with _local() as rt:
+        access.create_user(rt, username, password, [(r, project) for r in role or []])
+        _audit_local(rt, ctx, "create_user", username)
+    typer.echo(f"created user {username}")
+
+
+@users_app.command("passwd")
+def users_passwd(
+    ctx: typer.Context,
+    username: Annotated[str, typer.Argument(metavar="USERNAME")],
+    password_stdin: PasswordStdinOption = False,
+    local: LocalOption = False,
+) -> None:
+    """Set a user's password (for instance the admin's, when it is lost)."""
+    _only_local(local)
+    password = _read_password(password_stdin)
+    from jobport.services import access
+
+    with _local() as rt:
+        access.set_password(rt, username, password)
+        _audit_local(rt, ctx, "set_password", username)
+    typer.echo(f"password of {username} changed")
+
+
+# -- login -----------------------------------------------------------------------------------
+
+
+@app.command()
+def login(
+    ctx: typer.Context,
+    client_id: Annotated[str, typer.Option("--client-id", help="The key's client id.")],
+    client_secret: Annotated[
+        str | None,
+        typer.Option("--client-secret", help="The key's client secret (asked for if left out)."),
+    ] = None,
+    url: UrlOption = None,
+) -> None:
+    """Check a key's client credentials and keep them for the next commands (a profile)."""
+    from jobport.client import save_profile
+
+    secret = client_secret or str(typer.prompt("Client secret", hide_input=True))
+    url = url or (ctx.obj or {}).get("url")
+    try:
+        client = Client(url, client_id=client_id, client_secret=secret)
+    except ValueError as exc:
+        _fail(f"error: {exc}")
+    try:
+        with client:
+            granted = client.token(client_id, secret)
+    except APIError as exc:
+        _fail(_api_message(exc))
+    except TransportError as exc:
+        _fail(f"error: {exc.message}")
+    path = save_profile(client.url, client_id, secret)
+    typer.echo(f"logged in to {client.url} as API key {client_id}")
+    typer.echo(f"scopes: {granted.get('scope') or '-'}; profile: {path}", err=True)
+
+
+@app.command()
+def logout() -> None:
+    """Forget the credentials `jobport login` kept."""
+    from jobport.client import remove_profile
+
+    path = remove_profile()
+    typer.echo(f"logged out (removed {path})" if path else "not logged in")
 
 
 # -- schedules -------------------------------------------------------------------------------

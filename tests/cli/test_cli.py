@@ -20,18 +20,22 @@ from conftest import Server, free_port, wait_for
 Run = Callable[..., subprocess.CompletedProcess[str]]
 
 
-def environment(url: str) -> dict[str, str]:
-    return {**os.environ, "JOBPORT_URL": url, "COLUMNS": "200"}
+def environment(url: str, key: str | None) -> dict[str, str]:
+    """The CLI's environment: the server's URL and, as `JOBPORT_KEY`, an API key."""
+    env = {**os.environ, "JOBPORT_URL": url, "COLUMNS": "200"}
+    if key is not None:
+        env["JOBPORT_KEY"] = key
+    return env
 
 
 @pytest.fixture
 def jobport(server: Server, tmp_path: Path) -> Run:
-    """Run `jobport ARGS...` against the test server; returns the finished process."""
+    """Run `jobport ARGS...` against the test server as an Administrator key."""
 
     def run(*args: str, url: str | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "jobport.cli", *args],
-            env=environment(url or server.url),
+            env=environment(url or server.url, server.key),
             cwd=tmp_path,
             capture_output=True,
             text=True,
@@ -258,8 +262,8 @@ def test_cancel_ends_a_running_command_and_the_waiting_run_exits_1(
 
     follower = subprocess.Popen(
         [sys.executable, "-m", "jobport.cli", "run", f"{project}/nap", "--follow"],
-        env=environment(server.url), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True,
+        env=environment(server.url, server.key), cwd=tmp_path,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
 

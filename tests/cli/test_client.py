@@ -43,7 +43,7 @@ def unique(prefix: str) -> str:
 
 @pytest.fixture
 def jp(server: Server) -> Iterator[Client]:
-    with Client(server.url) as client:
+    with Client(server.url, key=server.key) as client:
         yield client
 
 
@@ -309,7 +309,7 @@ def test_the_async_client_does_what_the_sync_one_does(server: Server, project: s
     definition = {"name": "talk", "parameters": {"lines": 1}, "steps": steps}
 
     async def scenario() -> None:
-        async with AsyncClient(server.url) as jp:
+        async with AsyncClient(server.url, key=server.key) as jp:
             assert (await jp.apply_job(project, definition))[0] == "created"
             assert (await jp.apply_job(project, definition))[0] == "unchanged"
             waited = await jp.execute(project, "talk", {"lines": 3}, wait=30)
