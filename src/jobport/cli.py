@@ -843,7 +843,7 @@ def keys_create(
                 **expiry,
             )
             # The API's own renderer: the JSON is the same as POST /api/v1/keys answers.
-            key = keys_wire._with_secret(access.get_key(rt, row["client_id"]), secret, rt)
+            key = keys_wire.with_secret(access.get_key(rt, row["client_id"]), secret, rt)
             _audit_local(rt, ctx, "create_key", row["client_id"])
     else:
         with _session(ctx, url) as client:
@@ -956,7 +956,7 @@ def keys_rotate(
 
         with _local() as rt:
             row, secret = access.rotate_key(rt, client_id, old_valid_until=until)
-            key = keys_wire._with_secret(row, secret, rt)
+            key = keys_wire.with_secret(row, secret, rt)
             _audit_local(rt, ctx, "rotate_key", client_id)
     else:
         with _session(ctx, url) as client:

@@ -74,7 +74,7 @@ def render(row: dict[str, Any], rt: Runtime) -> dict[str, Any]:
     }
 
 
-def _with_secret(row: dict[str, Any], secret: str, rt: Runtime) -> dict[str, Any]:
+def with_secret(row: dict[str, Any], secret: str, rt: Runtime) -> dict[str, Any]:
     from jobport.domain.access import key_string
 
     return {
@@ -114,7 +114,7 @@ async def create_key(
         **kwargs,
     )
     response.headers["Location"] = f"/api/v1/keys/{row['client_id']}"
-    return _with_secret(access.get_key(rt, row["client_id"]), secret, rt)
+    return with_secret(access.get_key(rt, row["client_id"]), secret, rt)
 
 
 @router.get("/{client_id}")
@@ -156,7 +156,7 @@ async def rotate_key(
 ) -> dict[str, Any]:
     until = _aware(body.old_secret_valid_until) if body else None
     row, secret = access.rotate_key(rt, client_id, old_valid_until=until)
-    return _with_secret(row, secret, rt)
+    return with_secret(row, secret, rt)
 
 
 @router.post("/{client_id}/firewall-rules/current-address")
