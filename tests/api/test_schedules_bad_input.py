@@ -26,24 +26,35 @@ BAD = [
         "unknown misfire policy",
         {"crons": ["@daily"], "misfirePolicy": "later"},
         "misfirePolicy",
-        "",
+        "'skip', 'runOnce' or 'runAll'",
     ),
     (
         "unknown overlap policy",
         {"crons": ["@daily"], "overlapPolicy": "queue"},
         "overlapPolicy",
-        "",
+        "'allow', 'skip', 'bufferOne' or 'cancelPrevious'",
     ),
     (
         "unknown dst gap policy",
         {"crons": ["@daily"], "dstPolicy": {"gap": "x"}},
         "dstPolicy.gap",
-        "",
+        "'shift' or 'skip'",
     ),
-    ("unknown field", {"crons": ["@daily"], "colour": "red"}, "colour", ""),
+    (
+        "catch-up window past ten years",
+        {"crons": ["@daily"], "catchupWindow": 1e12},
+        "catchupWindow",
+        "less than or equal to 316224000",
+    ),
+    ("unknown field", {"crons": ["@daily"], "colour": "red"}, "colour", "not permitted"),
     ("runAt with an offset", {"runAt": "2030-01-01T00:00Z"}, "runAt", "offset"),
     ("body name not the path name", {"name": "other", "crons": ["@daily"]}, "name", "path"),
-    ("undeclared parameter", {"crons": ["@daily"], "parameters": {"x": 1}}, "parameters.x", ""),
+    (
+        "undeclared parameter",
+        {"crons": ["@daily"], "parameters": {"x": 1}},
+        "parameters.x",
+        "unknown parameter",
+    ),
 ]
 
 

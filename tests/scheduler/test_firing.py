@@ -6,6 +6,7 @@ import datetime as dt
 
 import pytest
 
+from jobport.domain.schedules import MAX_CATCHUP_WINDOW
 from jobport.services import jobs as job_service
 from jobport.services import schedules as schedule_service
 from jobport.services.runtime import Runtime
@@ -82,6 +83,18 @@ def test_misfire_run_all_runs_each_fire_within_the_catchup_window(h: Harness) ->
         ("11:00", "started", None),
     ]
     assert [r["schedule_fire_at"] for r in h.runs()] == [at(10, 50), at(10, 55), at(11, 0)]
+
+
+def test_misfire_run_all_with_the_widest_catchup_window_runs_every_missed_fire(
+    h: Harness,
+) -> None:
+    h.put(misfirePolicy="runAll", catchupWindow=MAX_CATCHUP_WINDOW, overlapPolicy="allow")
+    h.tick_at(at(11, 3))
+    assert outcomes(h) == [
+        *[(f"10:{m:02d}", "started", None) for m in range(5, 60, 5)],
+        ("11:00", "started", None),
+    ]
+    assert h.get()["next_fire_at"] == at(11, 5)
 
 
 def test_missed_fires_are_recorded_one_by_one_only_up_to_a_cap(tmp_path: object) -> None:

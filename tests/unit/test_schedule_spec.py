@@ -443,6 +443,8 @@ def test_a_bad_local_date_is_refused(field: str, value: str, reason: str):
         ({"dstPolicy": {"repeat": "never"}}, "dstPolicy.repeat"),
         ({"catchupWindow": 0}, "catchupWindow"),
         ({"catchupWindow": -5}, "catchupWindow"),
+        ({"catchupWindow": 1e12}, "catchupWindow"),
+        ({"catchupWindow": float("inf")}, "catchupWindow"),
         ({"cronz": ["0 10 * * *"]}, "cronz"),
     ],
 )

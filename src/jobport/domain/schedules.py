@@ -65,6 +65,9 @@ _EPOCH = datetime(1970, 1, 1)
 # Wider than any DST change in tzdata (the largest are 2 hours), so a transition that can
 # reorder wall times and instants around `after` is always inside this window.
 _NEAR = timedelta(hours=3)
+# The widest catch-up window: ten years. A wider one (or infinity) would overflow the date
+# arithmetic of the first fire and stop the schedule; this one already means "every fire".
+MAX_CATCHUP_WINDOW = 10 * 366 * 86_400
 
 
 # -- time zones -------------------------------------------------------------------------------
@@ -317,7 +320,7 @@ class ScheduleSpec(Wire):
     mode: Literal["full", "delta"] = "full"
     dst_policy: DstPolicy = Field(default_factory=DstPolicy)
     misfire_policy: Literal["skip", "runOnce", "runAll"] = "runOnce"
-    catchup_window: float = Field(default=3600, gt=0)
+    catchup_window: float = Field(default=3600, gt=0, le=MAX_CATCHUP_WINDOW)
     overlap_policy: Literal["allow", "skip", "bufferOne", "cancelPrevious"] = "skip"
 
     _timetable: Timetable | None = PrivateAttr(default=None)
