@@ -99,6 +99,7 @@ def test_trigger_runs_now_and_is_recorded_as_a_fire(api: httpx2.Client, job: str
     assert execution["trigger"] == "schedule"
     assert execution["parameters"] == {"day": "mon"}
     assert execution["schedule"] == {"name": "s", "fireAt": fire["fireAt"]}
+    assert execution["principal"].startswith("apiKey:")  # who pressed "run now"
 
     done = wait_for(
         lambda: (
@@ -132,6 +133,7 @@ def test_backfill_fires_each_missing_time_once(api: httpx2.Client, job: str) -> 
         f"/api/v1/projects/{job.split('/')[4]}/executions", params={"job": "nightly"}
     ).json()
     assert len(runs["items"]) == 6
+    assert all(r["principal"].startswith("apiKey:") for r in runs["items"])  # who backfilled
 
 
 def test_backfill_with_the_skip_policy_runs_one_and_skips_the_overlaps(

@@ -523,7 +523,16 @@ def trigger(
         spec = spec_of(schedule)
         fire = Fire(utc=now, local=now.astimezone(ZoneInfo(spec.timetable().iana)), dst=None)
         firing = Firing.load(conn, now, [schedule])
-        row = record_fire(firing, schedule, spec, fire, kind="trigger", overlap=False, strict=True)
+        row = record_fire(
+            firing,
+            schedule,
+            spec,
+            fire,
+            kind="trigger",
+            overlap=False,
+            strict=True,
+            principal=principal,
+        )
         assert row is not None
         try:
             firing.flush()

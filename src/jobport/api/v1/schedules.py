@@ -132,7 +132,7 @@ async def trigger_schedule(
     rt: Runtime = Depends(wire.runtime),
 ) -> dict[str, Any]:
     fire, execution = await asyncio.to_thread(
-        schedule_service.trigger, rt, project, job, name, principal=None
+        schedule_service.trigger, rt, project, job, name, principal=caller.label
     )
     return {"fire": wire.schedule_fire(fire), "execution": wire.execution(execution)}
 
@@ -159,7 +159,7 @@ async def backfill_schedule(
         name,
         _utc(body.from_),
         _utc(body.to),
-        principal=None,
+        principal=caller.label,
     )
     return {"fires": [wire.schedule_fire(f) for f in fires]}
 
