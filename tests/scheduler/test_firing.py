@@ -226,6 +226,30 @@ def test_an_update_keeps_identity_and_history_and_never_refires(h: Harness) -> N
     assert [f["fire_at"] for f in h.fires()] == [at(10, 5), at(10, 10)]
 
 
+def test_an_update_while_a_fire_is_due_leaves_it_to_the_scheduler(h: Harness) -> None:
+    h.put(overlapPolicy="allow")
+    # 10:05 is due, and the scheduler has not ticked yet: the update must not drop it.
+    h.clock.set(at(10, 5) + dt.timedelta(milliseconds=300))
+    h.put(overlapPolicy="allow", parameters={"day": "friday"})
+    assert h.get()["next_fire_at"] == at(10, 5)
+    h.tick_at(at(10, 5, 1))
+    assert outcomes(h) == [("10:05", "started", None)]
+    assert [r["parameters"] for r in h.runs()] == [{"day": "friday"}]
+
+
+def test_an_update_during_downtime_keeps_the_missed_fires_for_the_misfire_policy(
+    h: Harness,
+) -> None:
+    h.put()  # runOnce
+    h.clock.set(at(11, 0, 30))  # no scheduler ran since 10:00
+    h.put(parameters={"day": "friday"})
+    h.tick_at(at(11, 1))
+    assert outcomes(h) == [
+        *[(f"10:{m:02d}", "missed", "misfire_run_once") for m in range(5, 60, 5)],
+        ("11:00", "started", None),
+    ]
+
+
 def test_disabling_then_enabling_does_not_fire_the_times_in_between(h: Harness) -> None:
     h.put()
     h.clock.set(at(10, 1))

@@ -130,8 +130,15 @@ def next_fire_at(
     last_fire_at: dt.datetime | None,
     now: dt.datetime,
     grace: float,
+    *,
+    due_since: dt.datetime | None = None,
 ) -> dt.datetime | None:
-    """The first fire after both `now` and the newest time already fired: never a repeat."""
+    """The first fire after both `now` and the newest time already fired: never a repeat.
+
+    `due_since`: the stored next fire, when it is due and no scheduler has handled it yet
+    (late, or down). Fires from then on are kept for the scheduler's misfire policy instead
+    of being dropped unrecorded by the update.
+    """
     if not spec.enabled:
         return None
     if last_fire_at is None and spec.run_at is not None:
@@ -139,6 +146,13 @@ def next_fire_at(
         fire = timetable.next_fire(now - dt.timedelta(seconds=grace), inclusive=True)
     else:
         fire = timetable.next_fire(max(now, last_fire_at) if last_fire_at else now)
+    if due_since is not None:
+        if last_fire_at is not None and last_fire_at >= due_since:
+            pending = timetable.next_fire(last_fire_at)
+        else:
+            pending = timetable.next_fire(due_since, inclusive=True)
+        if pending is not None and (fire is None or pending.utc < fire.utc):
+            fire = pending
     return fire.utc if fire else None
 
 
@@ -420,10 +434,18 @@ def put(
         _check_parameters(spec, job)
         current = schedule_store.find(conn, job["id"], name, lock=True)
         last = current["last_fire_at"] if current else None
+        due = current["next_fire_at"] if current else None
         values = {
             "spec": spec.wire(),
             "enabled": spec.enabled,
-            "next_fire_at": next_fire_at(timetable, spec, last, now, grace),
+            "next_fire_at": next_fire_at(
+                timetable,
+                spec,
+                last,
+                now,
+                grace,
+                due_since=due if due is not None and due <= now else None,
+            ),
             "updated_at": now,
         }
         if current is None:
