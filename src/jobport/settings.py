@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     key_expiry_warning_days: int = Field(default=14, ge=0)
     key_rotation_overlap_hours: float = Field(default=24.0, ge=0)
     key_last_used_resolution_seconds: float = Field(default=60.0, ge=0)
+    # API keys with their grants are kept this long per process; changes made elsewhere (another
+    # node, `--local`) take effect within it. Changes through this process: at once.
+    auth_cache_seconds: float = Field(default=1.0, ge=0)
     token_secret: str | None = None  # HS256 key; generated once and kept in the database
     token_lifetime_seconds: int = Field(default=3600, ge=60)
     token_issuer: str = "jobport"

@@ -52,8 +52,13 @@ def _sleeping_run(w: World) -> str:
     }
     assert w.admin.post(f"/api/v1/projects/{w.project}/jobs", json=body).status_code == 201
     run = w.admin.post(f"/api/v1/projects/{w.project}/jobs/{body['name']}/execute").json()
+
     # Running and settled, so the database does not move under the refused calls.
-    wait_for(lambda: w.admin.get(f"/api/v1/executions/{run['id']}").json()["status"] == "running")
+    def settled() -> bool:
+        now = w.admin.get(f"/api/v1/executions/{run['id']}").json()
+        return bool(now["status"] == "running" and now["logLines"] >= 1)  # "step started"
+
+    wait_for(settled)
     return str(run["id"])
 
 

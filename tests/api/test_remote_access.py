@@ -532,3 +532,30 @@ def test_failed_attempts_are_rate_limited_with_retry_after(make_server: Any) -> 
     assert last.status_code == 429
     with server.client() as admin:
         assert admin.get("/api/v1/me").status_code == 429
+
+
+def test_a_change_made_by_another_process_counts_within_the_cache_time(
+    api: httpx2.Client, server: Server
+) -> None:
+    """Another node (here: this test process, on the database) deletes a key the server has
+    just used: the server refuses it within auth_cache_seconds (1 s by default)."""
+    from jobport.services import access
+    from jobport.services.runtime import Runtime
+    from jobport.settings import Settings
+    from jobport.store.db import Database
+
+    key = new_key(api)
+    with as_key(server, key["key"]) as client:
+        assert client.get("/api/v1/me").status_code == 200
+        db = Database(server.database_url, pool=False)
+        try:
+            access.delete_key(
+                Runtime(Settings(database_url=server.database_url), db), key["clientId"]
+            )
+        finally:
+            db.dispose()
+        deleted_at = time.monotonic()
+        while client.get("/api/v1/me").status_code == 200:
+            assert time.monotonic() - deleted_at < 1.5, "a deleted key kept working"
+            time.sleep(0.05)
+        assert error(client.get("/api/v1/me")) == "key_revoked"

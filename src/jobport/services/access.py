@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import logging
 import secrets
 import threading
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,13 +46,26 @@ MIN_PASSWORD_LENGTH = 8
 
 @dataclass
 class AccessState:
-    """Per-process access machinery: the token key and the failed-attempt limiter."""
+    """Per-process access machinery: the token key, the failed-attempt limiter, and a
+    short-lived cache of API keys with their grants (see _load_key)."""
 
     signing_key: str
     limiter: MovingWindowRateLimiter = field(
         default_factory=lambda: MovingWindowRateLimiter(MemoryStorage())
     )
     lock: threading.Lock = field(default_factory=threading.Lock)
+    keys: dict[str, tuple[float, dict[str, Any], tuple[Grant, ...]]] = field(default_factory=dict)
+
+
+@contextlib.contextmanager
+def _write(rt: Runtime) -> Iterator[Any]:
+    """A write transaction of access data; this process forgets its cached keys after it."""
+    try:
+        with rt.db.write() as conn:
+            yield conn
+    finally:
+        if rt.access is not None:
+            rt.access.keys.clear()
 
 
 def _state(rt: Runtime) -> AccessState:
@@ -80,7 +96,7 @@ def bootstrap(rt: Runtime) -> str | None:
 def _bootstrap(rt: Runtime) -> str | None:
     now = utcnow()
     generated: str | None = None
-    with rt.db.write() as conn:
+    with _write(rt) as conn:
         existing = {r["name"] for r in store.list_roles(conn, store.APPLICATION) if r["builtin"]}
         for name, (description, scopes) in BUILTIN_ROLES.items():
             if name not in existing:
@@ -205,13 +221,29 @@ def _key_principal(
 def _load_key(
     rt: Runtime, client_id: str, address: str
 ) -> tuple[dict[str, Any], tuple[Grant, ...]]:
-    """The key row and its grants, read together (one transaction per request)."""
+    """The key row and its grants, read together, and kept for `auth_cache_seconds`.
+
+    Every check (secret, deleted, disabled, expiry, firewall) still runs on each call against
+    the kept row. Any change to keys or roles made through this process empties the cache at
+    once; a change made by another process (another node, `--local`) is seen within the
+    cache time (default 1 s; 0 turns the cache off).
+    """
+    state = _state(rt)
+    ttl = rt.settings.auth_cache_seconds
+    now = time.monotonic()
+    cached = state.keys.get(client_id)
+    if cached is not None and now - cached[0] < ttl:
+        return cached[1], cached[2]
     with rt.db.read() as conn:
         row = store.find_key(conn, client_id)
         grants = _grants(conn, "apiKey", client_id) if row is not None else ()
     if row is None:
         _failed(rt, client_id, address)
         raise _invalid()
+    if ttl > 0:
+        if len(state.keys) > 10_000:
+            state.keys.clear()
+        state.keys[client_id] = (now, row, grants)
     return row, grants
 
 
@@ -246,6 +278,8 @@ def _touch(rt: Runtime, row: dict[str, Any], address: str, now: dt.datetime) -> 
         return
     with rt.db.write() as conn:
         store.update_key(conn, row["client_id"], {"last_used_at": now, "last_used_ip": address})
+    # The cached row (see _load_key) learns it too, so the next call does not write again.
+    row["last_used_at"], row["last_used_ip"] = now, address
 
 
 def issue_token(
@@ -353,7 +387,7 @@ def login(rt: Runtime, username: str, password: str, address: str) -> dict[str, 
     now = utcnow()
     token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
     expires = now + dt.timedelta(seconds=rt.settings.session_lifetime_seconds)
-    with rt.db.write() as conn:
+    with _write(rt) as conn:
         store.delete_expired_sessions(conn, now)
         store.insert_session(
             conn,
@@ -374,7 +408,7 @@ def login(rt: Runtime, username: str, password: str, address: str) -> dict[str, 
 
 
 def logout(rt: Runtime, token: str) -> None:
-    with rt.db.write() as conn:
+    with _write(rt) as conn:
         store.delete_session(conn, _session_hash(token))
 
 
@@ -421,7 +455,8 @@ def local_principal(name: str = "local") -> Principal:
 
 
 def authorize(rt: Runtime, principal: Principal, scope: str, project_ref: str | None) -> str | None:
-    """Raise Forbidden unless the principal holds `scope` there; returns the project id.
+    """Raise Forbidden unless the principal holds `scope` there; returns the project id
+    when it had to look the project up (None for application-level grants).
 
     `project_ref` None means the application level (keys, roles, audit, creating projects).
     """
@@ -429,6 +464,8 @@ def authorize(rt: Runtime, principal: Principal, scope: str, project_ref: str | 
         if not principal.allows(scope, None):
             raise _forbidden(principal, scope, None)
         return None
+    if principal.allows(scope, None):
+        return None  # held for every project: which one it is does not matter (no read)
     with rt.db.read() as conn:
         project = project_store.find(conn, project_ref)
     project_id = project["id"] if project else None
@@ -524,7 +561,7 @@ def create_key(
         "last_used_ip": None,
         "deleted_at": None,
     }
-    with rt.db.write() as conn:
+    with _write(rt) as conn:
         store.insert_key(conn, row)
         for role, project in roles:
             project_id = project_store.get(conn, project)["id"] if project else None
@@ -579,7 +616,7 @@ def patch_key(
         values["firewall_rules"] = _rules(changes["firewall_rules"])
     if "enabled" in changes:
         values["enabled"] = bool(changes["enabled"])
-    with rt.db.write() as conn:
+    with _write(rt) as conn:
         row = store.get_key(conn, client_id)
         after = {**row, **values}
         if caller is not None and caller.kind == "apiKey" and caller.id == client_id and not force:
@@ -633,7 +670,7 @@ def rotate_key(
             details=[{"field": "oldSecretValidUntil", "reason": "in the past"}],
         )
     secret = rules.new_secret()
-    with rt.db.write() as conn:
+    with _write(rt) as conn:
         row = store.get_key(conn, client_id)
         store.update_key(
             conn,
@@ -652,7 +689,7 @@ def rotate_key(
 def delete_key(rt: Runtime, client_id: str) -> None:
     """Delete a key; its client id stays as a tombstone and is never issued again."""
     now = utcnow()
-    with rt.db.write() as conn:
+    with _write(rt) as conn:
         store.get_key(conn, client_id)
         store.update_key(
             conn,
@@ -724,7 +761,7 @@ def create_role(rt: Runtime, project_ref: str | None, data: dict[str, Any]) -> d
     if spec.name in BUILTIN_ROLES:
         raise Conflict(f"{spec.name!r} is a built-in role", code="already_exists")
     now = utcnow()
-    with rt.db.write() as conn:
+    with _write(rt) as conn:
         key, project_id = _level(conn, project_ref)
         row = {
             "id": new_id(),
@@ -745,7 +782,7 @@ def patch_role(
     rt: Runtime, project_ref: str | None, name: str, data: dict[str, Any]
 ) -> dict[str, Any]:
     changes = _parse_role(rules.RolePatch, data).model_dump(exclude_unset=True)
-    with rt.db.write() as conn:
+    with _write(rt) as conn:
         role, key, _ = _role(conn, project_ref, name)
         _not_builtin(role, "changed")
         if changes.get("name") in BUILTIN_ROLES:
@@ -762,7 +799,7 @@ def _not_builtin(role: dict[str, Any], what: str) -> None:
 
 
 def delete_role(rt: Runtime, project_ref: str | None, name: str) -> None:
-    with rt.db.write() as conn:
+    with _write(rt) as conn:
         role, _, _ = _role(conn, project_ref, name)
         _not_builtin(role, "deleted")
         store.delete_role(conn, role["id"])
@@ -813,7 +850,7 @@ def _add_membership(
 def add_member(
     rt: Runtime, project_ref: str | None, role_name: str, member_type: str, member_id: str
 ) -> tuple[dict[str, Any], bool]:
-    with rt.db.write() as conn:
+    with _write(rt) as conn:
         role, key, project_id = _role(conn, project_ref, role_name)
         created = _add_membership(conn, role["name"], project_id, member_type, member_id, utcnow())
         return _with_members(conn, role, key), created
@@ -822,7 +859,7 @@ def add_member(
 def remove_member(
     rt: Runtime, project_ref: str | None, role_name: str, member_type: str, member_id: str
 ) -> None:
-    with rt.db.write() as conn:
+    with _write(rt) as conn:
         role, key, _ = _role(conn, project_ref, role_name)
         if not store.remove_member(conn, role["id"], key, member_type, member_id):
             raise NotFound(
@@ -871,7 +908,7 @@ def create_user(
     roles: list[tuple[str, str | None]] = (),  # type: ignore[assignment]
 ) -> dict[str, Any]:
     now = utcnow()
-    with rt.db.write() as conn:
+    with _write(rt) as conn:
         row = _insert_user(conn, username, password, now)
         for role, project in roles:
             project_id = project_store.get(conn, project)["id"] if project else None
@@ -881,7 +918,7 @@ def create_user(
 
 def set_password(rt: Runtime, username: str, password: str) -> None:
     _check_password(password)
-    with rt.db.write() as conn:
+    with _write(rt) as conn:
         user = store.find_user(conn, username)
         if user is None:
             raise NotFound(f"no user {username!r}", code="user_not_found")
