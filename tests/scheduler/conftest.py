@@ -17,6 +17,7 @@ from jobport.services.runtime import Runtime
 from jobport.settings import Settings
 from jobport.store.db import Database
 from jobport.store.tables import executions, schedule_fires
+from store.conftest import empty
 from store.rows import add_job, add_project
 
 T0 = dt.datetime(2026, 3, 2, 10, 0, tzinfo=dt.UTC)
@@ -100,9 +101,27 @@ def rt(tmp_path: Path) -> Iterator[Runtime]:
     runtime.db.dispose()
 
 
-@pytest.fixture
-def h(rt: Runtime) -> Harness:
+@pytest.fixture(scope="session")
+def scheduler_postgres(postgres_url: str) -> Iterator[Database]:
+    """The session's PostgreSQL database, migrated once; each test empties it first."""
+    db = Database(postgres_url)
+    db.upgrade()
+    yield db
+    db.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def h(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]:
+    """A harness on SQLite, then on PostgreSQL (row locks differ: both must fire the same)."""
+    if request.param == "sqlite":
+        rt = make_runtime(tmp_path)
+    else:
+        db = request.getfixturevalue("scheduler_postgres")
+        empty(db)
+        rt = Runtime(Settings(database_url=db.url), db)
     with rt.db.write() as conn:
         project = add_project(conn)
         job = add_job(conn, project, parameters={"day": "today"})
-    return Harness(rt, job, project)
+    yield Harness(rt, job, project)
+    if request.param == "sqlite":
+        rt.db.dispose()

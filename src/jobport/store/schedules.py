@@ -214,7 +214,9 @@ def buffered(conn: Connection, limit: int) -> list[dict[str, Any]]:
         .limit(limit)
     )
     if conn.dialect.name == "postgresql":
-        query = query.with_for_update(of=schedule_fires, skip_locked=True)
+        # The schedule row too: the fire path (`due`) locks it, so releasing a buffered fire
+        # and firing the same schedule anew never run side by side and both start a run.
+        query = query.with_for_update(of=[schedule_fires, schedules], skip_locked=True)
     return [dict(r._mapping) for r in conn.execute(query)]
 
 
