@@ -7,7 +7,6 @@ import datetime as dt
 import hashlib
 import logging
 import secrets
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from jobport.errors import (
     RateLimited,
     Unauthenticated,
 )
+from jobport.services.jobs import pydantic_details
 from jobport.services.runtime import Runtime
 from jobport.store import access as store
 from jobport.store import projects as project_store
@@ -53,7 +53,6 @@ class AccessState:
     limiter: MovingWindowRateLimiter = field(
         default_factory=lambda: MovingWindowRateLimiter(MemoryStorage())
     )
-    lock: threading.Lock = field(default_factory=threading.Lock)
     keys: dict[str, tuple[float, dict[str, Any], tuple[Grant, ...]]] = field(default_factory=dict)
 
 
@@ -510,12 +509,12 @@ def _rules(value: Any) -> list[dict[str, Any]]:
     try:
         return [FirewallRule.model_validate(r).wire() for r in value or []]
     except ValidationError as exc:
-        err = exc.errors(include_url=False)[0]
-        loc = ".".join(str(p) for p in err["loc"])
+        first = pydantic_details(exc)[0]
+        field_ = "firewallRules" if first["field"] == "body" else f"firewallRules.{first['field']}"
         raise Invalid(
-            f"firewallRules: {err['msg']}",
+            f"firewallRules: {first['reason']}",
             code="invalid_firewall_rule",
-            details=[{"field": f"firewallRules.{loc}".rstrip("."), "reason": err["msg"]}],
+            details=[{"field": field_, "reason": first["reason"]}],
         ) from None
 
 
@@ -620,20 +619,18 @@ def patch_key(
         row = store.get_key(conn, client_id)
         after = {**row, **values}
         if caller is not None and caller.kind == "apiKey" and caller.id == client_id and not force:
-            _guard_lock_out(after, caller.address, now)
+            _guard_lock_out(after, caller.address)
         if values:
             store.update_key(conn, client_id, {**values, "updated_at": now})
     return get_key(rt, client_id)
 
 
-def _guard_lock_out(after: dict[str, Any], address: str, now: dt.datetime) -> None:
+def _guard_lock_out(after: dict[str, Any], address: str) -> None:
     reason = None
     if not rules.address_allowed(after["firewall_rules"], address):
         reason = f"the firewall rules would not allow your address {address}"
     elif not after["enabled"]:
         reason = "it would disable the key you are calling with"
-    elif after["expires_at"] is not None and after["expires_at"] <= now:
-        reason = "it would expire the key you are calling with"
     if reason:
         raise Conflict(
             f"this edit would lock you out: {reason}; send force=true to do it anyway",
@@ -745,10 +742,7 @@ def _parse_role(model: Any, data: dict[str, Any]) -> Any:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        details = [
-            {"field": ".".join(str(p) for p in e["loc"]) or "body", "reason": e["msg"]}
-            for e in exc.errors(include_url=False)
-        ]
+        details = pydantic_details(exc)
         raise Invalid(
             f"invalid role: {details[0]['field']}: {details[0]['reason']}",
             code="invalid_role",

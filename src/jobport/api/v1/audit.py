@@ -31,12 +31,6 @@ def render(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _aware(value: dt.datetime | None) -> dt.datetime | None:
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=dt.UTC)
-    return value
-
-
 @router.get("")
 async def list_audit(
     principal: str | None = Query(None, description="e.g. apiKey:<clientId> or user:<name>"),
@@ -56,8 +50,8 @@ async def list_audit(
         action=action,
         outcome=outcome,
         target=target,
-        since=_aware(since),
-        until=_aware(until),
+        since=wire.aware(since),
+        until=wire.aware(until),
         cursor=cursor,
         limit=limit,
     )

@@ -42,18 +42,12 @@ async def list_executions(
         project,
         job_ref=job,
         statuses=statuses,
-        created_after=_aware(created_after),
-        created_before=_aware(created_before),
+        created_after=wire.aware(created_after),
+        created_before=wire.aware(created_before),
         cursor=cursor,
         limit=limit,
     )
     return wire.page(page, lambda r: wire.execution(r, with_result=False))
-
-
-def _aware(value: dt.datetime | None) -> dt.datetime | None:
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=dt.UTC)
-    return value
 
 
 @router.get("/api/v1/executions/{execution_id}")

@@ -43,12 +43,6 @@ class CurrentAddress(wire.Body):
     name: str | None = None
 
 
-def _aware(value: dt.datetime | None) -> dt.datetime | None:
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=dt.UTC)
-    return value
-
-
 def render(row: dict[str, Any], rt: Runtime) -> dict[str, Any]:
     now = dt.datetime.now(dt.UTC)
     expires = row["expires_at"]
@@ -105,7 +99,7 @@ async def create_key(
     fields = body.model_dump(exclude_unset=True)
     kwargs: dict[str, Any] = {}
     if "expires_at" in fields:
-        kwargs["expires_at"] = _aware(body.expires_at)
+        kwargs["expires_at"] = wire.aware(body.expires_at)
     row, secret = access.create_key(
         rt,
         description=body.description,
@@ -134,7 +128,7 @@ async def patch_key(
     changes = body.model_dump(exclude_unset=True)
     force = changes.pop("force", False)
     if "expires_at" in changes:
-        changes["expires_at"] = _aware(changes["expires_at"])
+        changes["expires_at"] = wire.aware(changes["expires_at"])
     row = access.patch_key(rt, client_id, changes, caller=caller, force=force)
     return render(row, rt)
 
@@ -154,7 +148,7 @@ async def rotate_key(
     rt: Runtime = Depends(wire.runtime),
     caller: Principal = require("keys:write"),
 ) -> dict[str, Any]:
-    until = _aware(body.old_secret_valid_until) if body else None
+    until = wire.aware(body.old_secret_valid_until) if body else None
     row, secret = access.rotate_key(rt, client_id, old_valid_until=until)
     return with_secret(row, secret, rt)
 

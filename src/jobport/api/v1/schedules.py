@@ -105,7 +105,7 @@ async def preview_schedule(
     caller: Any = require("schedules:read"),
     rt: Runtime = Depends(wire.runtime),
 ) -> dict[str, Any]:
-    fires = schedule_service.preview(rt, project, job, name, count=count, start=_aware(start))
+    fires = schedule_service.preview(rt, project, job, name, count=count, start=wire.aware(start))
     return {"fires": [wire.fire_time(f) for f in fires]}
 
 
@@ -162,10 +162,6 @@ async def backfill_schedule(
         principal=caller.label,
     )
     return {"fires": [wire.schedule_fire(f) for f in fires]}
-
-
-def _aware(value: dt.datetime | None) -> dt.datetime | None:
-    return _utc(value) if value is not None else None
 
 
 def _utc(value: dt.datetime) -> dt.datetime:

@@ -37,6 +37,13 @@ def runtime(request: Request) -> Runtime:
     return request.app.state.runtime  # type: ignore[no-any-return]
 
 
+def aware(value: dt.datetime | None) -> dt.datetime | None:
+    """A date-time from a query or body; one without an offset is read as UTC."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value
+
+
 def ts(value: dt.datetime | None) -> str | None:
     if value is None:
         return None
