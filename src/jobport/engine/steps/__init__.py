@@ -1,4 +1,13 @@
-"""Step kinds: one module each, behind `validate(config)` and `run(config, ctx)`."""
+"""Step kinds: one module each, behind `validate(config)`, `run(config, ctx)` and, optionally,
+`render(config, context)`.
+
+The contract every kind keeps: values in a template (`{{ ... }}`) come from callers and are
+data. The default `render` treats each config string as plain text, which suits strings that
+no interpreter parses (an argv element, an env value, a kwarg). A kind that hands a config
+string to an interpreter defines `render` and puts each value in through that interpreter's
+own channel: the shell gets variables (templating.render_shell), SQL gets bound parameters,
+a URL gets percent-encoded parts. Never splice a value into such a string as text.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
+
+from jobport.engine import templating
 
 
 class StepFailed(Exception):
@@ -57,3 +68,12 @@ def validate(kind: str, config: dict[str, Any]) -> None:
         known = ", ".join(sorted(kinds()))
         raise ValueError(f"unknown step kind {kind!r} (known: {known})")
     module.validate(config)
+
+
+def render(kind: str, config: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
+    """The step's config with its templates filled in, the way its kind requires."""
+    module = kinds()[kind]
+    own = getattr(module, "render", None)
+    if own is not None:
+        return own(config, context)  # type: ignore[no-any-return]
+    return templating.render(config, context)  # type: ignore[no-any-return]
