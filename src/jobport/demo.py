@@ -11,11 +11,19 @@ from jobport.services import jobs as job_service
 from jobport.services import projects as project_service
 from jobport.services.runtime import Runtime
 
+# Every demo job says exactly what a caller may pass: anything else is refused with 422.
+NO_PARAMETERS: dict[str, Any] = {"type": "object", "additionalProperties": False}
+
 DEMO_JOBS: list[dict[str, Any]] = [
     {
         "name": "hello",
         "description": "A command step that greets someone.",
         "parameters": {"who": "world"},
+        "parametersSchema": {
+            "type": "object",
+            "properties": {"who": {"type": "string", "minLength": 1, "maxLength": 100}},
+            "additionalProperties": False,
+        },
         "steps": [
             {
                 "name": "greet",
@@ -28,6 +36,11 @@ DEMO_JOBS: list[dict[str, Any]] = [
         "name": "top-customers",
         "description": "A Python step that returns records (with an inferred schema).",
         "parameters": {"limit": 3},
+        "parametersSchema": {
+            "type": "object",
+            "properties": {"limit": {"type": "integer", "minimum": 1, "maximum": 5}},
+            "additionalProperties": False,
+        },
         "steps": [
             {
                 "name": "rows",
@@ -42,6 +55,7 @@ DEMO_JOBS: list[dict[str, Any]] = [
     {
         "name": "extract-transform",
         "description": "Two steps in parallel, then a third that needs both.",
+        "parametersSchema": NO_PARAMETERS,
         "steps": [
             {
                 "name": "extract-orders",
@@ -65,6 +79,11 @@ DEMO_JOBS: list[dict[str, Any]] = [
         "name": "sleepy",
         "description": "Sleeps for a while: try cancelling it.",
         "parameters": {"seconds": 300},
+        "parametersSchema": {
+            "type": "object",
+            "properties": {"seconds": {"type": "number", "minimum": 0, "maximum": 3600}},
+            "additionalProperties": False,
+        },
         "steps": [
             {
                 "name": "sleep",
@@ -78,6 +97,7 @@ DEMO_JOBS: list[dict[str, Any]] = [
     {
         "name": "noop",
         "description": "A Python step that does nothing (used by the benchmark).",
+        "parametersSchema": NO_PARAMETERS,
         "steps": [{"name": "noop", "kind": "python", "config": {"callable": "jobport.demo:noop"}}],
     },
 ]

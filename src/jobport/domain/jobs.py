@@ -8,6 +8,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from jobport.domain import parameters
+
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\- ]{0,199}$"
 _NAME_RE = re.compile(NAME_PATTERN)
 
@@ -39,8 +41,9 @@ class JobSpec(Wire):
     """A job definition, exactly as it is accepted over the API and in job files."""
 
     name: str = Field(pattern=NAME_PATTERN)
-    description: str = ""
+    description: str = Field(default="", max_length=10_000)
     parameters: dict[str, Any] = Field(default_factory=dict)
+    parameters_schema: dict[str, Any] | None = None
     steps: list[Step] = Field(min_length=1, max_length=500)
     timeout_seconds: float | None = Field(default=None, gt=0)
     retries: int = Field(default=0, ge=0, le=100)
@@ -56,6 +59,24 @@ class JobSpec(Wire):
     def _steps_form_a_dag(cls, steps: list[Step]) -> list[Step]:
         check_step_graph(steps)
         return steps
+
+    @field_validator("parameters_schema")
+    @classmethod
+    def _schema_is_valid(cls, schema: dict[str, Any] | None) -> dict[str, Any] | None:
+        if schema is not None:
+            parameters.check_schema(schema)
+        return schema
+
+    @model_validator(mode="after")
+    def _defaults_meet_the_schema(self) -> JobSpec:
+        if self.parameters_schema is not None:
+            parameters.check_defaults(self.parameters_schema, self.parameters)
+        return self
+
+    def parameter_problems(self, given: dict[str, Any]) -> list[dict[str, str]]:
+        """What is wrong with a caller's parameters; empty when they may run (see
+        domain/parameters.py)."""
+        return parameters.problems(self.parameters, self.parameters_schema, given)
 
     @model_validator(mode="after")
     def _one_result_step(self) -> JobSpec:

@@ -39,16 +39,22 @@ def _check_start_input(
             code="invalid_execution_id",
             details=[{"field": "executionId", "reason": "invalid"}],
         )
-    unknown = sorted(set(parameters) - set(spec.parameters))
-    if unknown:
-        known = ", ".join(sorted(spec.parameters)) or "none"
+    problems = spec.parameter_problems(parameters)
+    if problems:
+        if spec.parameters_schema is None:
+            known = ", ".join(sorted(spec.parameters)) or "none"
+            unknown = [p["field"].removeprefix("parameters.") for p in problems]
+            raise Invalid(
+                f"unknown parameter(s) {unknown} for job {spec.name!r} (declared: {known})",
+                code="unknown_parameter",
+                details=problems,
+            )
+        first = problems[0]
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise Invalid(
-            f"unknown parameter(s) {unknown} for job {spec.name!r} (declared: {known})",
-            code="unknown_parameter",
-            details=[
-                {"field": f"parameters.{name}", "reason": "not declared by the job"}
-                for name in unknown
-            ],
+            f"{first['field']}: {first['reason']}{more}",
+            code="invalid_parameters",
+            details=problems,
         )
 
 

@@ -353,10 +353,16 @@ def _start(
             schedule_name=schedule["name"],
             schedule_fire_at=fire.utc,
         )
-    unknown = sorted(set(spec.parameters) - set(job_spec.parameters))
-    if unknown:  # the job changed since the schedule was defined
+    problems = job_spec.parameter_problems(spec.parameters)
+    if problems:  # the job changed since the schedule was defined
+        first = problems[0]
         raise Invalid(
-            f"unknown parameter(s) {unknown} for job {job['name']!r}", code="unknown_parameter"
+            f"the schedule's parameters no longer suit job {job['name']!r}: "
+            f"{first['field']}: {first['reason']}",
+            code="unknown_parameter"
+            if job_spec.parameters_schema is None
+            else "invalid_parameters",
+            details=problems,
         )
     row = queued_execution(
         execution_id=new_id(),
@@ -399,17 +405,19 @@ def _check_name(name: str, data: dict[str, Any]) -> None:
 
 
 def _check_parameters(spec: ScheduleSpec, job: dict[str, Any]) -> None:
-    declared = JobSpec.model_validate(job["spec"]).parameters
-    unknown = sorted(set(spec.parameters) - set(declared))
-    if unknown:
-        raise Invalid(
-            f"unknown parameter(s) {unknown} for job {job['name']!r} "
-            f"(declared: {', '.join(sorted(declared)) or 'none'})",
-            code="invalid_schedule",
-            details=[
-                {"field": f"parameters.{p}", "reason": "not declared by the job"} for p in unknown
-            ],
-        )
+    job_spec = JobSpec.model_validate(job["spec"])
+    problems = job_spec.parameter_problems(spec.parameters)
+    if problems:
+        first = problems[0]
+        if job_spec.parameters_schema is None:
+            declared = ", ".join(sorted(job_spec.parameters)) or "none"
+            unknown = [p["field"].removeprefix("parameters.") for p in problems]
+            message = (
+                f"unknown parameter(s) {unknown} for job {job['name']!r} (declared: {declared})"
+            )
+        else:
+            message = f"{first['field']}: {first['reason']}"
+        raise Invalid(message, code="invalid_schedule", details=problems)
 
 
 def put(
