@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import json
 import sqlite3
 import time
 import uuid
@@ -15,7 +16,7 @@ import jwt
 import pytest
 
 from conftest import ADMIN_PASSWORD, Server
-from jobport.domain.access import key_string, new_secret, parse_key_string
+from jobport.domain.access import key_string, new_client_id, new_secret, parse_key_string
 
 
 @pytest.fixture(scope="module")
@@ -351,23 +352,29 @@ def test_revoking_the_key_stops_its_token_on_the_next_call(
     url = f"/api/v1/keys/{key['clientId']}"
     with as_key(server, access_token) as client:
         assert client.get("/api/v1/me").status_code == 200
+        # A token is not the secret: its bearer hears only that it is not valid; the holder
+        # of the secret hears why at the token endpoint.
         if revocation == "delete":
             assert api.delete(url).status_code == 204
-            expected = (401, "key_revoked")
+            expected, why = (401, "invalid_credentials"), "key_revoked"
         elif revocation == "disable":
             assert api.patch(url, json={"enabled": False}).status_code == 200
-            expected = (401, "key_revoked")
+            expected, why = (401, "invalid_credentials"), "key_revoked"
         elif revocation == "expire":
             soon = (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)).isoformat()
             assert api.patch(url, json={"expiresAt": soon}).status_code == 200
             time.sleep(1.2)
-            expected = (401, "key_expired")
+            expected, why = (401, "invalid_credentials"), "key_expired"
         else:
             rules = {"firewallRules": [rule("elsewhere", "192.0.2.200")]}
             assert api.patch(url, json=rules).status_code == 200
-            expected = (403, "ip_not_allowed")
+            expected, why = (403, "ip_not_allowed"), "ip_not_allowed"
         refused = client.get("/api/v1/me")
     assert (refused.status_code, error(refused)) == expected
+    if expected[0] == 401:
+        assert refused.json()["message"] == "the access token is not valid"
+    again = token(server, basic=True, **creds)
+    assert again.json().get("reason", error(again)) == why
 
 
 def signing_key(server: Server) -> str:
@@ -512,28 +519,6 @@ def test_the_audit_log_records_writes_with_principal_address_and_outcome(
     assert second["items"][0]["id"] != page["items"][0]["id"]
 
 
-def test_failed_attempts_are_rate_limited_with_retry_after(make_server: Any) -> None:
-    server = make_server(auth_failures_per_client="3/minute", auth_failures_per_address="50/minute")
-    server.start()
-    client_id, _ = parse_key_string(server.key or "")
-    wrong = key_string(client_id, new_secret())
-    with as_key(server, wrong) as client:
-        codes = [client.get("/api/v1/me").status_code for _ in range(4)]
-        assert codes == [401, 401, 401, 429]
-        limited = client.get("/api/v1/me")
-    assert error(limited) == "rate_limited" and int(limited.headers["retry-after"]) >= 1
-    # Someone hammering a (public) client id does not lock out the holder of the secret.
-    with server.client() as admin:
-        assert admin.get("/api/v1/me").status_code == 200
-    # Past the address limit, every attempt from that address waits.
-    for _ in range(60):
-        with as_key(server, "jpk_garbage") as client:
-            last = client.get("/api/v1/me")
-    assert last.status_code == 429
-    with server.client() as admin:
-        assert admin.get("/api/v1/me").status_code == 429
-
-
 def test_a_change_made_by_another_process_counts_within_the_cache_time(
     api: httpx2.Client, server: Server
 ) -> None:
@@ -559,3 +544,201 @@ def test_a_change_made_by_another_process_counts_within_the_cache_time(
             assert time.monotonic() - deleted_at < 1.5, "a deleted key kept working"
             time.sleep(0.05)
         assert error(client.get("/api/v1/me")) == "key_revoked"
+
+
+# --- failed attempts ------------------------------------------------------------------------
+
+
+def bearer(credential: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {credential}"}
+
+
+def test_a_flood_from_one_address_never_locks_out_valid_credentials(make_server: Any) -> None:
+    """Behind one address (a proxy), a bad script passes the client and the address limits:
+    its attempts get 401 then 429, while a valid key and token from there are served."""
+    server = make_server(auth_failures_per_client="3/minute", auth_failures_per_address="6/minute")
+    server.start()
+    admin_key = server.key or ""
+    client_id, secret = parse_key_string(admin_key)
+    creds = {"client_id": client_id, "client_secret": secret}
+    granted = token(server, basic=True, **creds)
+    assert granted.status_code == 200, granted.text
+    access_token = granted.json()["access_token"]
+    flood = [
+        *(key_string(client_id, new_secret()) for _ in range(4)),  # the admin's own client id
+        key_string(new_client_id(), new_secret()),
+        "jpk_garbage",
+        "not-a-token",
+        key_string(new_client_id(), new_secret()),
+    ]
+    codes = []
+    with server.client(anonymous=True) as anonymous:
+        for bad in flood:
+            refused = anonymous.get("/api/v1/me", headers=bearer(bad))
+            codes.append(refused.status_code)
+            if refused.status_code == 429:
+                assert error(refused) == "rate_limited" and int(refused.headers["retry-after"]) >= 1
+            else:
+                assert error(refused) == "invalid_credentials", refused.text
+            for good in (admin_key, access_token):
+                assert anonymous.get("/api/v1/me", headers=bearer(good)).status_code == 200
+            assert token(server, basic=False, **creds).status_code == 200
+    # The 4th is past the client id's limit (3); the 7th past the address's (6).
+    assert codes == [401, 401, 401, 429, 401, 401, 429, 429]
+    refused = token(server, basic=False, client_id=new_client_id(), client_secret=new_secret())
+    assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
+
+
+def test_a_valid_key_is_served_while_its_client_id_is_flooded(make_server: Any) -> None:
+    """Wrong secrets for one (public) client id from many addresses: they get 429 past the
+    client limit, everywhere and at every entry point; the key itself keeps working."""
+    server = make_server(
+        trusted_proxies="127.0.0.1",
+        auth_failures_per_client="3/minute",
+        auth_failures_per_address="1000/minute",
+    ).start()
+    client_id, secret = parse_key_string(server.key or "")
+    codes = []
+    with server.client(anonymous=True) as anonymous:
+        for i in range(6):
+            address = {"X-Forwarded-For": f"203.0.113.{i + 1}"}
+            wrong = bearer(key_string(client_id, new_secret()))
+            codes.append(anonymous.get("/api/v1/me", headers={**wrong, **address}).status_code)
+            served = anonymous.get("/api/v1/me", headers={**bearer(server.key or ""), **address})
+            assert served.status_code == 200, served.text
+    assert codes == [401, 401, 401, 429, 429, 429]
+    limited = token(server, basic=True, client_id=client_id, client_secret=new_secret())
+    assert limited.status_code == 429 and client_id in limited.json()["message"]
+    assert token(server, basic=True, client_id=client_id, client_secret=secret).status_code == 200
+
+
+def test_deleted_disabled_expired_and_unknown_keys_answer_a_wrong_secret_alike(
+    make_server: Any,
+) -> None:
+    """A wrong secret gets the same bytes whatever became of the key (or if there never was
+    one), at the API and at the token endpoint, and counts the same; only the holder of the
+    secret hears that the key was revoked or has expired."""
+    server = make_server(
+        auth_failures_per_client="2/minute", auth_failures_per_address="1000/minute"
+    )
+    server.start()
+    with server.client() as admin:
+        expired = new_key(admin)
+        soon = (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)).isoformat()
+        url = f"/api/v1/keys/{expired['clientId']}"
+        assert admin.patch(url, json={"expiresAt": soon}).status_code == 200
+        deleted, disabled, live = new_key(admin), new_key(admin), new_key(admin)
+        assert admin.delete(f"/api/v1/keys/{deleted['clientId']}").status_code == 204
+        url = f"/api/v1/keys/{disabled['clientId']}"
+        assert admin.patch(url, json={"enabled": False}).status_code == 200
+    time.sleep(1.1)
+    keys = {"deleted": deleted, "disabled": disabled, "expired": expired, "live": live}
+    ids = {kind: key["clientId"] for kind, key in keys.items()} | {"unknown": new_client_id()}
+    at_api, at_token = {}, {}
+    with server.client(anonymous=True) as anonymous:
+        for kind, client_id in ids.items():
+            wrong = bearer(key_string(client_id, new_secret()))
+            form = {
+                "grant_type": "client_credentials",
+                "client_id": client_id,
+                "client_secret": new_secret(),
+            }
+            first = anonymous.get("/api/v1/me", headers=wrong)
+            second = anonymous.post("/connect/token", data=form)
+            third = anonymous.post("/connect/token", data=form)
+            fourth = anonymous.get("/api/v1/me", headers=wrong)
+            at_api[kind] = (first.status_code, first.content, first.headers["www-authenticate"])
+            at_token[kind] = (
+                second.status_code,
+                second.content,
+                second.headers["www-authenticate"],
+            )
+            # Two failures for this client id (the limit) across both entry points: then 429.
+            assert (third.status_code, fourth.status_code) == (429, 429), kind
+            assert error(third) == error(fourth) == "rate_limited"
+    assert len(set(at_api.values())) == 1, at_api
+    assert len(set(at_token.values())) == 1, at_token
+    assert at_api["deleted"][0] == 401 and json.loads(at_api["deleted"][1]) == {
+        "error": "invalid_credentials",
+        "message": "the credentials are not valid",
+        "details": None,
+    }
+    assert at_token["deleted"][0] == 401
+    assert json.loads(at_token["deleted"][1])["reason"] == "invalid_credentials"
+    # The secret (past the limit, too) tells what became of the key.
+    for kind, why in [
+        ("deleted", "key_revoked"),
+        ("disabled", "key_revoked"),
+        ("expired", "key_expired"),
+    ]:
+        key = keys[kind]
+        with as_key(server, key["key"]) as client:
+            refused = client.get("/api/v1/me")
+        assert (refused.status_code, error(refused)) == (401, why), kind
+        creds = {"client_id": key["clientId"], "client_secret": key["clientSecret"]}
+        answered = token(server, basic=True, **creds)
+        assert (answered.status_code, answered.json()["reason"]) == (401, why), kind
+    with as_key(server, live["key"]) as client:
+        assert client.get("/api/v1/me").status_code == 200
+
+
+def test_a_token_of_a_deleted_or_disabled_key_is_refused_like_a_forged_one_and_counts(
+    make_server: Any,
+) -> None:
+    server = make_server(
+        auth_failures_per_client="2/minute", auth_failures_per_address="1000/minute"
+    )
+    server.start()
+    with server.client() as admin:
+        deleted, disabled = new_key(admin), new_key(admin)
+        tokens = {}
+        for key in (deleted, disabled):
+            creds = {"client_id": key["clientId"], "client_secret": key["clientSecret"]}
+            tokens[key["clientId"]] = token(server, basic=True, **creds).json()["access_token"]
+        assert admin.delete(f"/api/v1/keys/{deleted['clientId']}").status_code == 204
+        url = f"/api/v1/keys/{disabled['clientId']}"
+        assert admin.patch(url, json={"enabled": False}).status_code == 200
+    with server.client(anonymous=True) as anonymous:
+        forged = anonymous.get("/api/v1/me", headers=bearer("not-a-token"))
+        assert forged.status_code == 401
+        for key in (deleted, disabled):
+            answers = [
+                anonymous.get("/api/v1/me", headers=bearer(tokens[key["clientId"]]))
+                for _ in range(3)
+            ]
+            assert [a.status_code for a in answers] == [401, 401, 429]
+            assert answers[0].content == answers[1].content == forged.content
+            challenge = forged.headers["www-authenticate"]
+            assert answers[0].headers["www-authenticate"] == challenge
+
+
+def test_password_guessing_is_stopped_per_username_and_address_without_locking_users_out(
+    make_server: Any,
+) -> None:
+    """The login rule: failures per (address, username) refuse that pair before the password
+    is checked, the right one included; failures per address only turn failing logins into
+    429s. So neither a flood from an address nor guessing elsewhere locks the user out."""
+    server = make_server(
+        trusted_proxies="127.0.0.1",
+        auth_failures_per_client="3/minute",
+        auth_failures_per_address="5/minute",
+    ).start()
+
+    def login(password: str, address: str, username: str = "admin") -> httpx2.Response:
+        headers = {"X-Forwarded-For": address}
+        with server.client(anonymous=True, headers=headers) as browser:
+            body = {"username": username, "password": password}
+            return browser.post("/api/v1/session", json=body)
+
+    proxy, guesser, elsewhere = "198.51.100.1", "198.51.100.2", "198.51.100.3"
+    flood = [login("x" * 9, proxy, username=f"ghost{i}").status_code for i in range(7)]
+    assert flood == [401] * 5 + [429] * 2
+    assert login(ADMIN_PASSWORD, proxy).status_code == 201  # the flood did not lock admin out
+
+    guesses = [login(f"guess-{i}-{uuid.uuid4().hex}", guesser).status_code for i in range(4)]
+    assert guesses == [401, 401, 401, 429]
+    stopped = login(ADMIN_PASSWORD, guesser)  # the right password, after too many guesses
+    assert stopped.status_code == 429 and error(stopped) == "rate_limited"
+    assert int(stopped.headers["retry-after"]) >= 1
+    for address in (proxy, elsewhere):
+        assert login(ADMIN_PASSWORD, address).status_code == 201

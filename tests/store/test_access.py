@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from collections.abc import Callable
 
 import pytest
 
-from jobport.domain.access import key_string
-from jobport.errors import Conflict, Forbidden, NotFound, Unauthenticated
+from jobport.domain.access import key_string, new_client_id, new_secret
+from jobport.errors import Conflict, Forbidden, NotFound, RateLimited, Unauthenticated
 from jobport.services import access, audit, projects
 from jobport.services.runtime import Runtime
 from jobport.settings import Settings
@@ -68,21 +69,84 @@ def test_a_key_authenticates_and_carries_its_project_grants(rt: Runtime) -> None
     assert refused.value.code == "project_forbidden"
 
 
+def refusal(call: Callable[[], object]) -> tuple[str, str]:
+    with pytest.raises(Unauthenticated) as refused:
+        call()
+    return refused.value.code, refused.value.message
+
+
 def test_deleting_a_key_keeps_a_tombstone_and_drops_memberships(rt: Runtime) -> None:
     row, secret = access.create_key(rt, roles=[("Viewer", None)])
-    access.delete_key(rt, row["client_id"])
+    client_id = row["client_id"]
+    access.delete_key(rt, client_id)
     with rt.db.read() as conn:
-        tomb = store.find_key(conn, row["client_id"])
+        tomb = store.find_key(conn, client_id)
         assert tomb is not None and tomb["deleted_at"] is not None
-        assert tomb["secret_hash"] is None
-        assert store.grants_of(conn, "apiKey", row["client_id"]) == []
+        # The hash stays, so the holder of the secret (and only they) hear why.
+        assert tomb["secret_hash"] == row["secret_hash"]
+        assert store.grants_of(conn, "apiKey", client_id) == []
     with pytest.raises(NotFound):
-        access.get_key(rt, row["client_id"])
-    with pytest.raises(Unauthenticated) as refused:
-        access.authenticate_key(rt, key_string(row["client_id"], secret), "10.0.0.1")
-    assert refused.value.code == "key_revoked"
+        access.get_key(rt, client_id)
+    right = key_string(client_id, secret)
+    assert refusal(lambda: access.authenticate_key(rt, right, "10.0.0.1"))[0] == "key_revoked"
+    assert refusal(lambda: access.issue_token(rt, client_id, secret, None, "10.0.0.1")) == (
+        "key_revoked",
+        f"API key {client_id} was deleted",
+    )
+    wrong = key_string(client_id, new_secret())
+    unknown = key_string(new_client_id(), new_secret())
+    assert (
+        refusal(lambda: access.authenticate_key(rt, wrong, "10.0.0.1"))
+        == refusal(lambda: access.authenticate_key(rt, unknown, "10.0.0.1"))
+        == ("invalid_credentials", "the credentials are not valid")
+    )
     with rt.db.write() as conn, pytest.raises(Conflict):
         store.insert_key(conn, {**row, "deleted_at": None})
+
+
+def test_a_tombstone_kept_without_its_hashes_refuses_even_the_right_secret_alike(
+    rt: Runtime,
+) -> None:
+    """Tombstones made before the hashes were kept: every secret is simply wrong."""
+    row, secret = access.create_key(rt)
+    access.delete_key(rt, row["client_id"])
+    with rt.db.write() as conn:
+        store.update_key(conn, row["client_id"], {"secret_hash": None})
+    right = key_string(row["client_id"], secret)
+    assert refusal(lambda: access.authenticate_key(rt, right, "10.0.0.1")) == (
+        "invalid_credentials",
+        "the credentials are not valid",
+    )
+
+
+def test_failures_never_refuse_a_valid_key_but_do_stop_password_guessing(db: Database) -> None:
+    settings = Settings(
+        admin_password="first-admin-pw",
+        auth_failures_per_client="2/minute",
+        auth_failures_per_address="3/minute",
+    )
+    rt = Runtime(settings, db)
+    access.bootstrap(rt)
+    row, secret = access.create_key(rt, roles=[("Viewer", None)])
+    client_id, here = row["client_id"], "10.0.0.9"
+    wrong = key_string(client_id, new_secret())
+    codes = []
+    for _ in range(5):
+        try:
+            access.authenticate_key(rt, wrong, here)
+        except (Unauthenticated, RateLimited) as exc:
+            codes.append(exc.code)
+        # Over both limits, the right secret from the same address still passes.
+        assert access.authenticate_key(rt, key_string(client_id, secret), here).id == client_id
+    assert codes == ["invalid_credentials"] * 2 + ["rate_limited"] * 3
+
+    for _ in range(2):
+        with pytest.raises(Unauthenticated):
+            access.login(rt, "admin", "not the password", "10.0.0.1")
+    with pytest.raises(RateLimited) as guessing:
+        access.login(rt, "admin", "first-admin-pw", "10.0.0.1")  # the right one, too late
+    assert guessing.value.retry_after >= 1 and "admin" in guessing.value.message
+    assert access.login(rt, "admin", "first-admin-pw", "10.0.0.2")["username"] == "admin"
 
 
 def test_project_roles_go_with_their_project(rt: Runtime) -> None:

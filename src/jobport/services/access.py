@@ -10,7 +10,7 @@ import secrets
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple, NoReturn
 
 import jwt
 from argon2 import PasswordHasher
@@ -127,40 +127,71 @@ def _bootstrap(rt: Runtime) -> str | None:
 
 
 # --- authentication -------------------------------------------------------------------------
+#
+# Failed attempts are counted per address and per client id (per address and username for
+# password logins). For API keys and tokens the counts only ever change the answer of an
+# attempt that failed anyway (429 instead of 401): the credential is always checked first,
+# so a flood of bad attempts from a shared address (a proxy, a NAT) or against a public
+# client id never locks out the holder of a valid key or token. Guessing a key's secret is
+# hopeless (about 238 bits, one HMAC to check), so these limits slow down and flag
+# misbehaving clients rather than protect the secret. Passwords can be guessed: see login().
+#
+# A deleted, disabled or unknown key answers a wrong secret exactly like any other wrong
+# secret, and the attempt counts the same way, so neither the answer nor the point where
+# 429 starts tells whether a client id exists or what became of it. Only a caller who
+# proves the secret learns that the key is revoked or expired.
+
+_BAD_TOKEN = "the access token is not valid"
+_BAD_LOGIN = "wrong username or password"
 
 
-def _retry_after(state: AccessState, item: Any, kind: str, ident: str) -> int:
-    reset = state.limiter.get_window_stats(item, kind, ident).reset_time
+class _Counter(NamedTuple):
+    """A count of failed attempts: its limit (a setting), identifiers, and name in a 429."""
+
+    limit: str
+    ident: tuple[str, ...]
+    what: str
+
+
+def _by_address(rt: Runtime, address: str) -> _Counter:
+    return _Counter(rt.settings.auth_failures_per_address, ("address", address), f"from {address}")
+
+
+def _by_client(rt: Runtime, client_id: str) -> _Counter:
+    return _Counter(rt.settings.auth_failures_per_client, ("client", client_id), f"for {client_id}")
+
+
+def _by_login(rt: Runtime, address: str, username: str) -> _Counter:
+    return _Counter(
+        rt.settings.auth_failures_per_client,
+        ("login", address, username),
+        f"for user {username} from {address}",
+    )
+
+
+def _retry_after(state: AccessState, item: Any, ident: tuple[str, ...]) -> int:
+    reset = state.limiter.get_window_stats(item, *ident).reset_time
     return max(1, int(reset - dt.datetime.now(dt.UTC).timestamp()) + 1)
 
 
-def _limit_check(rt: Runtime, address: str) -> None:
-    """Refuse every attempt from an address that failed too often (before any work)."""
+def _rate_limited(state: AccessState, item: Any, ident: tuple[str, ...], what: str) -> RateLimited:
+    retry = _retry_after(state, item, ident)
+    return RateLimited(f"too many failed attempts {what}; retry in {retry} s", retry_after=retry)
+
+
+def _refuse(rt: Runtime, refusal: Unauthenticated, *counters: _Counter) -> NoReturn:
+    """Count a failed attempt on every counter and raise its answer: `refusal`, or 429 once
+    any counter is over its limit (naming the one that frees up last)."""
     state = _state(rt)
-    item = parse(rt.settings.auth_failures_per_address)
-    if not state.limiter.test(item, "address", address):
-        retry = _retry_after(state, item, "address", address)
-        raise RateLimited(
-            f"too many failed attempts from {address}; retry in {retry} s", retry_after=retry
-        )
-
-
-def _failed(rt: Runtime, client_id: str | None, address: str) -> None:
-    """Count a failed attempt; past the client's limit, the answer becomes 429.
-
-    The client limit only turns failures into 429s: the holder of the right secret is not
-    locked out by someone hammering its (public) client id with wrong ones.
-    """
-    state = _state(rt)
-    state.limiter.hit(parse(rt.settings.auth_failures_per_address), "address", address)
-    if client_id:
-        item = parse(rt.settings.auth_failures_per_client)
-        if not state.limiter.hit(item, "client", client_id):
-            retry = _retry_after(state, item, "client", client_id)
-            raise RateLimited(
-                f"too many failed attempts for {client_id}; retry in {retry} s",
-                retry_after=retry,
-            )
+    over: list[RateLimited] = []
+    for limit, ident, what in counters:
+        item = parse(limit)
+        # Every counter is hit, even past another's limit, so each one counts every failure.
+        if not state.limiter.hit(item, *ident):
+            over.append(_rate_limited(state, item, ident, what))
+    if over:
+        raise max(over, key=lambda e: e.retry_after) from None
+    raise refusal from None
 
 
 def _invalid(message: str = "the credentials are not valid") -> Unauthenticated:
@@ -175,6 +206,7 @@ def _grants(conn: Any, member_type: str, member_id: str) -> tuple[Grant, ...]:
 
 
 def _check_key_usable(row: dict[str, Any], now: dt.datetime) -> None:
+    """Only for a caller who proved the key's secret: it may learn what became of the key."""
     if row["deleted_at"] is not None:
         raise Unauthenticated(f"API key {row['client_id']} was deleted", code="key_revoked")
     if not row["enabled"]:
@@ -184,6 +216,14 @@ def _check_key_usable(row: dict[str, Any], now: dt.datetime) -> None:
             f"API key {row['client_id']} expired at {row['expires_at'].isoformat()}",
             code="key_expired",
         )
+
+
+def _key_usable(row: dict[str, Any], now: dt.datetime) -> bool:
+    return (
+        row["deleted_at"] is None
+        and bool(row["enabled"])
+        and (row["expires_at"] is None or row["expires_at"] > now)
+    )
 
 
 def _secret_ok(rt: Runtime, row: dict[str, Any], secret: str, now: dt.datetime) -> bool:
@@ -217,10 +257,9 @@ def _key_principal(
     )
 
 
-def _load_key(
-    rt: Runtime, client_id: str, address: str
-) -> tuple[dict[str, Any], tuple[Grant, ...]]:
-    """The key row and its grants, read together, and kept for `auth_cache_seconds`.
+def _load_key(rt: Runtime, client_id: str) -> tuple[dict[str, Any] | None, tuple[Grant, ...]]:
+    """The key row (None when unknown) and its grants, read together, and kept for
+    `auth_cache_seconds`.
 
     Every check (secret, deleted, disabled, expiry, firewall) still runs on each call against
     the kept row. Any change to keys or roles made through this process empties the cache at
@@ -236,30 +275,35 @@ def _load_key(
     with rt.db.read() as conn:
         row = store.find_key(conn, client_id)
         grants = _grants(conn, "apiKey", client_id) if row is not None else ()
-    if row is None:
-        _failed(rt, client_id, address)
-        raise _invalid()
-    if ttl > 0:
+    if row is not None and ttl > 0:
         if len(state.keys) > 10_000:
             state.keys.clear()
         state.keys[client_id] = (now, row, grants)
     return row, grants
 
 
+def _proven_key(
+    rt: Runtime, client_id: str, secret: str, address: str, now: dt.datetime
+) -> tuple[dict[str, Any], tuple[Grant, ...]]:
+    """The key whose secret this is, still usable; any wrong secret is one and the same
+    failure, whatever the key's state (unknown, deleted, disabled)."""
+    row, grants = _load_key(rt, client_id)
+    if row is None or not _secret_ok(rt, row, secret, now):
+        _refuse(rt, _invalid(), _by_address(rt, address), _by_client(rt, client_id))
+    _check_key_usable(row, now)
+    return row, grants
+
+
 def authenticate_key(rt: Runtime, key: str, address: str) -> Principal:
     """The principal of an API key string (`Authorization: Bearer jpk_...`)."""
-    _limit_check(rt, address)
     try:
         client_id, secret = rules.parse_key_string(key)
     except ValueError as exc:
-        _failed(rt, None, address)
-        raise _invalid(f"the API key is not valid: {exc}") from None
+        # The string's shape and checksum are public rules: saying which failed tells
+        # nothing about any key, and there is no client id worth counting.
+        _refuse(rt, _invalid(f"the API key is not valid: {exc}"), _by_address(rt, address))
     now = utcnow()
-    row, grants = _load_key(rt, client_id, address)
-    if row["deleted_at"] is None and not _secret_ok(rt, row, secret, now):
-        _failed(rt, client_id, address)
-        raise _invalid()
-    _check_key_usable(row, now)
+    row, grants = _proven_key(rt, client_id, secret, address, now)
     principal = _key_principal(row, grants, address, "key")
     _touch(rt, row, address, now)
     return principal
@@ -285,16 +329,12 @@ def issue_token(
     rt: Runtime, client_id: str, secret: str, scope: str | None, address: str
 ) -> dict[str, Any]:
     """OAuth2 client credentials: a signed JWT for the key, optionally with fewer scopes."""
-    _limit_check(rt, address)
     now = utcnow()
     if not rules.looks_like_client_id(client_id):
-        _failed(rt, None, address)
-        raise _invalid("unknown client id")
-    row, grants = _load_key(rt, client_id, address)
-    if row["deleted_at"] is None and not _secret_ok(rt, row, secret, now):
-        _failed(rt, client_id, address)
-        raise _invalid()
-    _check_key_usable(row, now)
+        # No key can have this id; it is not kept as a counter (it could be anything, and
+        # long). The answer is the same as for a wrong secret.
+        _refuse(rt, _invalid(), _by_address(rt, address))
+    row, grants = _proven_key(rt, client_id, secret, address, now)
     principal = _key_principal(row, grants, address, "token")
     held = sorted({s for g in principal.grants for s in g.scopes})
     if scope:
@@ -333,8 +373,13 @@ def issue_token(
 
 
 def authenticate_token(rt: Runtime, token: str, address: str) -> Principal:
-    """The principal of an OAuth access token; the key is re-checked on every call."""
-    _limit_check(rt, address)
+    """The principal of an OAuth access token; the key is re-checked on every call.
+
+    A token whose key was deleted, disabled or has expired is refused like a forged one, and
+    counts as a failure: a token is not the secret, so its bearer (perhaps someone who found
+    it in a log) does not learn what became of the key. The holder of the secret learns it
+    at the token endpoint, where the SDK goes for a new token after a 401.
+    """
     try:
         claims = jwt.decode(
             token,
@@ -345,13 +390,15 @@ def authenticate_token(rt: Runtime, token: str, address: str) -> Principal:
             options={"require": ["exp", "iss", "aud", "sub"]},
         )
     except jwt.ExpiredSignatureError:
+        # Genuine but stale (the SDK replaces it on this 401): not a failed attempt.
         raise _invalid("the access token has expired") from None
     except jwt.PyJWTError:
-        _failed(rt, None, address)
-        raise _invalid("the access token is not valid") from None
+        _refuse(rt, _invalid(_BAD_TOKEN), _by_address(rt, address))
+    client_id = str(claims["sub"])
     now = utcnow()
-    row, grants = _load_key(rt, str(claims["sub"]), address)
-    _check_key_usable(row, now)
+    row, grants = _load_key(rt, client_id)
+    if row is None or not _key_usable(row, now):
+        _refuse(rt, _invalid(_BAD_TOKEN), _by_address(rt, address), _by_client(rt, client_id))
     principal = _key_principal(row, grants, address, "token")
     scopes = frozenset(str(claims.get("scope", "")).split())
     return Principal(
@@ -370,8 +417,25 @@ def _session_hash(token: str) -> str:
 
 
 def login(rt: Runtime, username: str, password: str, address: str) -> dict[str, Any]:
-    """Check a user's password; a new session (token, CSRF token, expiry)."""
-    _limit_check(rt, address)
+    """Check a user's password; a new session (token, CSRF token, expiry).
+
+    Passwords can be guessed, so unlike keys a login can be refused before its password is
+    checked. The rule: failures count per (address, username) pair and per address. Once a
+    pair is over `auth_failures_per_client`, that username is refused from that address with
+    429 before any password check, the right password included (that is what stops guessing,
+    and it costs no argon2). The address count only turns failing logins into 429s. So a
+    flood from one address, or guessing against other usernames, never locks a user out:
+    only failures for that very username from that very address do, until the window frees.
+    """
+    state = _state(rt)
+    if not rules.is_valid_username(username):
+        # No user can have this name (a public rule), so it costs no password check, and it
+        # is not kept as a counter.
+        _refuse(rt, _invalid(_BAD_LOGIN), _by_address(rt, address))
+    pair = _by_login(rt, address, username)
+    item = parse(pair.limit)
+    if not state.limiter.test(item, *pair.ident):
+        raise _rate_limited(state, item, pair.ident, pair.what)
     with rt.db.read() as conn:
         user = store.find_user(conn, username)
     stored = user["password_hash"] if user else _DUMMY_HASH  # same cost for unknown users
@@ -381,8 +445,7 @@ def login(rt: Runtime, username: str, password: str, address: str) -> dict[str, 
     except (VerificationError, InvalidHashError):
         ok = False
     if not ok or user is None:
-        _failed(rt, f"user:{username}", address)
-        raise _invalid("wrong username or password")
+        _refuse(rt, _invalid(_BAD_LOGIN), _by_address(rt, address), pair)
     now = utcnow()
     token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
     expires = now + dt.timedelta(seconds=rt.settings.session_lifetime_seconds)
@@ -684,22 +747,17 @@ def rotate_key(
 
 
 def delete_key(rt: Runtime, client_id: str) -> None:
-    """Delete a key; its client id stays as a tombstone and is never issued again."""
+    """Delete a key; its client id stays as a tombstone and is never issued again.
+
+    The tombstone keeps the secret hashes (peppered HMACs, useless without the pepper and
+    the secret), so whoever proves the secret is told the key was deleted (`key_revoked`),
+    while a wrong secret gets the same answer as for any key. Tombstones made before this
+    kept no hashes: every secret for them is simply wrong.
+    """
     now = utcnow()
     with _write(rt) as conn:
         store.get_key(conn, client_id)
-        store.update_key(
-            conn,
-            client_id,
-            {
-                "deleted_at": now,
-                "updated_at": now,
-                "enabled": False,
-                "secret_hash": None,
-                "previous_secret_hash": None,
-                "previous_valid_until": None,
-            },
-        )
+        store.update_key(conn, client_id, {"deleted_at": now, "updated_at": now, "enabled": False})
         store.remove_memberships_of(conn, "apiKey", client_id)
 
 
