@@ -67,6 +67,11 @@ class Settings(BaseSettings):
     session_lifetime_seconds: int = Field(default=12 * 3600, ge=60)
     secure_cookies: bool = False  # set when the console is served over HTTPS
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Failed authentications allowed per window ("10/minute", limits syntax), counted per
+    # client id (from any address) and per address. Past either, a failing attempt gets 429
+    # instead of 401; a valid key or token is served whatever the counts. For password
+    # logins the client count is per username from one address, and once it is over, that
+    # username is refused from there before the password is checked (see access.login).
     auth_failures_per_client: str = "10/minute"
     auth_failures_per_address: str = "30/minute"
 
@@ -82,6 +87,15 @@ class Settings(BaseSettings):
     def _check_proxies(cls, value: list[str]) -> list[str]:
         for proxy in value:
             ipaddress.ip_network(proxy, strict=False)
+        return value
+
+    @field_validator("auth_failures_per_client", "auth_failures_per_address")
+    @classmethod
+    def _check_rate(cls, value: str) -> str:
+        # Refused at start, not at the first failed attempt (where it would be a 500).
+        from limits import parse  # here: it takes a quarter of a second to import
+
+        parse(value)
         return value
 
     @classmethod
