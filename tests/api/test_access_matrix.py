@@ -294,6 +294,7 @@ class Callers:
     wrong_secret: str
     expired: str
     deleted: str
+    deleted_wrong_secret: str  # a deleted key's client id with a wrong secret
     outside_firewall: str
     wrong_project: str  # Administrator of another project only
     read_only: str  # application Viewer
@@ -324,6 +325,7 @@ def callers(matrix_server: Server) -> Callers:
 
         deleted = admin_key(url)
         assert admin.delete(f"/api/v1/keys/{parse_key_string(deleted)[0]}").status_code == 204
+        deleted_wrong_secret = key_string(parse_key_string(deleted)[0], new_secret())
 
         fenced = admin.post(
             "/api/v1/keys",
@@ -344,6 +346,7 @@ def callers(matrix_server: Server) -> Callers:
         wrong_secret=wrong_secret,
         expired=expired,
         deleted=deleted,
+        deleted_wrong_secret=deleted_wrong_secret,
         outside_firewall=fenced["key"],
         wrong_project=admin_key(url, role="Administrator", project=other),
         read_only=admin_key(url, role="Viewer"),
@@ -413,8 +416,8 @@ def _expected_for(kind: str, method: str, path: str, scope: str, success: int) -
     )
     if kind == "none":
         return 401, "missing_credentials"
-    if kind == "wrong_secret":
-        return 401, "invalid_credentials"
+    if kind in {"wrong_secret", "deleted_wrong_secret"}:
+        return 401, "invalid_credentials"  # only the secret tells what became of a key
     if kind == "expired":
         return 401, "key_expired"
     if kind == "deleted":
@@ -438,6 +441,7 @@ REFUSED_FIRST = [
     "wrong_secret",
     "expired",
     "deleted",
+    "deleted_wrong_secret",
     "outside_firewall",
     "wrong_project",
     "read_only",

@@ -169,6 +169,23 @@ def test_token_gets_an_access_token_that_works_as_a_credential(
     assert revoked.value.code == "key_revoked"
 
 
+def test_client_credentials_hear_why_once_their_key_is_disabled(
+    admin: Client, server: Server
+) -> None:
+    """The API refuses a disabled key's token without saying why (a token is not the
+    secret); the SDK's retry goes to the token endpoint with the secret, which says why."""
+    key = new_key(admin, "Viewer")
+    transport = Recording()
+    creds = {"client_id": key["clientId"], "client_secret": key["clientSecret"]}
+    with Client(server.url, transport=transport, **creds) as jp:
+        assert jp.me()["id"] == key["clientId"]
+        admin.update_key(key["clientId"], enabled=False)
+        with pytest.raises(Unauthenticated) as refused:
+            jp.me()
+    assert refused.value.code == "key_revoked" and "disabled" in refused.value.message
+    assert transport.paths[-2:] == ["/api/v1/me", "/connect/token"]
+
+
 def test_a_401_fetches_a_new_token_once_and_retries(make_server: Any) -> None:
     """The server's token key changes (a restart with another one): old tokens stop working."""
     srv = make_server(token_secret="first signing key, long enough for HS256", workers=1)
