@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from functools import lru_cache
 from typing import Annotated
 
@@ -35,6 +36,10 @@ class Settings(BaseSettings):
     log_flush_interval: float = Field(default=0.2, gt=0)
     log_batch_lines: int = Field(default=2000, ge=1)
     log_max_bytes: int = Field(default=50_000_000, ge=1024)
+    # Variables of the server's environment that command steps get too, besides PATH, HOME,
+    # LANG, LC_ALL, TZ and TMPDIR: names or `*` patterns (AWS_*), comma or space separated.
+    # The server's own JOBPORT_* variables never pass.
+    step_env_passthrough: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     # API
     max_wait_seconds: float = Field(default=300.0, ge=0)
@@ -75,9 +80,9 @@ class Settings(BaseSettings):
     auth_failures_per_client: str = "10/minute"
     auth_failures_per_address: str = "30/minute"
 
-    @field_validator("trusted_proxies", mode="before")
+    @field_validator("trusted_proxies", "step_env_passthrough", mode="before")
     @classmethod
-    def _split_proxies(cls, value: object) -> object:
+    def _split_list(cls, value: object) -> object:
         if isinstance(value, str):
             return [p.strip() for p in value.replace(",", " ").split() if p.strip()]
         return value
@@ -96,6 +101,17 @@ class Settings(BaseSettings):
         from limits import parse  # here: it takes a quarter of a second to import
 
         parse(value)
+        return value
+
+    @field_validator("step_env_passthrough")
+    @classmethod
+    def _check_passthrough(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            if not re.fullmatch(r"[A-Za-z_*][A-Za-z0-9_*]*", pattern):
+                raise ValueError(
+                    f"{pattern!r} is not a variable name or a pattern like AWS_* "
+                    "(letters, digits, _ and *)"
+                )
         return value
 
     @classmethod

@@ -267,7 +267,13 @@ class Run:
             log,
             rs.stop,
             self.grace,
-            env={"JOBPORT_EXECUTION_ID": self.execution["id"], "JOBPORT_STEP": name},
+            env={
+                "JOBPORT_EXECUTION_ID": self.execution["id"],  # also marks its processes
+                "JOBPORT_STEP": name,
+                "JOBPORT_JOB": self.execution["job_name"],
+                "JOBPORT_MODE": str(self.execution.get("mode") or "full"),
+                "JOBPORT_ATTEMPT": str(self.execution.get("attempt") or 1),
+            },
             log_lines=log_lines,
         )
         status, error, code = StepStatus.SUCCEEDED, None, None

@@ -14,6 +14,7 @@ import time
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from jobport.engine import isolation
 from jobport.engine.executors import EventSink
 from jobport.settings import Settings
 
@@ -34,6 +35,10 @@ def worker_process(index: int, settings_data: dict[str, Any], tasks: Any, events
     from jobport.store.db import Database
 
     settings = Settings(**settings_data)
+    # Read the environment steps may have while it is whole, then drop the server's
+    # settings from it: this process holds them now, and Python steps run here.
+    isolation.configure(settings.step_env_passthrough)
+    isolation.shed_settings()
     db = Database(settings.database_url)
     worker = Worker(worker_name(), settings, db)
     worker.start_heartbeat()

@@ -10,6 +10,7 @@ import subprocess
 import threading
 from typing import IO, Any
 
+from jobport.engine import isolation
 from jobport.engine.steps import StepContext, StepFailed, StepInterrupted
 
 _ALLOWED = {"command", "env", "cwd"}
@@ -33,6 +34,9 @@ def validate(config: dict[str, Any]) -> None:
     env = config.get("env", {})
     if not isinstance(env, dict) or not all(isinstance(v, str | int | float) for v in env.values()):
         raise ValueError("env must be an object of strings")
+    reserved = sorted(set(env) & set(isolation.RESERVED_VARS))
+    if reserved:
+        raise ValueError(f"env may not set {', '.join(reserved)}: jobport sets it")
     if "cwd" in config and not isinstance(config["cwd"], str):
         raise ValueError("cwd must be a string")
 
@@ -73,7 +77,7 @@ def _kill_group(proc: subprocess.Popen[bytes], sig: int) -> None:
 
 def run(config: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
     command = config["command"]
-    env = {**os.environ, **ctx.env, **{k: str(v) for k, v in config.get("env", {}).items()}}
+    env = isolation.environment(ctx.env, config.get("env", {}))
     try:
         proc = subprocess.Popen(
             command,
