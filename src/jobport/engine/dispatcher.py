@@ -2,6 +2,11 @@
 
 It lives in the server process, on its event loop. The database is the truth: anything
 the dispatcher forgets (a restart, a dead worker) is found again by the sweep.
+
+A run whose worker is gone ends `worker_lost` (or is retried) only once every process its
+command steps started on this host is gone: they are killed first, found by the marker in
+their environment (processes.py), so that a retry never overlaps what is left of its
+earlier attempt.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import Any
 from jobport.domain.executions import Status
 from jobport.engine.executors import Event, Executor
 from jobport.engine.lifecycle import conclude_lost
+from jobport.engine.processes import kill_run_processes
 from jobport.settings import Settings
 from jobport.store import executions as exec_store
 from jobport.store.db import Database, utcnow
@@ -55,6 +61,7 @@ class Dispatcher:
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._sweeper: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._losing: dict[str, asyncio.Task[None]] = {}  # being killed, then concluded
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -70,12 +77,17 @@ class Dispatcher:
         for timer in self._timers.values():
             timer.cancel()
         killed = await asyncio.to_thread(self.executor.stop, 5.0)
+        if self._losing:
+            await asyncio.wait(list(self._losing.values()), timeout=30)
         # Runs cut short by the shutdown end now (or are retried), not a heartbeat later.
         for worker in killed:
             with self.db.read() as conn:
                 held = exec_store.held_by(conn, worker)
             for execution_id in held:
-                conclude_lost(self.db, execution_id, f"the server shut down while {worker} ran it")
+                if await asyncio.to_thread(_kill_processes, execution_id):
+                    conclude_lost(
+                        self.db, execution_id, f"the server shut down while {worker} ran it"
+                    )
 
     # -- handing out -----------------------------------------------------------------
 
@@ -167,16 +179,34 @@ class Dispatcher:
         elif kind == "lost":
             _, execution_id, reason = event
             self._in_flight.discard(execution_id)
-            self._conclude_lost(execution_id, reason)
+            self._lose(execution_id, reason, True)
         elif kind == "worker_died":
             _, worker, code = event
             with self.db.read() as conn:
                 held = exec_store.held_by(conn, worker)
             for execution_id in held:
-                self._conclude_lost(execution_id, f"worker {worker} exited with code {code}")
+                self._lose(execution_id, f"worker {worker} exited with code {code}", True)
             # Ids it had taken from the queue but not claimed would be stuck in flight.
             self._in_flight.clear()
             self._wake.set()
+
+    def _lose(self, execution_id: str, reason: str, here: bool) -> None:
+        """End a run whose worker is gone; if that worker ran on this host, kill first."""
+        if not here:  # another node's: its processes are out of reach from here
+            self._conclude_lost(execution_id, reason)
+        elif execution_id not in self._losing:
+            task = asyncio.get_running_loop().create_task(
+                self._kill_then_conclude(execution_id, reason)
+            )
+            self._losing[execution_id] = task
+
+    async def _kill_then_conclude(self, execution_id: str, reason: str) -> None:
+        try:
+            # /proc is scanned off the loop: it takes a few milliseconds per round.
+            if await asyncio.to_thread(_kill_processes, execution_id):
+                self._conclude_lost(execution_id, reason)
+        finally:
+            self._losing.pop(execution_id, None)
 
     def _conclude_lost(self, execution_id: str, reason: str) -> None:
         done = conclude_lost(self.db, execution_id, reason)
@@ -224,8 +254,9 @@ class Dispatcher:
         for worker, execution_id in local:
             if execution_id not in lost and not pid_alive(worker):
                 lost[execution_id] = f"its worker process {worker} no longer exists"
+        here = {execution_id for _, execution_id in local}
         for execution_id, reason in lost.items():
-            self._call(self._conclude_lost, execution_id, reason)
+            self._call(self._lose, execution_id, reason, execution_id in here)
         for row in due:
             self._call(self._resubmit, row["id"])
 
@@ -236,3 +267,20 @@ class Dispatcher:
     def _call(self, fn: Any, *args: Any) -> None:
         assert self._loop is not None
         self._loop.call_soon_threadsafe(fn, *args)
+
+
+def _kill_processes(execution_id: str) -> bool:
+    """Kill what the run's command steps left on this host; True once none is left."""
+    try:
+        left = kill_run_processes(execution_id)
+    except Exception:  # a bug here must not keep runs from ending
+        log.exception("could not look for the processes of %s", execution_id)
+        return True
+    if left:
+        # Not concluded: the next sweep tries again, and no retry starts beside them.
+        log.warning(
+            "execution %s: processes %s survived SIGKILL; it stays running until they are gone",
+            execution_id,
+            left,
+        )
+    return not left

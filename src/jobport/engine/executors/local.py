@@ -14,7 +14,7 @@ import time
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from jobport.engine import isolation
+from jobport.engine import isolation, reaper
 from jobport.engine.executors import EventSink
 from jobport.settings import Settings
 
@@ -39,6 +39,7 @@ def worker_process(index: int, settings_data: dict[str, Any], tasks: Any, events
     # settings from it: this process holds them now, and Python steps run here.
     isolation.configure(settings.step_env_passthrough)
     isolation.shed_settings()
+    watcher = reaper.install()
     db = Database(settings.database_url)
     worker = Worker(worker_name(), settings, db)
     worker.start_heartbeat()
@@ -81,6 +82,7 @@ def worker_process(index: int, settings_data: dict[str, Any], tasks: Any, events
     finally:
         worker.stop()
         db.dispose()
+        watcher.stop()
 
 
 class LocalExecutor:

@@ -10,7 +10,8 @@ import subprocess
 import threading
 from typing import IO, Any
 
-from jobport.engine import isolation
+from jobport.engine import isolation, reaper
+from jobport.engine.processes import kill_run_processes, signal_run_processes
 from jobport.engine.steps import StepContext, StepFailed, StepInterrupted
 
 _ALLOWED = {"command", "env", "cwd"}
@@ -75,58 +76,75 @@ def _kill_group(proc: subprocess.Popen[bytes], sig: int) -> None:
         os.killpg(proc.pid, sig)
 
 
-def run(config: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
+def _start(config: dict[str, Any], ctx: StepContext) -> subprocess.Popen[bytes]:
     command = config["command"]
-    env = isolation.environment(ctx.env, config.get("env", {}))
+    cwd = config.get("cwd") or None
     try:
-        proc = subprocess.Popen(
+        return subprocess.Popen(
             command,
             shell=isinstance(command, str),
             executable="/bin/sh" if isinstance(command, str) else None,
-            cwd=config.get("cwd") or None,
-            env=env,
+            env=isolation.environment(ctx.env, config.get("env", {})),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,
+            cwd=cwd,
+            close_fds=True,  # the worker's database and reaper pipe stay out of the step
             preexec_fn=_die_with_worker,
         )
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, subprocess.SubprocessError) as exc:
         raise StepFailed(f"could not start the command: {exc}") from exc
-    assert proc.stdout is not None and proc.stderr is not None
-    pumps = [
-        threading.Thread(target=_pump, args=(proc.stdout, "stdout", ctx), daemon=True),
-        threading.Thread(target=_pump, args=(proc.stderr, "stderr", ctx), daemon=True),
-    ]
-    for pump in pumps:
-        pump.start()
-    try:
-        while True:
-            try:
-                code = proc.wait(timeout=0.05)
-                break
-            except subprocess.TimeoutExpired:
-                if ctx.stopping:
-                    _stop(proc, ctx)
-                    raise StepInterrupted() from None
-    except StepInterrupted:
-        _stop(proc, ctx)
-        raise
-    finally:
+
+
+def run(config: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
+    # Watched from before the start: a worker that dies at any point after leaves no
+    # process of this step behind.
+    with reaper.watching(ctx.execution_id):
+        proc = _start(config, ctx)
+        assert proc.stdout is not None and proc.stderr is not None
+        pumps = [
+            threading.Thread(target=_pump, args=(proc.stdout, "stdout", ctx), daemon=True),
+            threading.Thread(target=_pump, args=(proc.stderr, "stderr", ctx), daemon=True),
+        ]
         for pump in pumps:
-            pump.join(timeout=2)
+            pump.start()
+        try:
+            while True:
+                try:
+                    code = proc.wait(timeout=0.05)
+                    break
+                except subprocess.TimeoutExpired:
+                    if ctx.stopping:
+                        raise StepInterrupted() from None
+        except StepInterrupted:
+            _stop(proc, ctx)
+            raise
+        finally:
+            for pump in pumps:
+                pump.join(timeout=2)
     if code != 0:
         raise StepFailed(f"command exited with code {code}")
     return {"exitCode": code}
 
 
 def _stop(proc: subprocess.Popen[bytes], ctx: StepContext) -> None:
-    """SIGTERM the process group, SIGKILL it after the grace period."""
+    """SIGTERM the step's processes, SIGKILL them after the grace period.
+
+    Its process group, and by the marker in their environment those that left the group
+    (setsid) but not the ones of other steps.
+    """
     if proc.poll() is None:
         _kill_group(proc, signal.SIGTERM)
+        signal_run_processes(ctx.execution_id, ctx.step, signal.SIGTERM)
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=ctx.grace_seconds)
-    _kill_group(proc, signal.SIGKILL)  # also reaps children that outlived the leader
+    if proc.returncode is None:
+        # The leader is not reaped yet, so the group number still is this step's.
+        _kill_group(proc, signal.SIGKILL)
+    left = kill_run_processes(ctx.execution_id, ctx.step)
+    if left:
+        ctx.log("system", f"processes {left} did not exit after SIGKILL")
     try:
         proc.wait(timeout=5)
     except subprocess.TimeoutExpired:
