@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +16,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+log = logging.getLogger("jobport.db")
 
 
 def normalise_url(url: str) -> str:
@@ -68,6 +71,8 @@ class Database:
         """Apply every pending Alembic migration."""
         from alembic import command
 
+        if self.is_sqlite:
+            _owner_only(make_url(self.url).database)
         command.upgrade(alembic_config(self), "head")
 
 
@@ -79,6 +84,24 @@ def alembic_config(db: Database) -> Any:
     cfg.set_main_option("sqlalchemy.url", db.url.replace("%", "%%"))
     cfg.attributes["engine"] = db.engine
     return cfg
+
+
+def _owner_only(path: str | None) -> None:
+    """Create the SQLite file readable by its owner only, or make it so: it holds the token
+    signing key. SQLite gives the -wal and -shm files it creates the main file's mode."""
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for name in (path, f"{path}-wal", f"{path}-shm"):
+        try:
+            mode = os.stat(name).st_mode & 0o777
+            if mode & 0o077:
+                os.chmod(name, mode & 0o700)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:  # another user's file, say: say so and carry on
+            log.warning("could not make %s readable by its owner only: %s", name, exc)
 
 
 def _configure_sqlite(engine: Engine) -> None:
