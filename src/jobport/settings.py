@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     log_flush_interval: float = Field(default=0.2, gt=0)
     log_batch_lines: int = Field(default=2000, ge=1)
     log_max_bytes: int = Field(default=50_000_000, ge=1024)
+    # Command steps run as this user (a name or a uid; empty: the worker's own user). The
+    # server must be root or hold CAP_SETUID and CAP_SETGID; Python steps never switch.
+    step_user: str = ""
     # Variables of the server's environment that command steps get too, besides PATH, HOME,
     # LANG, LC_ALL, TZ and TMPDIR: names or `*` patterns (AWS_*), comma or space separated.
     # The server's own JOBPORT_* variables never pass.

@@ -1,4 +1,4 @@
-"""What a command step's process gets: a clean environment.
+"""What a command step's process gets: a clean environment and, optionally, another OS user.
 
 The environment of a command step is built, never inherited: PATH, HOME, LANG, LC_ALL,
 TZ and TMPDIR (those set in the worker; PATH falls back to the system default), then the
@@ -23,13 +23,57 @@ BASE_VARS = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")
 # They tell which processes are a run's (processes.py): a step may not set them itself.
 RESERVED_VARS = (EXECUTION_VAR, STEP_VAR)
 _SETTINGS_PREFIX = "JOBPORT_"
+_CAP_SETGID, _CAP_SETUID = 6, 7
+
+
+class StepUserError(ValueError):
+    """JOBPORT_STEP_USER names no user of this host."""
+
+
+@dataclass(frozen=True)
+class StepUser:
+    name: str
+    uid: int
+    gid: int
+    home: str
+
+    @property
+    def switches(self) -> bool:
+        """Whether running as this user means changing ids (it may be the worker's own)."""
+        return (self.uid, self.gid) != (os.geteuid(), os.getegid())
+
+
+def resolve_user(value: str) -> StepUser | None:
+    """The user JOBPORT_STEP_USER names (a name or a uid); None when it is empty."""
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        entry = pwd.getpwuid(int(value)) if value.isdigit() else pwd.getpwnam(value)
+    except KeyError:
+        raise StepUserError(
+            f"JOBPORT_STEP_USER={value!r}: there is no such user on this host"
+        ) from None
+    return StepUser(entry.pw_name, entry.pw_uid, entry.pw_gid, entry.pw_dir)
+
+
+def can_switch_user() -> bool:
+    """Whether this process may take another uid and gid (root, or CAP_SETUID+CAP_SETGID)."""
+    try:
+        with open("/proc/self/status") as f:
+            caps = next(line for line in f if line.startswith("CapEff:"))
+        effective = int(caps.split()[1], 16)
+    except (OSError, StopIteration, ValueError, IndexError):
+        return os.geteuid() == 0
+    return all(effective >> cap & 1 for cap in (_CAP_SETGID, _CAP_SETUID))
 
 
 @dataclass(frozen=True)
 class StepSetup:
-    """Fixed when a worker starts: the base environment of command steps."""
+    """Fixed when a worker starts: the base environment and the user steps run as."""
 
     base: dict[str, str] = field(default_factory=dict)
+    user: StepUser | None = None
 
 
 def _passed(environ: Mapping[str, str], patterns: Iterable[str]) -> dict[str, str]:
@@ -43,27 +87,30 @@ def _passed(environ: Mapping[str, str], patterns: Iterable[str]) -> dict[str, st
 
 
 def build_setup(
-    passthrough: Iterable[str] = (), environ: Mapping[str, str] | None = None
+    passthrough: Iterable[str] = (), user: str = "", environ: Mapping[str, str] | None = None
 ) -> StepSetup:
-    """The setup for `environ` (default: this process's) and JOBPORT_STEP_ENV_PASSTHROUGH."""
+    """The setup for `environ` (default: this process's) and the two settings."""
     environ = os.environ if environ is None else environ
+    step_user = resolve_user(user)
     base = {name: environ[name] for name in BASE_VARS if environ.get(name)}
     base.setdefault("PATH", os.defpath)
-    if "HOME" not in base:
+    if step_user is not None:
+        base["HOME"] = step_user.home
+    elif "HOME" not in base:
         try:
             base["HOME"] = pwd.getpwuid(os.geteuid()).pw_dir
         except KeyError:
             base["HOME"] = "/"
-    return StepSetup({**base, **_passed(environ, passthrough)})
+    return StepSetup({**base, **_passed(environ, passthrough)}, step_user)
 
 
 _setup: StepSetup | None = None
 
 
-def configure(passthrough: Iterable[str] = ()) -> StepSetup:
+def configure(passthrough: Iterable[str] = (), user: str = "") -> StepSetup:
     """Fix this process's setup from its environment now (workers: before shedding secrets)."""
     global _setup
-    _setup = build_setup(passthrough)
+    _setup = build_setup(passthrough, user)
     return _setup
 
 

@@ -37,7 +37,7 @@ def worker_process(index: int, settings_data: dict[str, Any], tasks: Any, events
     settings = Settings(**settings_data)
     # Read the environment steps may have while it is whole, then drop the server's
     # settings from it: this process holds them now, and Python steps run here.
-    isolation.configure(settings.step_env_passthrough)
+    isolation.configure(settings.step_env_passthrough, settings.step_user)
     isolation.shed_settings()
     watcher = reaper.install()
     db = Database(settings.database_url)
@@ -89,6 +89,15 @@ class LocalExecutor:
     """Keeps `settings.workers` worker processes alive and hands them execution ids."""
 
     def __init__(self, settings: Settings) -> None:
+        # A step user that does not exist stops the server now, not every command step later.
+        user = isolation.resolve_user(settings.step_user)
+        if user is not None and user.switches and not isolation.can_switch_user():
+            log.warning(
+                "JOBPORT_STEP_USER=%s: this server (uid %d) may not change user; command "
+                "steps will fail until it runs as root or with CAP_SETUID and CAP_SETGID",
+                settings.step_user,
+                os.geteuid(),
+            )
         self.settings = settings
         self._tasks: Any = _ctx.Queue()
         self._events: Any = _ctx.Queue()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import os
 import signal
 import subprocess
@@ -55,6 +56,26 @@ def _die_with_worker() -> None:
         _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+def _enter_as_user(cwd: str | None, home: str) -> None:
+    """Runs in the child after it took the step user's ids, before exec.
+
+    Popen's own `cwd` changes directory before the ids change, which would let the step
+    user start inside a directory it may not enter; here the kernel checks as that user.
+    """
+    _die_with_worker()
+    try:
+        if cwd:
+            os.chdir(cwd)
+        else:
+            try:
+                os.chdir(home)
+            except OSError:
+                os.chdir("/")  # a user without a home, like nobody's /nonexistent
+    except OSError as exc:
+        os.write(2, f"jobport: cannot enter {cwd!r} as the step user: {exc.strerror}\n".encode())
+        os._exit(126)
+
+
 def _pump(stream: IO[bytes], name: str, ctx: StepContext) -> None:
     """Read whole chunks and hand over every complete line in them at once."""
     fd = stream.fileno()
@@ -78,7 +99,26 @@ def _kill_group(proc: subprocess.Popen[bytes], sig: int) -> None:
 
 def _start(config: dict[str, Any], ctx: StepContext) -> subprocess.Popen[bytes]:
     command = config["command"]
+    setup = isolation.current()
     cwd = config.get("cwd") or None
+    kwargs: dict[str, Any] = {"cwd": cwd, "preexec_fn": _die_with_worker}
+    user = setup.user
+    if user is not None and user.switches:
+        if not isolation.can_switch_user():
+            raise StepFailed(
+                f"cannot run the step as user {user.name!r} (JOBPORT_STEP_USER): the worker "
+                f"runs as uid {os.geteuid()} without the right to change user; run the "
+                "server as root or give it CAP_SETUID and CAP_SETGID"
+            )
+        if cwd and not os.path.isdir(cwd):
+            raise StepFailed(f"could not start the command: no directory {cwd!r}")
+        kwargs = {
+            "cwd": None,
+            "preexec_fn": functools.partial(_enter_as_user, cwd, user.home),
+            "user": user.uid,
+            "group": user.gid,
+            "extra_groups": [],  # none of the worker's groups (or the user's own) either
+        }
     try:
         return subprocess.Popen(
             command,
@@ -89,10 +129,15 @@ def _start(config: dict[str, Any], ctx: StepContext) -> subprocess.Popen[bytes]:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,
-            cwd=cwd,
             close_fds=True,  # the worker's database and reaper pipe stay out of the step
-            preexec_fn=_die_with_worker,
+            **kwargs,
         )
+    except PermissionError as exc:
+        if user is not None and user.switches:
+            raise StepFailed(
+                f"could not start the command as user {user.name!r} (JOBPORT_STEP_USER): {exc}"
+            ) from exc
+        raise StepFailed(f"could not start the command: {exc}") from exc
     except (OSError, ValueError, subprocess.SubprocessError) as exc:
         raise StepFailed(f"could not start the command: {exc}") from exc
 
