@@ -45,7 +45,7 @@ TEMPLATES = [
     ("printf '%s\\n' [{{ v }}] | cat", "[{v}]"),
     ("cat <<EOF\n[{{ v }}]\nEOF", "[{v}]"),
     ("cat <<-EOF\n\t[{{ v }}]\n\tEOF", "[{v}]"),
-    ("x=[{{ v }}]; echo \"$x\"", "[{v}]"),
+    ('x=[{{ v }}]; echo "$x"', "[{v}]"),
     ("{% for i in [1] %}echo [{{ v }}]{% endfor %}", "[{v}]"),
 ]
 
@@ -87,7 +87,7 @@ def test_random_values_never_run_and_always_round_trip(tmp_path: Path) -> None:
     for _ in range(150):
         value = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 24)))
         value += f"; touch {mark}"
-        for template in ('printf %s {{ v }}', 'printf %s "{{ v }}"', "printf %s '{{ v }}'"):
+        for template in ("printf %s {{ v }}", 'printf %s "{{ v }}"', "printf %s '{{ v }}'"):
             script, env = render_shell(template, {"v": value})
             out = subprocess.run(
                 ["/bin/sh", "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True

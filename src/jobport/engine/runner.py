@@ -19,9 +19,10 @@ from jobport.domain.executions import (
 )
 from jobport.domain.jobs import JobSpec, Step, result_step
 from jobport.engine import capture
+from jobport.engine import steps as step_kinds
 from jobport.engine.logwriter import LogWriter
 from jobport.engine.steps import StepContext, StepFailed, StepInterrupted, kinds
-from jobport.engine.templating import TemplateError, render
+from jobport.engine.templating import TemplateError
 from jobport.store.db import utcnow
 
 
@@ -288,7 +289,7 @@ class Run:
                         for n, r in self._results.items()
                     },
                 }
-            config = render(step.config, context)
+            config = step_kinds.render(step.kind, step.config, context)
             for attempt in range(step.retries + 1):
                 capture.route_to(log)
                 try:

@@ -5,13 +5,15 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
+import json
 import os
+import re
 import signal
 import subprocess
 import threading
 from typing import IO, Any
 
-from jobport.engine import isolation, reaper
+from jobport.engine import isolation, reaper, templating
 from jobport.engine.processes import kill_run_processes, signal_run_processes
 from jobport.engine.steps import StepContext, StepFailed, StepInterrupted
 
@@ -41,6 +43,30 @@ def validate(config: dict[str, Any]) -> None:
         raise ValueError(f"env may not set {', '.join(reserved)}: jobport sets it")
     if "cwd" in config and not isinstance(config["cwd"], str):
         raise ValueError("cwd must be a string")
+
+
+def render(config: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
+    """A shell string gets its values as quoted variable references (templating.render_shell);
+    an argv list, `env` and `cwd` take them as plain text, since no shell parses them. The
+    parameters also arrive as `JOBPORT_PARAM_<NAME>` variables."""
+    rendered = templating.render({k: v for k, v in config.items() if k != "command"}, context)
+    env = {**parameter_variables(context.get("params") or {}), **rendered.get("env", {})}
+    command = config["command"]
+    if isinstance(command, str):
+        command, values = templating.render_shell(command, context, "command")
+        env.update(values)
+    else:
+        command = templating.render(command, context, "command")
+    return {**rendered, "command": command, "env": env}
+
+
+def parameter_variables(params: dict[str, Any]) -> dict[str, str]:
+    """`JOBPORT_PARAM_<NAME>` for each parameter: strings as they are, other values as JSON."""
+    out = {}
+    for name, value in params.items():
+        key = "JOBPORT_PARAM_" + re.sub(r"[^A-Z0-9_]", "_", str(name).upper())
+        out[key] = value if isinstance(value, str) else json.dumps(value)
+    return out
 
 
 try:  # loaded once here: dlopen between fork and exec could deadlock
