@@ -30,7 +30,7 @@ class JobportError(Exception):
 
 
 class Invalid(JobportError):
-    code = "invalid"
+    code = "invalid_request"
     status = 422
 
 

@@ -236,7 +236,7 @@ def _display(value: str) -> str:
 
 class RoleSpec(Wire):
     name: str = Field(pattern=NAME_PATTERN)
-    description: str = ""
+    description: str = Field(default="", max_length=10_000)
     scopes: list[str] = Field(default_factory=list)
 
     @field_validator("scopes")
@@ -247,7 +247,7 @@ class RoleSpec(Wire):
 
 class RolePatch(Wire):
     name: str | None = Field(default=None, pattern=NAME_PATTERN)
-    description: str | None = None
+    description: str | None = Field(default=None, max_length=10_000)
     scopes: list[str] | None = None
 
     @field_validator("scopes")

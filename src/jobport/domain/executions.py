@@ -6,6 +6,8 @@ import datetime as dt
 import enum
 from typing import Any
 
+from jobport.domain.values import clean
+
 
 class Status(enum.StrEnum):
     QUEUED = "queued"
@@ -189,6 +191,7 @@ def to_result(value: Any) -> Any:
     A list of objects becomes records with an inferred schema; an object that already has
     `schema` and `records` is taken as is; anything else is kept unchanged.
     """
+    value = clean(value)  # a step may return anything; keep what both stores can hold
     if isinstance(value, list) and value and all(isinstance(r, dict) for r in value):
         return {"schema": infer_schema(value), "records": value}
     return value

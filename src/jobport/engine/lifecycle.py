@@ -16,6 +16,7 @@ from jobport.domain.executions import (
 )
 from jobport.domain.ids import new_id
 from jobport.domain.jobs import JobSpec
+from jobport.domain.values import clean, clean_text
 from jobport.store import executions as exec_store
 from jobport.store import logs as log_store
 from jobport.store.db import Database, utcnow
@@ -60,12 +61,12 @@ def conclude(
             error_code, error_message = ErrorCode.CANCELLED, "cancelled on request"
         values: dict[str, Any] = {
             "finished_at": utcnow(),
-            "result": result,
+            "result": clean(result),
             "error_code": error_code,
-            "error_message": error_message,
+            "error_message": clean_text(error_message) if error_message else None,
         }
         if steps is not None:
-            values["steps"] = steps
+            values["steps"] = clean(steps)
         if not exec_store.transition(conn, execution_id, status, [current], **values):
             return Concluded(execution_id, row["job_id"], None)
         lines = list(log_lines or [])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from jobport.domain.values import clean_text
 from jobport.store import logs as log_store
 from jobport.store.db import Database, utcnow
 
@@ -61,6 +62,7 @@ class LogWriter:
                     continue
                 if len(text) > MAX_LINE_CHARS:
                     text = text[:MAX_LINE_CHARS] + " [line cut]"
+                text = clean_text(text)  # a NUL or lone surrogate no store could keep
                 size = len(text) + 1 if text.isascii() else len(text.encode("utf-8", "replace")) + 1
                 line_step, line_stream, line_level = step, stream, level
                 if self._total_bytes + size > self.max_bytes:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from jobport.domain.executions import ErrorCode, Status
+from jobport.domain.values import clean
 from jobport.engine import capture
 from jobport.engine.lifecycle import Concluded, conclude
 from jobport.engine.logwriter import LogWriter
@@ -85,7 +86,7 @@ class Worker:
         values = {}
         version = run.version
         if version != self._beaten_version:
-            values["steps"] = run.step_states()
+            values["steps"] = clean(run.step_states())
         with self.db.write() as conn:
             status = exec_store.heartbeat(conn, run.execution["id"], self.name, utcnow(), **values)
         self._beaten_version = version

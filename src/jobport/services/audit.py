@@ -8,6 +8,7 @@ import threading
 from typing import Any
 
 from jobport.domain.ids import new_id
+from jobport.domain.values import clean, clean_text
 from jobport.errors import Invalid
 from jobport.services.runtime import Runtime
 from jobport.store import access as store
@@ -29,18 +30,27 @@ def entry(
     status: int | None = None,
     details: Any = None,
 ) -> dict[str, Any]:
+    # Clipped to the columns and cleaned: what a caller sent (a path, a made-up client id)
+    # must fit, or one entry would fail its whole batch on PostgreSQL again and again.
     return {
         "id": new_id(),
         "at": utcnow(),
-        "principal": principal,
-        "address": address,
-        "action": action,
-        "target": target,
-        "project_id": project_id,
+        "principal": _fit(principal, 300),
+        "address": _fit(address, 64),
+        "action": _fit(action, 100) or "",
+        "target": _fit(target, 500),
+        "project_id": _fit(project_id, 36),
         "outcome": outcome,
         "status": status,
-        "details": details,
+        "details": clean(details),
     }
+
+
+def _fit(value: str | None, size: int) -> str | None:
+    if value is None:
+        return None
+    value = clean_text(value)
+    return value if len(value) <= size else value[: size - 1] + "…"
 
 
 class AuditTrail:

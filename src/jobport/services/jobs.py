@@ -22,7 +22,10 @@ from jobport.store.pagination import Page
 
 def pydantic_details(exc: ValidationError) -> list[dict[str, Any]]:
     return [
-        {"field": ".".join(str(p) for p in err["loc"]) or "body", "reason": err["msg"]}
+        {
+            "field": ".".join(str(p) for p in err["loc"]) or "body",
+            "reason": str(err["msg"]).removeprefix("Value error, "),
+        }
         for err in exc.errors(include_url=False)
     ]
 

@@ -17,8 +17,9 @@ from jobport.store.pagination import Page
 def _check_name(name: str) -> None:
     if not is_valid_name(name):
         raise Invalid(
-            f"project name {name!r} is not valid: 1-200 letters, digits, space, '_', '-', '.'",
-            details=[{"field": "name", "reason": "invalid"}],
+            f"project name {name[:50]!r} is not valid: 1-200 letters, digits, space, '_', '-', '.'",
+            code="invalid_request",
+            details=[{"field": "name", "reason": "1-200 letters, digits, space, '_', '-', '.'"}],
         )
 
 

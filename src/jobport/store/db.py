@@ -13,7 +13,10 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DataError, StatementError
 from sqlalchemy.pool import NullPool
+
+from jobport.errors import Invalid
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 log = logging.getLogger("jobport.db")
@@ -53,13 +56,13 @@ class Database:
     @contextlib.contextmanager
     def write(self) -> Iterator[Connection]:
         """A transaction that will write: BEGIN IMMEDIATE on SQLite so it never deadlocks."""
-        with self.engine.connect() as conn, conn.begin():
+        with _refused_values(), self.engine.connect() as conn, conn.begin():
             yield conn
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Connection]:
         """A read-only transaction (deferred on SQLite, so readers never block writers)."""
-        with self.engine.connect() as conn:
+        with _refused_values(), self.engine.connect() as conn:
             conn = conn.execution_options(jobport_readonly=True)
             with conn.begin():
                 yield conn
@@ -122,6 +125,22 @@ def _configure_sqlite(engine: Engine) -> None:
             conn.exec_driver_sql("BEGIN")
         else:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+@contextlib.contextmanager
+def _refused_values() -> Iterator[None]:
+    """A value the database refuses (too long for its column, out of its range) is the
+    caller's bad input, and the transaction rolled back: Invalid, not a server error."""
+    try:
+        yield
+    except (DataError, StatementError, OverflowError) as exc:
+        orig = getattr(exc, "orig", exc)
+        if not isinstance(exc, DataError) and not isinstance(orig, OverflowError):
+            raise
+        reason = (str(orig).strip().splitlines() or ["out of range"])[0]
+        raise Invalid(
+            f"a value was refused by the database: {reason}", code="invalid_request"
+        ) from exc
 
 
 def utcnow() -> dt.datetime:
