@@ -15,6 +15,7 @@ from jobport import __version__
 from jobport.api import errors, oauth
 from jobport.api.audit_trail import AuditMiddleware
 from jobport.api.auth import public
+from jobport.api.methods import AllowedMethods
 from jobport.api.v1 import audit, executions, jobs, keys, projects, roles, session
 from jobport.api.v1 import schedules as schedule_routes
 from jobport.engine.dispatcher import Dispatcher
@@ -91,6 +92,8 @@ def create_app(settings: Settings | None = None, *, demo: bool = False) -> FastA
         rt.check_database()
         return {"status": "ok", "version": __version__}
 
+    # Innermost: OPTIONS and 405 pass the middleware above (input checks, audit) like any call.
+    app.add_middleware(AllowedMethods)
     app.add_middleware(AuditMiddleware)
     app.add_middleware(errors.BodySizeLimit, limit=settings.max_body_bytes)
     return app
