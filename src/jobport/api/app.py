@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from jobport import __version__
-from jobport.api import errors, oauth
+from jobport.api import errors, oauth, openapi
 from jobport.api.audit_trail import AuditMiddleware
 from jobport.api.auth import public
 from jobport.api.methods import AllowedMethods
@@ -75,6 +75,7 @@ def create_app(settings: Settings | None = None, *, demo: bool = False) -> FastA
         lifespan=lifespan,
     )
     errors.install(app)
+    openapi.install(app)
     app.include_router(projects.router)
     app.include_router(jobs.router)
     app.include_router(executions.router)

@@ -35,7 +35,9 @@ def render(row: dict[str, Any]) -> dict[str, Any]:
 async def list_audit(
     principal: str | None = Query(None, description="e.g. apiKey:<clientId> or user:<name>"),
     action: str | None = Query(None, description="e.g. execute_job, create_key, login"),
-    outcome: str | None = Query(None, description="ok, denied or failed"),
+    outcome: str | None = Query(
+        None, description="ok, denied or failed", json_schema_extra={"enum": list(audit.OUTCOMES)}
+    ),
     target: str | None = Query(None, description="path contains"),
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,

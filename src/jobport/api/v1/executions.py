@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from jobport.api.auth import require
 from jobport.api.v1 import wire
 from jobport.domain.access import Principal
-from jobport.domain.executions import FINAL, drop_schema
+from jobport.domain.executions import FINAL, Status, drop_schema
 from jobport.errors import Conflict
 from jobport.services import access
 from jobport.services import executions as execution_service
@@ -22,13 +22,19 @@ from jobport.services.runtime import Runtime
 
 router = APIRouter(tags=["executions"])
 _FINAL = {s.value for s in FINAL}
+# Stated for the reader; the service checks it (`invalid_filter`).
+_STATUS = "(" + "|".join(s.value for s in Status) + ")"
+_STATUS_LIST = {"items": {"type": "string", "pattern": f"^{_STATUS}?(,{_STATUS}?)*$"}}
 
 
 @router.get("/api/v1/projects/{project}/executions")
 async def list_executions(
     project: str,
     job: str | None = None,
-    status: Annotated[list[str] | None, Query(description="repeat or comma-separate")] = None,
+    status: Annotated[
+        list[str] | None,
+        Query(description="repeat or comma-separate", json_schema_extra=_STATUS_LIST),
+    ] = None,
     created_after: Annotated[dt.datetime | None, Query(alias="createdAfter")] = None,
     created_before: Annotated[dt.datetime | None, Query(alias="createdBefore")] = None,
     cursor: str | None = None,
@@ -66,7 +72,14 @@ def _readable(rt: Runtime, caller: Principal, execution_id: str, scope: str) -> 
     return row
 
 
-@router.post("/api/v1/executions/{execution_id}/cancel")
+@router.post(
+    "/api/v1/executions/{execution_id}/cancel",
+    responses={
+        200: {"description": "cancelled (now, or before)"},
+        202: {"description": "asked to stop; it stops within the grace period"},
+        409: {"description": "it ended already, otherwise than cancelled"},
+    },
+)
 async def cancel_execution(
     execution_id: str,
     rt: Runtime = Depends(wire.runtime),
@@ -77,7 +90,10 @@ async def cancel_execution(
     return JSONResponse(wire.execution(row), status_code=200 if row["status"] in _FINAL else 202)
 
 
-@router.get("/api/v1/executions/{execution_id}/result")
+@router.get(
+    "/api/v1/executions/{execution_id}/result",
+    responses={409: {"description": "the execution has not finished (`not_finished`)"}},
+)
 async def get_result(
     execution_id: str,
     no_schema: Annotated[bool, Query(alias="noSchema")] = False,

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Response
 from fastapi.responses import JSONResponse
+from pydantic import ConfigDict, create_model
 
+from jobport.api import openapi
 from jobport.api.auth import require
 from jobport.api.v1 import wire
 from jobport.domain.access import Principal
@@ -16,16 +19,78 @@ from jobport.domain.jobs import JobSpec
 from jobport.services import executions as execution_service
 from jobport.services import jobs as job_service
 from jobport.services.runtime import Runtime
+from jobport.store.jobs import SORTS
 
 router = APIRouter(prefix="/api/v1/projects/{project}/jobs", tags=["jobs"])
+# Stated for the reader; the service checks it (`invalid_sort`): a key, '-' to reverse.
+_SORT = {"pattern": "^-*(" + "|".join(sorted(SORTS)) + ")$"}
+
+
+def _drop_defaults(schema: dict[str, Any]) -> None:
+    # A field left out of a patch keeps its value: no default applies, so none is shown.
+    for field in schema.get("properties", {}).values():
+        field.pop("default", None)
+
+
+def _patch_fields() -> dict[str, Any]:
+    """JobSpec's fields, each optional, with JobSpec's types and constraints."""
+    fields: dict[str, Any] = {}
+    for name, info in JobSpec.model_fields.items():
+        optional = copy.copy(info)
+        optional.default, optional.default_factory = None, None
+        fields[name] = (info.annotation, optional)
+    return fields
+
+
+class _Patch(wire.Body):
+    model_config = ConfigDict(json_schema_extra=_drop_defaults)
+
+
+# The fields of a job that PATCH replaces: JobSpec's, all optional, so the two never differ.
+# Only each field is checked here; the merged definition is then checked whole, as on create.
+JobPatch = create_model(
+    "JobPatch",
+    __base__=_Patch,
+    __doc__="Top-level fields of the job to replace; the others keep their values.",
+    **_patch_fields(),
+)
+
+# The examples make a project's first job and run it; other examples name them.
+_JOB_EXAMPLES = {
+    "hello": openapi.example(
+        "A job with one harmless command step",
+        {
+            "name": "hello",
+            "description": "says hello",
+            "steps": [{"name": "greet", "kind": "command", "config": {"command": "echo hello"}}],
+        },
+    )
+}
+_PATCH_EXAMPLES = {
+    "describe": openapi.example("Change the description", {"description": "says hello, politely"})
+}
+_EXECUTE_EXAMPLES = {
+    "example-run": openapi.example(
+        "Run it, with an id of the caller's choosing (a retry with it starts nothing new)",
+        {"executionId": "example-run", "parameters": {}, "mode": "full"},
+    )
+}
 
 
 @router.get("")
 async def list_jobs(
     project: str,
     q: Annotated[str | None, Query(description="name contains (case-insensitive)")] = None,
-    label: Annotated[str | None, Query(description="key:value")] = None,
-    sort: Annotated[str, Query(description="name, createdAt or updatedAt; '-' reverses")] = "name",
+    label: Annotated[
+        str | None, Query(description="key:value", json_schema_extra={"pattern": "^[^:]+:"})
+    ] = None,
+    sort: Annotated[
+        str,
+        Query(
+            description="name, createdAt or updatedAt; '-' reverses",
+            json_schema_extra=_SORT,
+        ),
+    ] = "name",
     cursor: str | None = None,
     limit: int = Query(50, ge=1, le=500),
     rt: Runtime = Depends(wire.runtime),
@@ -37,10 +102,10 @@ async def list_jobs(
     return wire.page(page, wire.job)
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, responses={409: {"description": "a job of that name exists"}})
 async def create_job(
     project: str,
-    spec: JobSpec,
+    spec: Annotated[JobSpec, Body(openapi_examples=_JOB_EXAMPLES)],
     response: Response,
     rt: Runtime = Depends(wire.runtime),
     caller: Principal = require("jobs:write"),
@@ -60,18 +125,26 @@ async def get_job(
     return wire.job(job_service.get(rt, project, job))
 
 
-@router.patch("/{job}")
+@router.patch(
+    "/{job}",
+    responses={409: {"description": "a job of that name exists, or the job changed meanwhile"}},
+)
 async def patch_job(
     project: str,
     job: str,
-    changes: Annotated[dict[str, Any], Body(description="top-level job fields to replace")],
+    body: Annotated[JobPatch, Body(openapi_examples=_PATCH_EXAMPLES)],  # type: ignore[valid-type]
     rt: Runtime = Depends(wire.runtime),
     caller: Principal = require("jobs:write"),
 ) -> dict[str, Any]:
+    changes = body.model_dump(mode="json", by_alias=True, exclude_unset=True)
     return wire.job(job_service.patch(rt, project, job, changes))
 
 
-@router.delete("/{job}", status_code=204)
+@router.delete(
+    "/{job}",
+    status_code=204,
+    responses={409: {"description": "executions of the job are queued or running"}},
+)
 async def delete_job(
     project: str,
     job: str,
@@ -88,13 +161,16 @@ async def delete_job(
     responses={
         200: {"description": "finished within `wait`, or a replayed id/key"},
         202: {"description": "queued or still running"},
-        409: {"description": "concurrencyPolicy forbid: already running"},
+        409: {
+            "description": "concurrencyPolicy forbid: already running; or the executionId "
+            "or Idempotency-Key names a run of another job"
+        },
     },
 )
 async def execute_job(
     project: str,
     job: str,
-    body: Annotated[wire.ExecuteRequest | None, Body()] = None,
+    body: Annotated[wire.ExecuteRequest | None, Body(openapi_examples=_EXECUTE_EXAMPLES)] = None,
     wait: Annotated[float | None, Query(ge=0, description="seconds to wait for the end")] = None,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
     rt: Runtime = Depends(wire.runtime),

@@ -6,15 +6,20 @@ import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
-from pydantic import Field
+from pydantic import Field, StrictBool
 
+from jobport.api import openapi
 from jobport.api.auth import address_of, require
 from jobport.api.v1 import wire
-from jobport.domain.access import Principal
+from jobport.domain.access import FirewallRule, Principal
 from jobport.services import access
 from jobport.services.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1/keys", tags=["keys"])
+
+# The service reads the rules itself (`invalid_firewall_rule` names the problem); the document
+# shows what it reads them with.
+_RULES = {"items": openapi.component(FirewallRule)}
 
 
 class KeyCreate(wire.Body):
@@ -22,15 +27,16 @@ class KeyCreate(wire.Body):
     expires_at: dt.datetime | None = Field(
         default=None, description="null: never; omitted: in 90 days (settings)"
     )
-    firewall_rules: list[dict[str, Any]] = Field(default_factory=list)
+    firewall_rules: list[dict[str, Any]] = Field(default_factory=list, json_schema_extra=_RULES)
 
 
 class KeyPatch(wire.Body):
     description: str | None = Field(default=None, max_length=2000)
     expires_at: dt.datetime | None = None
-    firewall_rules: list[dict[str, Any]] | None = None
-    enabled: bool | None = None
-    force: bool = Field(default=False, description="allow an edit that locks out the caller")
+    firewall_rules: list[dict[str, Any]] | None = Field(default=None, json_schema_extra=_RULES)
+    # Strict: JSON has true and false; 0, 1 or "yes" are a mistake, not a boolean.
+    enabled: StrictBool | None = None
+    force: StrictBool = Field(default=False, description="allow an edit that locks out the caller")
 
 
 class KeyRotate(wire.Body):
@@ -89,9 +95,38 @@ async def list_keys(
     return wire.page(page, lambda r: render(r, rt))
 
 
-@router.post("", status_code=201)
+_CREATE_EXAMPLES = {
+    "ci": openapi.example(
+        "A key for a CI runner, from one network only",
+        {
+            "description": "CI runner",
+            "expiresAt": "2030-01-01T00:00:00Z",
+            "firewallRules": [{"name": "office", "startIp": "192.0.2.0", "endIp": "192.0.2.255"}],
+        },
+    )
+}
+
+
+_PATCH_EXAMPLES = {
+    "disable": openapi.example("Turn the key off for now", {"enabled": False}),
+    "describe": openapi.example("Change the description", {"description": "CI runner (old)"}),
+}
+_ROTATE_EXAMPLES = {
+    "overlap": openapi.example(
+        "A new secret; the old one works until the deploys have the new one",
+        {"oldSecretValidUntil": "2030-01-01T12:00:00Z"},
+    )
+}
+_ADDRESS_EXAMPLES = {"laptop": openapi.example("Name the rule", {"name": "my laptop"})}
+
+
+@router.post(
+    "",
+    status_code=201,
+    responses={409: {"description": "the new client id was issued before (retry)"}},
+)
 async def create_key(
-    body: Annotated[KeyCreate, Body()],
+    body: Annotated[KeyCreate, Body(openapi_examples=_CREATE_EXAMPLES)],
     response: Response,
     rt: Runtime = Depends(wire.runtime),
     caller: Principal = require("keys:write"),
@@ -118,10 +153,13 @@ async def get_key(
     return render(access.get_key(rt, client_id), rt)
 
 
-@router.patch("/{client_id}")
+@router.patch(
+    "/{client_id}",
+    responses={409: {"description": "the edit would lock out the caller; `force` does it"}},
+)
 async def patch_key(
     client_id: str,
-    body: Annotated[KeyPatch, Body()],
+    body: Annotated[KeyPatch, Body(openapi_examples=_PATCH_EXAMPLES)],
     rt: Runtime = Depends(wire.runtime),
     caller: Principal = require("keys:write"),
 ) -> dict[str, Any]:
@@ -144,7 +182,7 @@ async def delete_key(
 @router.post("/{client_id}/rotate")
 async def rotate_key(
     client_id: str,
-    body: Annotated[KeyRotate | None, Body()] = None,
+    body: Annotated[KeyRotate | None, Body(openapi_examples=_ROTATE_EXAMPLES)] = None,
     rt: Runtime = Depends(wire.runtime),
     caller: Principal = require("keys:write"),
 ) -> dict[str, Any]:
@@ -157,7 +195,7 @@ async def rotate_key(
 async def add_current_address(
     client_id: str,
     request: Request,
-    body: Annotated[CurrentAddress | None, Body()] = None,
+    body: Annotated[CurrentAddress | None, Body(openapi_examples=_ADDRESS_EXAMPLES)] = None,
     rt: Runtime = Depends(wire.runtime),
     caller: Principal = require("keys:write"),
 ) -> dict[str, Any]:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Body, Depends, Query, Response
 
+from jobport.api import openapi
 from jobport.api.auth import require
 from jobport.api.v1 import wire
 from jobport.domain.access import Principal
@@ -13,6 +14,17 @@ from jobport.services import projects as project_service
 from jobport.services.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1/projects", tags=["projects"])
+
+# The project the other examples of the document live in.
+_CREATE_EXAMPLES = {
+    "example": openapi.example(
+        "The project of the examples", {"name": "example", "description": "to try things in"}
+    )
+}
+_PATCH_EXAMPLES = {
+    "describe": openapi.example("Change the description", {"description": "jobs to try"})
+}
+_NAME_TAKEN = {409: {"description": "a project of that name exists"}}
 
 
 @router.get("")
@@ -28,9 +40,9 @@ async def list_projects(
     return wire.page(page, wire.project)
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, responses=_NAME_TAKEN)
 async def create_project(
-    body: wire.ProjectCreate,
+    body: Annotated[wire.ProjectCreate, Body(openapi_examples=_CREATE_EXAMPLES)],
     response: Response,
     rt: Runtime = Depends(wire.runtime),
     caller: Principal = require("projects:write"),
@@ -49,10 +61,10 @@ async def get_project(
     return wire.project(project_service.get(rt, project))
 
 
-@router.patch("/{project}")
+@router.patch("/{project}", responses=_NAME_TAKEN)
 async def patch_project(
     project: str,
-    body: wire.ProjectPatch,
+    body: Annotated[wire.ProjectPatch, Body(openapi_examples=_PATCH_EXAMPLES)],
     rt: Runtime = Depends(wire.runtime),
     caller: Principal = require("projects:write"),
 ) -> dict[str, Any]:
@@ -64,7 +76,11 @@ async def patch_project(
     return wire.project(project_service.patch(rt, project, changes))
 
 
-@router.delete("/{project}", status_code=204)
+@router.delete(
+    "/{project}",
+    status_code=204,
+    responses={409: {"description": "executions in the project are queued or running"}},
+)
 async def delete_project(
     project: str,
     rt: Runtime = Depends(wire.runtime),

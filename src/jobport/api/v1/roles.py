@@ -6,10 +6,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Response
 from fastapi.responses import JSONResponse
+from pydantic import Field
 
+from jobport.api import openapi
 from jobport.api.auth import require
 from jobport.api.v1 import wire
-from jobport.domain.access import Principal
+from jobport.domain.access import RESOURCES, SCOPES, Principal
+from jobport.domain.jobs import NAME_PATTERN
 from jobport.services import access
 from jobport.services.runtime import Runtime
 
@@ -17,9 +20,52 @@ app_router = APIRouter(prefix="/api/v1/roles", tags=["roles"])
 project_router = APIRouter(prefix="/api/v1/projects/{project}/roles", tags=["roles"])
 
 
+# The rules below are stated in the document (json_schema_extra) and checked by the service,
+# which names them in its own error code (`invalid_role`, `invalid_member`).
+_SCOPE_NAMES = ["*", *sorted(f"{r}:*" for r in RESOURCES), *SCOPES]
+_NAME = {"pattern": NAME_PATTERN}
+_SCOPES = {"items": {"type": "string", "enum": _SCOPE_NAMES}}
+
+
 class Member(wire.Body):
-    type: str
-    id: str
+    type: str = Field(json_schema_extra={"enum": ["apiKey", "user"]})
+    id: str = Field(description="an API key's client id, or a username")
+
+
+class RoleCreate(wire.Body):
+    """A role: a name, and the scopes its members get (at its level: the application, or
+    one project)."""
+
+    name: str = Field(json_schema_extra=_NAME)
+    description: str = ""
+    scopes: list[str] = Field(default_factory=list, json_schema_extra=_SCOPES)
+
+
+class RolePatch(wire.Body):
+    """The fields to change; absent or null ones stay as they are."""
+
+    name: str | None = Field(default=None, json_schema_extra=_NAME)
+    description: str | None = None
+    scopes: list[str] | None = Field(default=None, json_schema_extra=_SCOPES)
+
+
+_EXAMPLES = {
+    "operators": openapi.example(
+        "A role that may run and watch jobs",
+        {
+            "name": "operators",
+            "description": "run jobs and watch their runs",
+            "scopes": ["jobs:read", "jobs:execute", "executions:read"],
+        },
+    )
+}
+_PATCH_EXAMPLES = {
+    "describe": openapi.example("Change the description", {"description": "the on-call team"})
+}
+_MEMBER_EXAMPLES = {"admin": openapi.example("Add user admin", {"type": "user", "id": "admin"})}
+_ADDED = {201: {"description": "added"}, 200: {"description": "was a member already"}}
+_EXISTS = {409: {"description": "a role of that name exists here, or it is built-in"}}
+_BUILTIN = {409: {"description": "a built-in role cannot be changed or deleted"}}
 
 
 def render(row: dict[str, Any]) -> dict[str, Any]:
@@ -42,7 +88,9 @@ def _level(row: dict[str, Any]) -> str:
     return "project" if row["project_id"] else "application"
 
 
-RoleBody = Annotated[dict[str, Any], Body(description='{"name", "description", "scopes": [...]}')]
+RoleBody = Annotated[RoleCreate, Body(openapi_examples=_EXAMPLES)]
+RolePatchBody = Annotated[RolePatch, Body(openapi_examples=_PATCH_EXAMPLES)]
+MemberBody = Annotated[Member, Body(openapi_examples=_MEMBER_EXAMPLES)]
 
 
 # Application roles -----------------------------------------------------------------------
@@ -55,11 +103,11 @@ async def list_roles(
     return {"items": [render(r) for r in access.list_roles(rt, None)]}
 
 
-@app_router.post("", status_code=201)
+@app_router.post("", status_code=201, responses=_EXISTS)
 async def create_role(
     body: RoleBody, rt: Runtime = Depends(wire.runtime), caller: Principal = require("roles:write")
 ) -> dict[str, Any]:
-    return render(access.create_role(rt, None, body))
+    return render(access.create_role(rt, None, body.model_dump(exclude_unset=True)))
 
 
 @app_router.get("/{role}")
@@ -69,17 +117,17 @@ async def get_role(
     return render(access.get_role(rt, None, role))
 
 
-@app_router.patch("/{role}")
+@app_router.patch("/{role}", responses=_EXISTS)
 async def patch_role(
     role: str,
-    body: RoleBody,
+    body: RolePatchBody,
     rt: Runtime = Depends(wire.runtime),
     caller: Principal = require("roles:write"),
 ) -> dict[str, Any]:
-    return render(access.patch_role(rt, None, role, body))
+    return render(access.patch_role(rt, None, role, body.model_dump(exclude_unset=True)))
 
 
-@app_router.delete("/{role}", status_code=204)
+@app_router.delete("/{role}", status_code=204, responses=_BUILTIN)
 async def delete_role(
     role: str, rt: Runtime = Depends(wire.runtime), caller: Principal = require("roles:write")
 ) -> Response:
@@ -87,10 +135,10 @@ async def delete_role(
     return Response(status_code=204)
 
 
-@app_router.post("/{role}/members")
+@app_router.post("/{role}/members", responses=_ADDED)
 async def add_role_member(
     role: str,
-    member: Member,
+    member: MemberBody,
     rt: Runtime = Depends(wire.runtime),
     caller: Principal = require("roles:write"),
 ) -> JSONResponse:
@@ -120,14 +168,14 @@ async def list_project_roles(
     return {"items": [render(r) for r in access.list_roles(rt, project)]}
 
 
-@project_router.post("", status_code=201)
+@project_router.post("", status_code=201, responses=_EXISTS)
 async def create_project_role(
     project: str,
     body: RoleBody,
     rt: Runtime = Depends(wire.runtime),
     caller: Principal = require("roles:write"),
 ) -> dict[str, Any]:
-    return render(access.create_role(rt, project, body))
+    return render(access.create_role(rt, project, body.model_dump(exclude_unset=True)))
 
 
 @project_router.get("/{role}")
@@ -140,18 +188,19 @@ async def get_project_role(
     return render(access.get_role(rt, project, role))
 
 
-@project_router.patch("/{role}")
+@project_router.patch("/{role}", responses=_EXISTS)
 async def patch_project_role(
     project: str,
     role: str,
-    body: RoleBody,
+    body: RolePatchBody,
     rt: Runtime = Depends(wire.runtime),
     caller: Principal = require("roles:write"),
 ) -> dict[str, Any]:
-    return render(access.patch_role(rt, project, role, body))
+    changes = body.model_dump(exclude_unset=True)
+    return render(access.patch_role(rt, project, role, changes))
 
 
-@project_router.delete("/{role}", status_code=204)
+@project_router.delete("/{role}", status_code=204, responses=_BUILTIN)
 async def delete_project_role(
     project: str,
     role: str,
@@ -162,11 +211,11 @@ async def delete_project_role(
     return Response(status_code=204)
 
 
-@project_router.post("/{role}/members")
+@project_router.post("/{role}/members", responses=_ADDED)
 async def add_project_role_member(
     project: str,
     role: str,
-    member: Member,
+    member: MemberBody,
     rt: Runtime = Depends(wire.runtime),
     caller: Principal = require("roles:write"),
 ) -> JSONResponse:

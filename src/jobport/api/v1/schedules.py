@@ -10,6 +10,7 @@ from fastapi import APIRouter, Body, Depends, Query, Response
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
+from jobport.api import openapi
 from jobport.api.auth import require
 from jobport.api.v1 import wire
 from jobport.domain.schedules import ScheduleSpec
@@ -38,25 +39,21 @@ async def list_schedules(
     return {"items": [wire.schedule(r) for r in rows]}
 
 
+_FIRE_EXISTS = {409: {"description": "a fire at this very time is recorded already; retry"}}
+
+
 @router.put(
     "/{name}",
     responses={
         200: {"description": "updated: same id, fire history kept"},
         201: {"description": "created"},
+        409: {"description": "another request made the schedule meanwhile; retry"},
         422: {"description": "invalid schedule; `details` names each field and why"},
     },
-    openapi_extra={
-        "requestBody": {
-            "content": {
-                "application/json": {
-                    "schema": ScheduleSpec.model_json_schema(by_alias=True),
-                    "example": _EXAMPLE,
-                }
-            },
-            "required": True,
-        }
-    },
 )
+# The service reads the body itself, to name each problem (`invalid_schedule`); the document
+# still shows the model it reads it with.
+@openapi.body(ScheduleSpec, {"nightly": openapi.example("Every night at 2:30 in Sydney", _EXAMPLE)})
 async def put_schedule(
     project: str,
     job: str,
@@ -123,7 +120,16 @@ async def list_fires(
     return wire.page(page, wire.schedule_fire)
 
 
-@router.post("/{name}/trigger", status_code=201)
+@router.post(
+    "/{name}/trigger",
+    status_code=201,
+    responses={
+        409: {
+            "description": "a fire at this very time is recorded already, or the job "
+            "forbids concurrent runs and one is running"
+        }
+    },
+)
 async def trigger_schedule(
     project: str,
     job: str,
@@ -142,12 +148,20 @@ class BackfillRequest(wire.Body):
     to: dt.datetime
 
 
-@router.post("/{name}/backfill", status_code=201)
+_BACKFILL_EXAMPLES = {
+    "a day": openapi.example(
+        "The fires of one day in the past",
+        {"from": "2026-01-01T00:00:00Z", "to": "2026-01-02T00:00:00Z"},
+    )
+}
+
+
+@router.post("/{name}/backfill", status_code=201, responses=_FIRE_EXISTS)
 async def backfill_schedule(
     project: str,
     job: str,
     name: str,
-    body: BackfillRequest,
+    body: Annotated[BackfillRequest, Body(openapi_examples=_BACKFILL_EXAMPLES)],
     caller: Any = require("schedules:write"),
     rt: Runtime = Depends(wire.runtime),
 ) -> dict[str, Any]:

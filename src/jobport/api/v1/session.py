@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Body, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
+from jobport.api import openapi
 from jobport.api.auth import (
     CSRF_COOKIE,
     SESSION_COOKIE,
@@ -27,9 +28,23 @@ class Login(wire.Body):
     password: str
 
 
-@router.post("/session", status_code=201)
+_LOGIN_EXAMPLES = {
+    "admin": openapi.example("Log in as admin", {"username": "admin", "password": "your password"})
+}
+
+
+@router.post(
+    "/session",
+    status_code=201,
+    responses={
+        # Public, yet it refuses: the walk in api/openapi.py adds these only where a
+        # credential is needed.
+        401: {"description": "the username or the password is not right"},
+        429: {"description": "too many failed logins for this username from this address"},
+    },
+)
 async def login(
-    body: Login,
+    body: Annotated[Login, Body(openapi_examples=_LOGIN_EXAMPLES)],
     request: Request,
     rt: Runtime = Depends(wire.runtime),
     _: None = public("logging in is how a user gets credentials"),
