@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: run test lint format bench clean
+.PHONY: run test fuzz lint format bench clean
 
 $(BIN)/jobport: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,15 @@ run: $(BIN)/jobport $(ADMIN_PASSWORD)
 
 test: $(VENV)/.dev
 	$(BIN)/python -m pytest
+
+# Schemathesis against a real server, as in `make test` (tests/api/test_fuzz.py) but longer:
+# FUZZ_EXAMPLES cases per operation and phase (make test: 50), same checks; FUZZ_SEED=n for
+# another seed. Reports (every request in HAR, a JSON summary) land in build/fuzz.
+FUZZ_EXAMPLES ?= 500
+fuzz: $(VENV)/.dev
+	JOBPORT_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) JOBPORT_FUZZ_TIMEOUT=7200 \
+	JOBPORT_FUZZ_REPORT_DIR=build/fuzz $(if $(FUZZ_SEED),JOBPORT_FUZZ_SEED=$(FUZZ_SEED)) \
+		$(BIN)/python -m pytest tests/api/test_fuzz.py -s
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
