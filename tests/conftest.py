@@ -228,3 +228,23 @@ def wait_for(predicate: Any, timeout: float = 20, interval: float = 0.05) -> Any
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         time.sleep(interval)
+
+
+def create_postgres_database() -> str:
+    """A new empty PostgreSQL database (for module-scoped servers); drop it when done."""
+    try:
+        import psycopg
+
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=3) as admin:
+            name = f"jobport_test_{uuid.uuid4().hex[:12]}"
+            admin.execute(f'CREATE DATABASE "{name}"')
+    except Exception as exc:  # ImportError or psycopg.Error: either way, no PostgreSQL here
+        service_missing("PostgreSQL", str(exc).strip())
+    return f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
+
+
+def drop_postgres_database(url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')

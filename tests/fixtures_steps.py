@@ -50,3 +50,21 @@ def flaky(marker: str) -> str:
         open(marker, "w").close()
         raise RuntimeError("first call fails")
     return "second call works"
+
+
+def unstorable() -> dict[str, Any]:
+    """Returns and prints what no store keeps as it is: NaN, a lone surrogate, a NUL."""
+    import datetime as dt
+
+    print("a lone \udc00 surrogate and a NUL \x00 here")
+    return {
+        "nan": float("nan"),
+        "inf": float("inf"),
+        "text": "lone \udc00 and NUL \x00",
+        "when": dt.datetime(2026, 11, 30),
+        "tuple": (1, 2),
+    }
+
+
+def environment() -> dict[str, str | None]:
+    return {name: os.environ.get(name) for name in ("JOBPORT_DATABASE_URL", "PATH")}

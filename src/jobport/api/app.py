@@ -15,7 +15,9 @@ from jobport import __version__
 from jobport.api import errors, oauth, openapi
 from jobport.api.audit_trail import AuditMiddleware
 from jobport.api.auth import public
+from jobport.api.guard import InputGuard
 from jobport.api.methods import AllowedMethods
+from jobport.api.responses import JSONResponse
 from jobport.api.v1 import audit, executions, jobs, keys, projects, roles, session
 from jobport.api.v1 import schedules as schedule_routes
 from jobport.engine.dispatcher import Dispatcher
@@ -73,6 +75,7 @@ def create_app(settings: Settings | None = None, *, demo: bool = False) -> FastA
         version=__version__,
         description="Define jobs, run them from anywhere, watch them, cancel them.",
         lifespan=lifespan,
+        default_response_class=JSONResponse,
     )
     errors.install(app)
     openapi.install(app)
@@ -96,5 +99,5 @@ def create_app(settings: Settings | None = None, *, demo: bool = False) -> FastA
     # Innermost: OPTIONS and 405 pass the middleware above (input checks, audit) like any call.
     app.add_middleware(AllowedMethods)
     app.add_middleware(AuditMiddleware)
-    app.add_middleware(errors.BodySizeLimit, limit=settings.max_body_bytes)
+    app.add_middleware(InputGuard, limit=settings.max_body_bytes)
     return app

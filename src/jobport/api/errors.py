@@ -7,9 +7,9 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from jobport.api.responses import JSONResponse
 from jobport.errors import JobportError, RateLimited, Unauthenticated
 
 log = logging.getLogger("jobport.api")
@@ -68,7 +68,10 @@ def install(app: FastAPI) -> None:
                 reason = err.get("ctx", {}).get("error", "not valid JSON")
                 return error_response(400, "invalid_json", f"the body is not valid JSON: {reason}")
         details = [
-            {"field": _field(tuple(err.get("loc", ()))), "reason": err.get("msg", "invalid")}
+            {
+                "field": _field(tuple(err.get("loc", ()))),
+                "reason": str(err.get("msg", "invalid")).removeprefix("Value error, "),
+            }
             for err in errors
         ]
         first = details[0] if details else {"field": "body", "reason": "invalid"}
@@ -87,46 +90,3 @@ def install(app: FastAPI) -> None:
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", exc_info=exc)
         return error_response(500, "internal_error", "the server failed; see its log")
-
-
-class BodySizeLimit:
-    """Refuse bodies over `limit` bytes with 413, by header or by counting a stream."""
-
-    def __init__(self, app: Any, limit: int) -> None:
-        self.app = app
-        self.limit = limit
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        headers = dict(scope.get("headers") or [])
-        length = headers.get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.limit:
-            await self._refuse(scope, receive, send)
-            return
-        seen = 0
-
-        async def counted() -> Any:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise _TooLarge()
-            return message
-
-        try:
-            await self.app(scope, counted, send)
-        except _TooLarge:
-            await self._refuse(scope, receive, send)
-
-    async def _refuse(self, scope: Any, receive: Any, send: Any) -> None:
-        response = error_response(
-            413, "payload_too_large", f"the body is larger than the limit of {self.limit} bytes"
-        )
-        await response(scope, receive, send)
-
-
-class _TooLarge(Exception):
-    pass

@@ -7,9 +7,9 @@ import binascii
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
-from fastapi.responses import JSONResponse
 
 from jobport.api.auth import address_of, public
+from jobport.api.responses import JSONResponse
 from jobport.api.v1 import wire
 from jobport.errors import Forbidden, Invalid, RateLimited, Unauthenticated
 from jobport.services import access

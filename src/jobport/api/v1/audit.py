@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query
@@ -39,8 +38,8 @@ async def list_audit(
         None, description="ok, denied or failed", json_schema_extra={"enum": list(audit.OUTCOMES)}
     ),
     target: str | None = Query(None, description="path contains"),
-    since: dt.datetime | None = None,
-    until: dt.datetime | None = None,
+    since: wire.UtcDateTime | None = None,
+    until: wire.UtcDateTime | None = None,
     cursor: str | None = None,
     limit: int = Query(50, ge=1, le=500),
     rt: Runtime = Depends(wire.runtime),
@@ -52,8 +51,8 @@ async def list_audit(
         action=action,
         outcome=outcome,
         target=target,
-        since=wire.aware(since),
-        until=wire.aware(until),
+        since=since,
+        until=until,
         cursor=cursor,
         limit=limit,
     )

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 
 from jobport.api.auth import require
+from jobport.api.responses import JSONResponse
 from jobport.api.v1 import wire
 from jobport.domain.access import Principal
 from jobport.domain.executions import FINAL, Status, drop_schema
@@ -35,8 +35,8 @@ async def list_executions(
         list[str] | None,
         Query(description="repeat or comma-separate", json_schema_extra=_STATUS_LIST),
     ] = None,
-    created_after: Annotated[dt.datetime | None, Query(alias="createdAfter")] = None,
-    created_before: Annotated[dt.datetime | None, Query(alias="createdBefore")] = None,
+    created_after: Annotated[wire.UtcDateTime | None, Query(alias="createdAfter")] = None,
+    created_before: Annotated[wire.UtcDateTime | None, Query(alias="createdBefore")] = None,
     cursor: str | None = None,
     limit: int = Query(50, ge=1, le=500),
     rt: Runtime = Depends(wire.runtime),
@@ -48,8 +48,8 @@ async def list_executions(
         project,
         job_ref=job,
         statuses=statuses,
-        created_after=wire.aware(created_after),
-        created_before=wire.aware(created_before),
+        created_after=created_after,
+        created_before=created_before,
         cursor=cursor,
         limit=limit,
     )
@@ -118,7 +118,7 @@ async def get_result(
 async def get_logs(
     request: Request,
     execution_id: str,
-    after: int = Query(0, ge=0),
+    after: int = Query(0, ge=0, le=2**63 - 1),
     limit: int = Query(1000, ge=1, le=10000),
     follow: bool = False,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,

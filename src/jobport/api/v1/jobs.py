@@ -7,11 +7,11 @@ import copy
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Response
-from fastapi.responses import JSONResponse
 from pydantic import ConfigDict, create_model
 
 from jobport.api import openapi
 from jobport.api.auth import require
+from jobport.api.responses import JSONResponse
 from jobport.api.v1 import wire
 from jobport.domain.access import Principal
 from jobport.domain.executions import Trigger

@@ -24,7 +24,7 @@ _RULES = {"items": openapi.component(FirewallRule)}
 
 class KeyCreate(wire.Body):
     description: str = Field(default="", max_length=2000)
-    expires_at: dt.datetime | None = Field(
+    expires_at: wire.UtcDateTime | None = Field(
         default=None, description="null: never; omitted: in 90 days (settings)"
     )
     firewall_rules: list[dict[str, Any]] = Field(default_factory=list, json_schema_extra=_RULES)
@@ -32,7 +32,7 @@ class KeyCreate(wire.Body):
 
 class KeyPatch(wire.Body):
     description: str | None = Field(default=None, max_length=2000)
-    expires_at: dt.datetime | None = None
+    expires_at: wire.UtcDateTime | None = None
     firewall_rules: list[dict[str, Any]] | None = Field(default=None, json_schema_extra=_RULES)
     # Strict: JSON has true and false; 0, 1 or "yes" are a mistake, not a boolean.
     enabled: StrictBool | None = None
@@ -40,7 +40,7 @@ class KeyPatch(wire.Body):
 
 
 class KeyRotate(wire.Body):
-    old_secret_valid_until: dt.datetime | None = Field(
+    old_secret_valid_until: wire.UtcDateTime | None = Field(
         default=None, description="until when the old secret keeps working; default in 24 h"
     )
 
@@ -134,7 +134,7 @@ async def create_key(
     fields = body.model_dump(exclude_unset=True)
     kwargs: dict[str, Any] = {}
     if "expires_at" in fields:
-        kwargs["expires_at"] = wire.aware(body.expires_at)
+        kwargs["expires_at"] = body.expires_at
     row, secret = access.create_key(
         rt,
         description=body.description,
@@ -165,8 +165,6 @@ async def patch_key(
 ) -> dict[str, Any]:
     changes = body.model_dump(exclude_unset=True)
     force = changes.pop("force", False)
-    if "expires_at" in changes:
-        changes["expires_at"] = wire.aware(changes["expires_at"])
     row = access.patch_key(rt, client_id, changes, caller=caller, force=force)
     return render(row, rt)
 
@@ -186,7 +184,7 @@ async def rotate_key(
     rt: Runtime = Depends(wire.runtime),
     caller: Principal = require("keys:write"),
 ) -> dict[str, Any]:
-    until = wire.aware(body.old_secret_valid_until) if body else None
+    until = body.old_secret_valid_until if body else None
     row, secret = access.rotate_key(rt, client_id, old_valid_until=until)
     return with_secret(row, secret, rt)
 

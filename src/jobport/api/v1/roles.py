@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Response
-from fastapi.responses import JSONResponse
 from pydantic import Field
 
 from jobport.api import openapi
 from jobport.api.auth import require
+from jobport.api.responses import JSONResponse
 from jobport.api.v1 import wire
 from jobport.domain.access import RESOURCES, SCOPES, Principal
 from jobport.domain.jobs import NAME_PATTERN

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Response
-from fastapi.responses import JSONResponse
 from pydantic import Field
 
 from jobport.api import openapi
 from jobport.api.auth import require
+from jobport.api.responses import JSONResponse
 from jobport.api.v1 import wire
 from jobport.domain.schedules import ScheduleSpec
 from jobport.services import schedules as schedule_service
@@ -96,13 +95,13 @@ async def preview_schedule(
     name: str,
     count: int = Query(10, ge=1, le=1000),
     start: Annotated[
-        dt.datetime | None,
+        wire.UtcDateTime | None,
         Query(alias="from", description="date-time (UTC if no offset); default now"),
     ] = None,
     caller: Any = require("schedules:read"),
     rt: Runtime = Depends(wire.runtime),
 ) -> dict[str, Any]:
-    fires = schedule_service.preview(rt, project, job, name, count=count, start=wire.aware(start))
+    fires = schedule_service.preview(rt, project, job, name, count=count, start=start)
     return {"fires": [wire.fire_time(f) for f in fires]}
 
 
@@ -144,8 +143,8 @@ async def trigger_schedule(
 
 
 class BackfillRequest(wire.Body):
-    from_: dt.datetime = Field(alias="from")
-    to: dt.datetime
+    from_: wire.UtcDateTime = Field(alias="from")
+    to: wire.UtcDateTime
 
 
 _BACKFILL_EXAMPLES = {
@@ -171,13 +170,8 @@ async def backfill_schedule(
         project,
         job,
         name,
-        _utc(body.from_),
-        _utc(body.to),
+        body.from_,
+        body.to,
         principal=caller.label,
     )
     return {"fires": [wire.schedule_fire(f) for f in fires]}
-
-
-def _utc(value: dt.datetime) -> dt.datetime:
-    """A date-time without an offset is read as UTC."""
-    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)

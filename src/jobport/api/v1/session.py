@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Request, Response
-from fastapi.responses import JSONResponse
 
 from jobport.api import openapi
 from jobport.api.auth import (
@@ -15,6 +15,7 @@ from jobport.api.auth import (
     authenticated,
     public,
 )
+from jobport.api.responses import JSONResponse
 from jobport.api.v1 import wire
 from jobport.domain.access import Principal
 from jobport.services import access
@@ -50,7 +51,11 @@ async def login(
     _: None = public("logging in is how a user gets credentials"),
 ) -> JSONResponse:
     request.state.attempted = f"user:{body.username}"
-    session = access.login(rt, body.username, body.password, address_of(request))
+    # argon2 costs tens of milliseconds on purpose: off the event loop, so a login flood
+    # does not stall every other request of this process.
+    session = await asyncio.to_thread(
+        access.login, rt, body.username, body.password, address_of(request)
+    )
     principal = access.authenticate_session(
         rt, session["token"], address_of(request), unsafe=False, csrf=None
     )

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from jobport.services.runtime import Runtime
@@ -17,14 +17,17 @@ class Body(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
 
+DESCRIPTION_MAX = 10_000  # characters, for every description a caller writes
+
+
 class ProjectCreate(Body):
     name: str
-    description: str = ""
+    description: str = Field(default="", max_length=DESCRIPTION_MAX)
 
 
 class ProjectPatch(Body):
     name: str | None = None
-    description: str | None = None
+    description: str | None = Field(default=None, max_length=DESCRIPTION_MAX)
 
 
 class ExecuteRequest(Body):
@@ -37,11 +40,18 @@ def runtime(request: Request) -> Runtime:
     return request.app.state.runtime  # type: ignore[no-any-return]
 
 
-def aware(value: dt.datetime | None) -> dt.datetime | None:
-    """A date-time from a query or body; one without an offset is read as UTC."""
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=dt.UTC)
-    return value
+def _utc(value: dt.datetime) -> dt.datetime:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    try:
+        return value.astimezone(dt.UTC)
+    except OverflowError:
+        raise ValueError("out of range: in UTC it must fall within the years 1 to 9999") from None
+
+
+# Every date-time a caller sends (query or body): read as UTC when it has no offset, and in
+# range once in UTC, so the store never meets one it cannot convert (a 422 names the field).
+UtcDateTime = Annotated[dt.datetime, AfterValidator(_utc)]
 
 
 def ts(value: dt.datetime | None) -> str | None:
