@@ -7,6 +7,7 @@ fuzzer's own API key from JOBPORT_FUZZ_KEY.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from typing import Any
@@ -114,4 +115,19 @@ def filter_failure(context: Any, failure: Any, case: Any, response: Any) -> bool
             return True
         if error["error"] == "invalid_request" and not _UNSTATABLE_REQUEST.search(reason):
             return True
+    _note_dropped(case, error)
     return False
+
+
+def _note_dropped(case: Any, error: dict[str, Any]) -> None:
+    """One line per dropped refusal in JOBPORT_FUZZ_DROPPED, for the test to summarise."""
+    path = os.environ.get("JOBPORT_FUZZ_DROPPED")
+    if path:
+        fields = sorted({str(d.get("field", "")) for d in error.get("details") or []})
+        line = {
+            "operation": f"{case.method} {case.path}",
+            "error": error["error"],
+            "fields": fields,
+        }
+        with open(path, "a", encoding="utf-8") as out:
+            out.write(json.dumps(line) + "\n")

@@ -64,6 +64,8 @@ def test_schemathesis_finds_nothing(make_server: Any, tmp_path: Path) -> None:
         follow_the_examples(api, api.get("/openapi.json").json())
     # `make fuzz` keeps the reports (HAR with every request, JSON summary) in build/fuzz.
     reports = Path(os.environ.get("JOBPORT_FUZZ_REPORT_DIR") or tmp_path / "schemathesis").resolve()
+    reports.mkdir(parents=True, exist_ok=True)
+    (reports / "dropped.jsonl").unlink(missing_ok=True)  # `make fuzz` reuses build/fuzz
     command = [
         sys.executable,
         "-m",
@@ -89,6 +91,7 @@ def test_schemathesis_finds_nothing(make_server: Any, tmp_path: Path) -> None:
     env = {
         **os.environ,
         "JOBPORT_FUZZ_KEY": server.key or "",
+        "JOBPORT_FUZZ_DROPPED": str(reports / "dropped.jsonl"),
         "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
     }
     started = time.monotonic()
@@ -98,7 +101,7 @@ def test_schemathesis_finds_nothing(make_server: Any, tmp_path: Path) -> None:
     took = time.monotonic() - started
     output = run.stdout + run.stderr
     summary = _summary(reports)
-    print(f"schemathesis: {took:.0f} s, {summary}\n{output[-3000:]}")
+    print(f"schemathesis: {took:.0f} s, {summary}\n{_dropped(reports)}\n{output[-3000:]}")
     server_errors = _tracebacks(server.log())
     assert run.returncode == 0, (
         f"schemathesis found something (exit {run.returncode}):\n{output[-20000:]}\n"
@@ -123,6 +126,17 @@ def _summary(reports: Path) -> str:
         f"phases {phases}, {len(data['failures'])} kinds of failure, "
         f"{data.get('filtered', 0)} refusals dropped by filter_failure"
     )
+
+
+def _dropped(reports: Path) -> str:
+    """What fuzz_hooks.filter_failure dropped, by error code: to see that it stays narrow."""
+    found = reports / "dropped.jsonl"
+    if not found.exists():
+        return "dropped: none"
+    counts = collections.Counter(
+        json.loads(line)["error"] for line in found.read_text().splitlines() if line
+    )
+    return "dropped by error code: " + ", ".join(f"{c} {n}" for c, n in counts.most_common())
 
 
 def _run_path_statuses(reports: Path) -> collections.Counter[tuple[str, str, int]]:
