@@ -239,6 +239,62 @@ CASES: list[tuple[str, str, str, dict[str, Any], int, str]] = [
         "invalid_request",
     ),
     (
+        "a date-time given as a number",
+        "GET",
+        f"{P}/executions?createdBefore=0.5",
+        {},
+        422,
+        "invalid_request",
+    ),
+    (
+        "a boolean where a count goes",
+        "POST",
+        f"{P}/jobs",
+        {
+            "json": {
+                "name": "lax",
+                "retries": True,
+                "steps": [{"name": "a", "kind": "command", "config": {"command": "true"}}],
+            }
+        },
+        422,
+        "invalid_request",
+    ),
+    (
+        "a string where seconds go",
+        "POST",
+        f"{P}/jobs",
+        {
+            "json": {
+                "name": "lax",
+                "steps": [
+                    {
+                        "name": "a",
+                        "kind": "command",
+                        "timeoutSeconds": "30",
+                        "config": {"command": "true"},
+                    }
+                ],
+            }
+        },
+        422,
+        "invalid_request",
+    ),
+    (
+        "a number where a flag goes",
+        "POST",
+        "/api/v1/keys",
+        {
+            "json": {
+                "firewallRules": [
+                    {"name": "r", "startIp": "10.0.0.1", "endIp": "10.0.0.2", "enabled": 0}
+                ]
+            }
+        },
+        422,
+        "invalid_firewall_rule",
+    ),
+    (
         "a log cursor past 64 bits",
         "GET",
         "/api/v1/executions/x/logs?after=99999999999999999999",

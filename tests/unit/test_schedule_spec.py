@@ -251,6 +251,15 @@ def test_a_schedule_without_end_never_ends():
     assert not spec(crons=["0 0 1 1 *"]).timetable().ended(utc(2099, 6, 1))
 
 
+@pytest.mark.parametrize("zone", ["Australia/Sydney", "Pacific/Kiritimati", "Etc/GMT+12"])
+def test_the_ends_of_representable_time_give_fires_or_none_but_never_an_error(zone: str):
+    table = spec(crons=["10 1 * * *"], timeZone=zone).timetable()
+    first = table.next_fire(datetime(1, 1, 1, 1, 10, 7, tzinfo=UTC))
+    assert first is not None and first.utc.year == 3
+    assert table.next_fire(datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)) is None
+    assert len(table.fires_between(utc(9999, 12, 25), datetime.max.replace(tzinfo=UTC))) <= 7
+
+
 # -- one-time runs ---------------------------------------------------------------------------
 
 

@@ -25,19 +25,26 @@ class AuditMiddleware:
             await self.app(scope, receive, send)
             return
         scope.setdefault("state", {})
-        status = 500
+        recorded = False
 
         async def watch(message: Any) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
+            nonlocal recorded
+            # Recorded before the answer leaves: a caller who reads the audit log once it
+            # has its answer finds the entry.
+            if message["type"] == "http.response.start" and not recorded:
+                recorded = True
+                self._maybe_record(scope, message["status"])
             await send(message)
 
         try:
             await self.app(scope, receive, watch)
         finally:
-            if scope["method"] in _WRITES or status in _DENIED:
-                self._record(scope, status)
+            if not recorded:  # no answer went out at all
+                self._maybe_record(scope, 500)
+
+    def _maybe_record(self, scope: Any, status: int) -> None:
+        if scope["method"] in _WRITES or status in _DENIED:
+            self._record(scope, status)
 
     def _record(self, scope: Any, status: int) -> None:
         rt = getattr(scope["app"].state, "runtime", None)

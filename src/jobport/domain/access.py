@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from jobport.domain.jobs import NAME_PATTERN, Wire
+from jobport.domain.jobs import NAME_PATTERN, Flag, Wire
 
 # Every scope an endpoint can ask for. A role may also hold `resource:*` or `*`.
 SCOPES: tuple[str, ...] = (
@@ -158,7 +158,7 @@ class FirewallRule(Wire):
     name: str = Field(min_length=1, max_length=200)
     start_ip: str
     end_ip: str
-    enabled: bool = True
+    enabled: Flag = True
 
     @field_validator("start_ip", "end_ip")
     @classmethod

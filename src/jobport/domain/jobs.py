@@ -3,15 +3,39 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    StrictBool,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from jobport.domain import parameters
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\- ]{0,199}$"
 _NAME_RE = re.compile(NAME_PATTERN)
+
+
+def _a_json_number(value: Any) -> Any:
+    """JSON has numbers: `true` and `"3"` are not counts (pydantic would take both)."""
+    if isinstance(value, bool | str):
+        raise ValueError("must be a JSON number")
+    return value
+
+
+# Wire types that take only what they say: a count is a number (3 or 3.0), seconds are a
+# number, a flag is true or false. Constraints go inside the Annotated of a nullable count,
+# so the JSON Schema says "minimum" (pydantic writes "ge" otherwise).
+Count = Annotated[int, BeforeValidator(_a_json_number)]
+Seconds = Annotated[float, Strict()]
+Flag = StrictBool
 
 
 class Wire(BaseModel):
@@ -30,11 +54,11 @@ class Step(Wire):
     kind: str
     config: dict[str, Any] = Field(default_factory=dict)
     needs: list[str] = Field(default_factory=list)
-    timeout_seconds: float | None = Field(default=None, gt=0)
-    retries: int = Field(default=0, ge=0, le=100)
-    retry_delay_seconds: float = Field(default=1.0, ge=0)
-    continue_on_error: bool = False
-    result: bool = False
+    timeout_seconds: Seconds | None = Field(default=None, gt=0)
+    retries: Count = Field(default=0, ge=0, le=100)
+    retry_delay_seconds: Seconds = Field(default=1.0, ge=0)
+    continue_on_error: Flag = False
+    result: Flag = False
 
 
 class JobSpec(Wire):
@@ -45,12 +69,12 @@ class JobSpec(Wire):
     parameters: dict[str, Any] = Field(default_factory=dict)
     parameters_schema: dict[str, Any] | None = None
     steps: list[Step] = Field(min_length=1, max_length=500)
-    timeout_seconds: float | None = Field(default=None, gt=0)
-    retries: int = Field(default=0, ge=0, le=100)
-    retry_delay_seconds: float = Field(default=10.0, ge=0)
-    retry_backoff: float = Field(default=2.0, ge=1.0)
+    timeout_seconds: Seconds | None = Field(default=None, gt=0)
+    retries: Count = Field(default=0, ge=0, le=100)
+    retry_delay_seconds: Seconds = Field(default=10.0, ge=0)
+    retry_backoff: Seconds = Field(default=2.0, ge=1.0)
     concurrency_policy: Literal["allow", "forbid", "replace"] = "allow"
-    max_concurrent: int | None = Field(default=None, ge=1)
+    max_concurrent: Annotated[int, Field(ge=1), BeforeValidator(_a_json_number)] | None = None
     queue: str = "default"
     labels: dict[str, str] = Field(default_factory=dict)
 

@@ -42,7 +42,7 @@ from croniter import CroniterBadDateError, croniter
 from pydantic import AfterValidator, Field, PrivateAttr, ValidationInfo, field_validator
 from tzlocal.windows_tz import win_tz
 
-from jobport.domain.jobs import Wire
+from jobport.domain.jobs import Flag, Seconds, Wire
 
 _FIELDS = ("minute", "hour", "day-of-month", "month", "day-of-week", "second")
 _SHAPE = "5 fields (minute hour day-of-month month day-of-week) or 6 (the same, then second)"
@@ -68,6 +68,7 @@ _NEAR = timedelta(hours=3)
 # The widest catch-up window: ten years. A wider one (or infinity) would overflow the date
 # arithmetic of the first fire and stop the schedule; this one already means "every fire".
 MAX_CATCHUP_WINDOW = 10 * 366 * 86_400
+_EARLIEST = datetime(3, 1, 1, tzinfo=UTC)  # room for a zone offset and a year of DST search
 
 
 # -- time zones -------------------------------------------------------------------------------
@@ -310,7 +311,7 @@ class ScheduleSpec(Wire):
     time_zone: str = "UTC"
     start_date: str | None = None
     end_date: str | None = None
-    enabled: bool = True
+    enabled: Flag = True
     # runAt comes before crons so that the crons validator sees it and can say which is wrong.
     run_at: str | None = None
     crons: list[Annotated[str, AfterValidator(_valid_cron)]] | None = Field(
@@ -320,7 +321,7 @@ class ScheduleSpec(Wire):
     mode: Literal["full", "delta"] = "full"
     dst_policy: DstPolicy = Field(default_factory=DstPolicy)
     misfire_policy: Literal["skip", "runOnce", "runAll"] = "runOnce"
-    catchup_window: float = Field(default=3600, gt=0, le=MAX_CATCHUP_WINDOW)
+    catchup_window: Seconds = Field(default=3600, gt=0, le=MAX_CATCHUP_WINDOW)
     overlap_policy: Literal["allow", "skip", "bufferOne", "cancelPrevious"] = "skip"
 
     _timetable: Timetable | None = PrivateAttr(default=None)
@@ -441,9 +442,18 @@ class Timetable:
         """Fires in ascending UTC order strictly after `after` (at or after with `inclusive`).
 
         Obeys start/end and the DST policy; several crons fire at the union of their
-        instants, once each. Finite for a one-time run and with an end.
+        instants, once each. Finite for a one-time run and with an end, and at the end of
+        the time Python can represent (year 9999); a search from before year 3 starts there.
         """
         after_utc = _aware_utc(after)
+        if after_utc < _EARLIEST:
+            after_utc, inclusive = _EARLIEST, True
+        try:
+            yield from self._fires_after(after_utc, inclusive)
+        except OverflowError:  # a fire past datetime.max, or a zone offset beyond it
+            return
+
+    def _fires_after(self, after_utc: datetime, inclusive: bool) -> Iterator[Fire]:
         if self.run_at is not None:
             yield from self._one_time(after_utc, inclusive)
             return

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Annotated, Any
 
 from fastapi import Request
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from jobport.services.runtime import Runtime
@@ -40,6 +41,15 @@ def runtime(request: Request) -> Runtime:
     return request.app.state.runtime  # type: ignore[no-any-return]
 
 
+def _not_a_number(value: Any) -> Any:
+    """A date-time is written as one (ISO 8601); pydantic would read 0.5 as a Unix time."""
+    if isinstance(value, int | float) or (
+        isinstance(value, str) and _NUMBER.fullmatch(value.strip()) is not None
+    ):
+        raise ValueError("must be a date-time such as 2026-11-30T09:00:00Z, not a number")
+    return value
+
+
 def _utc(value: dt.datetime) -> dt.datetime:
     if value.tzinfo is None:
         value = value.replace(tzinfo=dt.UTC)
@@ -51,7 +61,8 @@ def _utc(value: dt.datetime) -> dt.datetime:
 
 # Every date-time a caller sends (query or body): read as UTC when it has no offset, and in
 # range once in UTC, so the store never meets one it cannot convert (a 422 names the field).
-UtcDateTime = Annotated[dt.datetime, AfterValidator(_utc)]
+UtcDateTime = Annotated[dt.datetime, BeforeValidator(_not_a_number), AfterValidator(_utc)]
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 
 def ts(value: dt.datetime | None) -> str | None:
