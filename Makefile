@@ -34,8 +34,10 @@ run: $(BIN)/jobport $(ADMIN_PASSWORD)
 	JOBPORT_ADMIN_PASSWORD="$$(cat $(ADMIN_PASSWORD))" \
 		$(BIN)/jobport serve --host $(HOST) --port $(PORT) --demo
 
+# One pytest process per core (pytest-xdist); a test module stays on one of them, so the
+# server a module shares starts once.
 test: $(VENV)/.dev
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadscope
 
 # Schemathesis against a real server, as in `make test` (tests/api/test_fuzz.py) but longer:
 # FUZZ_EXAMPLES cases per operation and phase (make test: 50), same checks; FUZZ_SEED=n for

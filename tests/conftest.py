@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
+import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -65,6 +69,25 @@ def admin_key(database_url: str, *, role: str = "Administrator", project: str | 
     return key_string(row["client_id"], secret)
 
 
+def sqlite_path(database_url: str) -> Path | None:
+    prefix = "sqlite:///"
+    return Path(database_url.removeprefix(prefix)) if database_url.startswith(prefix) else None
+
+
+_template: tuple[Path, str] | None = None
+
+
+def _template_database() -> tuple[Path, str]:
+    """A migrated SQLite database with the admin user and an Administrator key, and that key."""
+    global _template
+    if _template is None:
+        folder = Path(tempfile.mkdtemp(prefix="jobport-template-"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        path = folder / "template.db"
+        _template = (path, admin_key(f"sqlite:///{path}"))
+    return _template
+
+
 class Server:
     """`jobport serve` in a subprocess on a free port, with its own database."""
 
@@ -89,9 +112,23 @@ class Server:
         self.key: str | None = None  # an Administrator API key, made before the first start
 
     def prepare(self) -> Server:
-        """Migrate the database and make the admin user and an Administrator key (once)."""
+        """Migrate the database and make the admin user and an Administrator key (once).
+
+        A new SQLite database starts as a copy of one made once per test process: migrating
+        and hashing the admin's password (argon2, on purpose slow) for every server cost a
+        second or more each time."""
         if self.key is None:
-            self.key = admin_key(self.database_url)
+            path = sqlite_path(self.database_url)
+            if path is not None and not path.exists():
+                template, self.key = _template_database()
+                with (
+                    contextlib.closing(sqlite3.connect(template)) as source,
+                    contextlib.closing(sqlite3.connect(path)) as copy,
+                ):
+                    source.backup(copy)
+                path.chmod(0o600)
+            else:
+                self.key = admin_key(self.database_url)
         return self
 
     @property

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import hashlib
 import logging
 import secrets
@@ -40,7 +41,15 @@ from jobport.store.pagination import Page
 
 log = logging.getLogger("jobport.access")
 _hasher = PasswordHasher()  # argon2id with the library's (RFC 9106 low-memory) defaults
-_DUMMY_HASH = _hasher.hash("a password nobody has")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash to verify against for unknown users (same cost as a real check); made on first
+    use, not at import, where it cost every process a fifth of a second."""
+    return _hasher.hash("a password nobody has")
+
+
 MIN_PASSWORD_LENGTH = 8
 
 
@@ -438,7 +447,7 @@ def login(rt: Runtime, username: str, password: str, address: str) -> dict[str, 
         raise _rate_limited(state, item, pair.ident, pair.what)
     with rt.db.read() as conn:
         user = store.find_user(conn, username)
-    stored = user["password_hash"] if user else _DUMMY_HASH  # same cost for unknown users
+    stored = user["password_hash"] if user else _dummy_hash()  # same cost for unknown users
     try:
         _hasher.verify(stored, password)
         ok = user is not None and user["enabled"]
