@@ -19,11 +19,25 @@ from jsonschema.protocols import Validator
 
 def check_schema(schema: dict[str, Any]) -> None:
     """Raise ValueError unless `schema` is a valid JSON Schema that needs nothing remote."""
+    _check_schema(_key(schema))
+
+
+def check_defaults(schema: dict[str, Any], defaults: dict[str, Any]) -> None:
+    """Raise ValueError if a default breaks the schema (missing required ones are the
+    caller's to pass, so `required` is not checked here)."""
+    _check_defaults(_key(schema), _key(defaults))
+
+
+# A job's spec is validated on every start, claim and end of its runs: the checks of its
+# schema and defaults are remembered by their JSON text (a failed one raises again).
+@functools.lru_cache(maxsize=512)
+def _check_schema(key: str) -> None:
+    schema = json.loads(key)
     remote = [ref for ref in _refs(schema) if not ref.startswith("#")]
     if remote:
         raise ValueError(f"only local references ('#/...') are allowed, not {remote[0]!r}")
     try:
-        _validator(_key(schema))
+        _validator(key)
     except SchemaError as exc:
         where = "/".join(str(p) for p in exc.absolute_path)
         at = f" at {where}" if where else ""
@@ -32,10 +46,9 @@ def check_schema(schema: dict[str, Any]) -> None:
         raise ValueError(f"not a valid JSON Schema: {exc}") from None
 
 
-def check_defaults(schema: dict[str, Any], defaults: dict[str, Any]) -> None:
-    """Raise ValueError if a default breaks the schema (missing required ones are the
-    caller's to pass, so `required` is not checked here)."""
-    for problem in _schema_problems(schema, defaults):
+@functools.lru_cache(maxsize=512)
+def _check_defaults(schema_key: str, defaults_key: str) -> None:
+    for problem in _schema_problems(json.loads(schema_key), json.loads(defaults_key)):
         if problem["keyword"] != "required":
             raise ValueError(
                 f"the default of {problem['field']} does not meet parametersSchema: "
