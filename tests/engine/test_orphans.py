@@ -154,7 +154,10 @@ def test_when_one_worker_dies_its_run_is_worker_lost_only_once_its_processes_are
 
     lost = status_when_gone(api, run, sleep)
     assert lost["error"]["code"] == "worker_lost"
-    assert "exited" in lost["error"]["message"]
+    # The executor's watch ("exited with code -9") or, under load, the sweep ("no longer
+    # exists") sees the dead worker first; both kill its processes before concluding.
+    message = lost["error"]["message"]
+    assert "exited" in message or "no longer exists" in message, message
     api.close()
 
 
