@@ -32,13 +32,14 @@ from pathlib import Path
 
 from sqlalchemy import func, insert, select
 
+from jobport.domain.clock import utcnow
 from jobport.domain.ids import new_id
 from jobport.domain.jobs import JobSpec
 from jobport.domain.schedules import ScheduleSpec
 from jobport.scheduler import Scheduler
 from jobport.services.runtime import Runtime
 from jobport.settings import Settings
-from jobport.store.db import Database, utcnow
+from jobport.store.db import Database
 from jobport.store.tables import executions, jobs, projects, schedule_fires, schedules
 
 STEP = {"name": "main", "kind": "python", "config": {"callable": "jobport.demo:noop"}}

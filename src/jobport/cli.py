@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import enum
 import ipaddress
 import json
 import logging
@@ -26,6 +25,7 @@ from jobport.client import (
     ValidationFailed,
     definition_of,
 )
+from jobport.domain.executions import Mode
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="jobport: a job server.")
 db_app = typer.Typer(no_args_is_help=True, help="Database maintenance.")
@@ -57,11 +57,6 @@ UrlOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the JSON the server returned.")]
-
-
-class Mode(enum.StrEnum):
-    full = "full"
-    delta = "delta"
 
 
 @app.callback()
@@ -472,7 +467,7 @@ def run(
     params_json: Annotated[
         str | None, typer.Option("--params-json", help="All parameters as one JSON object.")
     ] = None,
-    mode: Annotated[Mode, typer.Option("--mode")] = Mode.full,
+    mode: Annotated[Mode, typer.Option("--mode")] = Mode.FULL,
     wait: Annotated[bool, typer.Option("--wait", help="Wait for the end (spinner).")] = False,
     follow: Annotated[
         bool, typer.Option("--follow", help="Print the log lines until the end.")

@@ -52,6 +52,7 @@ from urllib.parse import quote
 import httpx2
 
 from jobport import __version__
+from jobport.domain.executions import FINAL_STATUSES
 from jobport.errors import JobportError
 
 __all__ = [
@@ -81,7 +82,6 @@ __all__ = [
 ]
 
 DEFAULT_URL = "http://127.0.0.1:8080"
-FINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled", "timed_out"})
 
 Verdict = Literal["created", "updated", "unchanged"]
 

@@ -18,15 +18,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from jobport.domain.clock import utcnow
 from jobport.domain.executions import Trigger
 from jobport.domain.schedules import Fire, ScheduleSpec, Timetable
 from jobport.errors import Conflict, Invalid
 from jobport.services import executions as execution_service
 from jobport.services import schedules as schedule_service
 from jobport.services.runtime import Runtime
-from jobport.store import executions as exec_store
+from jobport.store import executions as execution_store
 from jobport.store import schedules as schedule_store
-from jobport.store.db import utcnow
 
 log = logging.getLogger("jobport.scheduler")
 
@@ -245,7 +245,7 @@ class Scheduler:
             if not rows:
                 return 0
             firing = schedule_service.Firing(conn, now)
-            busy = exec_store.active_for_schedules(conn, [r["schedule_id"] for r in rows])
+            busy = execution_store.active_for_schedules(conn, [r["schedule_id"] for r in rows])
             released = 0
             for fire in rows:
                 if busy.get(fire["schedule_id"]):

@@ -8,13 +8,13 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from jobport.domain.clock import utcnow
 from jobport.domain.executions import Trigger, queued_execution
 from jobport.domain.ids import new_id
 from jobport.domain.jobs import JobSpec
-from jobport.store import executions as exec_store
+from jobport.store import executions as execution_store
 from jobport.store import jobs as job_store
 from jobport.store import projects as project_store
-from jobport.store.db import utcnow
 
 
 def unique_name(prefix: str) -> str:
@@ -96,7 +96,7 @@ def add_job(
 
 def add_execution(conn: Connection, job: dict[str, Any], **overrides: Any) -> dict[str, Any]:
     row = execution_row(job, **overrides)
-    exec_store.insert_execution(conn, row)
+    execution_store.insert_execution(conn, row)
     return row
 
 

@@ -13,7 +13,7 @@ from jobport.errors import Conflict, Forbidden, NotFound, RateLimited, Unauthent
 from jobport.services import access, audit, projects
 from jobport.services.runtime import Runtime
 from jobport.settings import Settings
-from jobport.store import access as store
+from jobport.store import access as access_store
 from jobport.store.db import Database
 
 
@@ -27,10 +27,14 @@ def rt(db: Database) -> Runtime:
 def test_bootstrap_is_idempotent_and_makes_one_admin(rt: Runtime) -> None:
     assert access.bootstrap(rt) is None  # users exist: no new password
     with rt.db.read() as conn:
-        builtins = [r["name"] for r in store.list_roles(conn, store.APPLICATION) if r["builtin"]]
+        builtins = [
+            r["name"]
+            for r in access_store.list_roles(conn, access_store.APPLICATION)
+            if r["builtin"]
+        ]
         assert sorted(builtins) == ["Administrator", "Operator", "Viewer"]
-        assert [u["username"] for u in store.list_users(conn)] == ["admin"]
-        grants = store.grants_of(conn, "user", "admin")
+        assert [u["username"] for u in access_store.list_users(conn)] == ["admin"]
+        grants = access_store.grants_of(conn, "user", "admin")
     assert [(g["name"], g["project_id"]) for g in grants] == [("Administrator", None)]
 
 
@@ -52,8 +56,8 @@ def test_concurrent_bootstraps_agree_on_one_signing_key(db: Database) -> None:
     assert errors == []
     assert len({r.access.signing_key for r in runtimes}) == 1
     with db.read() as conn:
-        assert len(store.list_users(conn)) == 1
-        assert len(store.list_roles(conn, store.APPLICATION)) == 3
+        assert len(access_store.list_users(conn)) == 1
+        assert len(access_store.list_roles(conn, access_store.APPLICATION)) == 3
 
 
 def test_a_key_authenticates_and_carries_its_project_grants(rt: Runtime) -> None:
@@ -80,11 +84,11 @@ def test_deleting_a_key_keeps_a_tombstone_and_drops_memberships(rt: Runtime) -> 
     client_id = row["client_id"]
     access.delete_key(rt, client_id)
     with rt.db.read() as conn:
-        tomb = store.find_key(conn, client_id)
+        tomb = access_store.find_key(conn, client_id)
         assert tomb is not None and tomb["deleted_at"] is not None
         # The hash stays, so the holder of the secret (and only they) hear why.
         assert tomb["secret_hash"] == row["secret_hash"]
-        assert store.grants_of(conn, "apiKey", client_id) == []
+        assert access_store.grants_of(conn, "apiKey", client_id) == []
     with pytest.raises(NotFound):
         access.get_key(rt, client_id)
     right = key_string(client_id, secret)
@@ -101,7 +105,7 @@ def test_deleting_a_key_keeps_a_tombstone_and_drops_memberships(rt: Runtime) -> 
         == ("invalid_credentials", "the credentials are not valid")
     )
     with rt.db.write() as conn, pytest.raises(Conflict):
-        store.insert_key(conn, {**row, "deleted_at": None})
+        access_store.insert_key(conn, {**row, "deleted_at": None})
 
 
 def test_a_tombstone_kept_without_its_hashes_refuses_even_the_right_secret_alike(
@@ -111,7 +115,7 @@ def test_a_tombstone_kept_without_its_hashes_refuses_even_the_right_secret_alike
     row, secret = access.create_key(rt)
     access.delete_key(rt, row["client_id"])
     with rt.db.write() as conn:
-        store.update_key(conn, row["client_id"], {"secret_hash": None})
+        access_store.update_key(conn, row["client_id"], {"secret_hash": None})
     right = key_string(row["client_id"], secret)
     assert refusal(lambda: access.authenticate_key(rt, right, "10.0.0.1")) == (
         "invalid_credentials",
@@ -159,7 +163,7 @@ def test_project_roles_go_with_their_project(rt: Runtime) -> None:
     assert "Runner" not in {r["name"] for r in access.list_roles(rt, None)}
     projects.delete(rt, "gamma")
     with rt.db.read() as conn:
-        assert store.grants_of(conn, "apiKey", row["client_id"]) == []
+        assert access_store.grants_of(conn, "apiKey", row["client_id"]) == []
 
 
 def test_sessions_end_at_logout(rt: Runtime) -> None:

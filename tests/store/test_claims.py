@@ -11,10 +11,11 @@ from typing import Any
 
 import pytest
 
+from jobport.domain.clock import utcnow
 from jobport.domain.executions import Status
 from jobport.engine.worker import Claim, claim
-from jobport.store import executions as exec_store
-from jobport.store.db import Database, utcnow
+from jobport.store import executions as execution_store
+from jobport.store.db import Database
 
 from .rows import add_execution, add_job, add_project
 
@@ -41,14 +42,14 @@ def wide_race(monkeypatch: pytest.MonkeyPatch) -> None:
     compare-and-set (or without the job lock) would still pass.
     """
     for name in ("find", "running_count"):
-        real = getattr(exec_store, name)
+        real = getattr(execution_store, name)
 
         def slow(*args: Any, _real: Any = real, **kwargs: Any) -> Any:
             value = _real(*args, **kwargs)
             time.sleep(0.03)
             return value
 
-        monkeypatch.setattr(exec_store, name, slow)
+        monkeypatch.setattr(execution_store, name, slow)
 
 
 def new_job(db: Database, **spec: Any) -> dict[str, Any]:
@@ -69,7 +70,7 @@ def test_only_one_of_many_workers_claims_an_execution(db: Database, wide_race: N
         won = winners[0].execution
         assert won is not None and won["status"] == "running"
         with db.read() as conn:
-            stored = exec_store.get(conn, execution["id"])
+            stored = execution_store.get(conn, execution["id"])
         assert (stored["status"], stored["worker"]) == ("running", won["worker"])
         assert stored["started_at"] is not None and stored["heartbeat_at"] is not None
 
@@ -90,14 +91,14 @@ def test_max_concurrent_one_lets_only_one_of_two_queued_runs_start(
         )
         assert sorted(c.reason for c in claims) == ["blocked", "claimed"]
         with db.read() as conn:
-            assert exec_store.running_count(conn, job["id"]) == 1
+            assert execution_store.running_count(conn, job["id"]) == 1
             blocked = next(c for c in claims if c.reason == "blocked")
             assert blocked.execution is None
         # finish the winner so the next round starts from an idle job
         with db.write() as conn:
             for row in (first, second):
-                exec_store.transition(conn, row["id"], Status.SUCCEEDED, [Status.RUNNING])
-                exec_store.transition(conn, row["id"], Status.CANCELLED, [Status.QUEUED])
+                execution_store.transition(conn, row["id"], Status.SUCCEEDED, [Status.RUNNING])
+                execution_store.transition(conn, row["id"], Status.CANCELLED, [Status.QUEUED])
 
 
 def test_max_concurrent_two_admits_exactly_two_of_many(db: Database, wide_race: None) -> None:
@@ -107,7 +108,7 @@ def test_max_concurrent_two_admits_exactly_two_of_many(db: Database, wide_race: 
     claims = race([lambda r=r: claim(db, r["id"], f"node-{r['id']}") for r in rows])
     assert sorted(c.reason for c in claims) == ["blocked"] * 4 + ["claimed"] * 2
     with db.read() as conn:
-        assert exec_store.running_count(conn, job["id"]) == 2
+        assert execution_store.running_count(conn, job["id"]) == 2
 
 
 def test_a_blocked_run_is_claimed_once_the_running_one_ends(db: Database) -> None:
@@ -117,7 +118,7 @@ def test_a_blocked_run_is_claimed_once_the_running_one_ends(db: Database) -> Non
     assert claim(db, first["id"], "node-a:1").reason == "claimed"
     assert claim(db, second["id"], "node-b:1").reason == "blocked"
     with db.write() as conn:
-        exec_store.transition(conn, first["id"], Status.SUCCEEDED, [Status.RUNNING])
+        execution_store.transition(conn, first["id"], Status.SUCCEEDED, [Status.RUNNING])
     assert claim(db, second["id"], "node-b:1").reason == "claimed"
 
 
@@ -131,7 +132,7 @@ def test_a_claim_waits_for_not_before_and_ignores_what_is_not_queued(db: Databas
     assert claim(db, done["id"], "node-a:1") == Claim(None, "gone")
     assert claim(db, "missing", "node-a:1") == Claim(None, "gone")
     with db.read() as conn:
-        assert exec_store.status_of(conn, future["id"]) == "queued"
+        assert execution_store.status_of(conn, future["id"]) == "queued"
 
 
 def test_a_claim_sets_every_step_pending(db: Database) -> None:
@@ -145,7 +146,7 @@ def test_a_claim_sets_every_step_pending(db: Database) -> None:
     got = claim(db, execution["id"], "node-a:1")
     assert got.execution is not None
     with db.read() as conn:
-        stored = exec_store.get(conn, execution["id"])
+        stored = execution_store.get(conn, execution["id"])
     assert [(s["name"], s["status"]) for s in stored["steps"]] == [
         ("extract", "pending"),
         ("load", "pending"),

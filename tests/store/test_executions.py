@@ -8,11 +8,12 @@ from typing import Any
 import pytest
 from sqlalchemy import Connection
 
+from jobport.domain.clock import utcnow
 from jobport.domain.executions import Status
+from jobport.domain.pages import Page
 from jobport.errors import NotFound
-from jobport.store import executions as exec_store
-from jobport.store.db import Database, utcnow
-from jobport.store.pagination import Page
+from jobport.store import executions as execution_store
+from jobport.store.db import Database
 
 from .rows import add_execution, add_job, add_project, execution_row, running
 
@@ -34,12 +35,12 @@ def test_an_inserted_execution_reads_back_the_same(db: Database, job: dict[str, 
     with db.write() as conn:
         row = add_execution(conn, job, parameters={"day": "monday"}, idempotency_key="k1")
     with db.read() as conn:
-        stored = exec_store.get(conn, row["id"])
-        assert exec_store.status_of(conn, row["id"]) == "queued"
-        assert exec_store.find(conn, "missing") is None
-        assert exec_store.status_of(conn, "missing") is None
+        stored = execution_store.get(conn, row["id"])
+        assert execution_store.status_of(conn, row["id"]) == "queued"
+        assert execution_store.find(conn, "missing") is None
+        assert execution_store.status_of(conn, "missing") is None
         with pytest.raises(NotFound) as caught:
-            exec_store.get(conn, "missing")
+            execution_store.get(conn, "missing")
     assert stored == row
     assert caught.value.code == "execution_not_found"
 
@@ -47,28 +48,28 @@ def test_an_inserted_execution_reads_back_the_same(db: Database, job: dict[str, 
 def test_a_taken_execution_id_is_a_duplicate(db: Database, job: dict[str, Any]) -> None:
     with db.write() as conn:
         add_execution(conn, job, id="nightly-2026-03-01")
-        with pytest.raises(exec_store.DuplicateExecution):
+        with pytest.raises(execution_store.DuplicateExecution):
             add_execution(conn, job, id="nightly-2026-03-01")
         add_execution(conn, job)  # the failed insert did not spoil the transaction
     with db.read() as conn:
-        assert len(exec_store.active_for_job(conn, job["id"])) == 2
+        assert len(execution_store.active_for_job(conn, job["id"])) == 2
 
 
 def test_an_idempotency_key_is_unique_per_project(db: Database, job: dict[str, Any]) -> None:
     with db.write() as conn:
         first = add_execution(conn, job, idempotency_key="order-42")
-        with pytest.raises(exec_store.DuplicateExecution):
+        with pytest.raises(execution_store.DuplicateExecution):
             add_execution(conn, other_job(conn, job), idempotency_key="order-42")
         elsewhere = add_job(conn, add_project(conn))
         second = add_execution(conn, elsewhere, idempotency_key="order-42")
         add_execution(conn, job)  # executions without a key never collide
         add_execution(conn, job)
     with db.read() as conn:
-        found = exec_store.find_by_idempotency_key(conn, job["project_id"], "order-42")
+        found = execution_store.find_by_idempotency_key(conn, job["project_id"], "order-42")
         assert found is not None and found["id"] == first["id"]
-        found = exec_store.find_by_idempotency_key(conn, elsewhere["project_id"], "order-42")
+        found = execution_store.find_by_idempotency_key(conn, elsewhere["project_id"], "order-42")
         assert found is not None and found["id"] == second["id"]
-        assert exec_store.find_by_idempotency_key(conn, job["project_id"], "other") is None
+        assert execution_store.find_by_idempotency_key(conn, job["project_id"], "other") is None
 
 
 def test_transition_is_a_compare_and_set(db: Database, job: dict[str, Any]) -> None:
@@ -76,15 +77,15 @@ def test_transition_is_a_compare_and_set(db: Database, job: dict[str, Any]) -> N
         row = add_execution(conn, job)
     now = utcnow()
     with db.write() as conn:
-        assert exec_store.transition(
+        assert execution_store.transition(
             conn, row["id"], Status.RUNNING, [Status.QUEUED], worker="a", started_at=now
         )
     with db.write() as conn:
-        assert not exec_store.transition(
+        assert not execution_store.transition(
             conn, row["id"], Status.RUNNING, [Status.QUEUED], worker="b", started_at=utcnow()
         )
     with db.read() as conn:
-        stored = exec_store.get(conn, row["id"])
+        stored = execution_store.get(conn, row["id"])
     assert (stored["status"], stored["worker"], stored["started_at"]) == ("running", "a", now)
 
 
@@ -93,7 +94,7 @@ def test_a_transition_from_a_wrong_status_changes_nothing(
 ) -> None:
     with db.write() as conn:
         row = add_execution(conn, job)
-        moved = exec_store.transition(
+        moved = execution_store.transition(
             conn,
             row["id"],
             Status.SUCCEEDED,
@@ -102,9 +103,9 @@ def test_a_transition_from_a_wrong_status_changes_nothing(
             finished_at=utcnow(),
         )
         assert not moved
-        assert not exec_store.transition(conn, "missing", Status.RUNNING, [Status.QUEUED])
+        assert not execution_store.transition(conn, "missing", Status.RUNNING, [Status.QUEUED])
     with db.read() as conn:
-        assert exec_store.get(conn, row["id"]) == row
+        assert execution_store.get(conn, row["id"]) == row
 
 
 def test_a_transition_accepts_any_of_the_expected_statuses(
@@ -113,8 +114,8 @@ def test_a_transition_accepts_any_of_the_expected_statuses(
     with db.write() as conn:
         row = add_execution(conn, job, **running(status="cancelling"))
         expected = [Status.RUNNING, Status.CANCELLING]
-        assert exec_store.transition(conn, row["id"], Status.CANCELLED, expected)
-        assert exec_store.status_of(conn, row["id"]) == "cancelled"
+        assert execution_store.transition(conn, row["id"], Status.CANCELLED, expected)
+        assert execution_store.status_of(conn, row["id"]) == "cancelled"
 
 
 def test_latest_for_jobs_picks_the_newest_execution_of_each_job(
@@ -128,8 +129,8 @@ def test_latest_for_jobs_picks_the_newest_execution_of_each_job(
         newest = add_execution(conn, job, created_at=T0 + dt.timedelta(minutes=5))
         only = add_execution(conn, second, status="succeeded")
     with db.read() as conn:
-        latest = exec_store.latest_for_jobs(conn, [job["id"], second["id"], idle["id"]])
-        assert exec_store.latest_for_jobs(conn, []) == {}
+        latest = execution_store.latest_for_jobs(conn, [job["id"], second["id"], idle["id"]])
+        assert execution_store.latest_for_jobs(conn, []) == {}
     assert set(latest) == {job["id"], second["id"]}
     assert latest[job["id"]] == newest
     assert latest[second["id"]]["id"] == only["id"]
@@ -143,7 +144,7 @@ def test_latest_for_jobs_goes_by_time_not_by_caller_given_ids(
         add_execution(conn, job, id="zz-manual", created_at=T0)
         newer = add_execution(conn, job, created_at=T0 + dt.timedelta(minutes=1))
     with db.read() as conn:
-        assert exec_store.latest_for_jobs(conn, [job["id"]])[job["id"]]["id"] == newer["id"]
+        assert execution_store.latest_for_jobs(conn, [job["id"]])[job["id"]]["id"] == newer["id"]
 
 
 def test_latest_for_jobs_breaks_a_tie_in_creation_time_by_id(
@@ -153,7 +154,7 @@ def test_latest_for_jobs_breaks_a_tie_in_creation_time_by_id(
         for name in ("run-b", "run-c", "run-a"):
             add_execution(conn, job, id=name, created_at=T0)
     with db.read() as conn:
-        assert exec_store.latest_for_jobs(conn, [job["id"]])[job["id"]]["id"] == "run-c"
+        assert execution_store.latest_for_jobs(conn, [job["id"]])[job["id"]]["id"] == "run-c"
 
 
 def test_executions_are_listed_by_creation_time_whatever_their_ids(
@@ -179,10 +180,10 @@ def test_active_for_job_lists_queued_running_and_cancelling(
             add_execution(conn, job, status=status)
         add_execution(conn, other_job(conn, job))
     with db.read() as conn:
-        active = exec_store.active_for_job(conn, job["id"])
-        assert exec_store.running_count(conn, job["id"]) == 2
-        assert exec_store.first_active_in_project(conn, job["project_id"]) is not None
-        assert exec_store.first_active_in_project(conn, "no-such-project") is None
+        active = execution_store.active_for_job(conn, job["id"])
+        assert execution_store.running_count(conn, job["id"]) == 2
+        assert execution_store.first_active_in_project(conn, job["project_id"]) is not None
+        assert execution_store.first_active_in_project(conn, "no-such-project") is None
     assert [r["id"] for r in active] == [queued["id"], run["id"], stopping["id"]]
 
 
@@ -192,7 +193,7 @@ def test_a_project_with_only_finished_runs_has_no_active_execution(
     with db.write() as conn:
         add_execution(conn, job, status="succeeded")
     with db.read() as conn:
-        assert exec_store.first_active_in_project(conn, job["project_id"]) is None
+        assert execution_store.first_active_in_project(conn, job["project_id"]) is None
 
 
 def page(db: Database, project_id: str, **filters: Any) -> Page:
@@ -206,7 +207,7 @@ def page(db: Database, project_id: str, **filters: Any) -> Page:
     }
     args.update(filters)
     with db.read() as conn:
-        return exec_store.list_page(conn, project_id, **args)
+        return execution_store.list_page(conn, project_id, **args)
 
 
 def ids(p: Page) -> list[str]:
@@ -286,8 +287,8 @@ def test_stale_running_finds_executions_whose_heartbeat_stopped(
         add_execution(conn, job, created_at=old, not_before=old)  # queued, not running
         add_execution(conn, job, **running(at=old, status="failed"))
     with db.read() as conn:
-        stale = exec_store.stale_running(conn, now - dt.timedelta(minutes=1))
-        assert len(exec_store.stale_running(conn, now - dt.timedelta(minutes=1), limit=2)) == 2
+        stale = execution_store.stale_running(conn, now - dt.timedelta(minutes=1))
+        assert len(execution_store.stale_running(conn, now - dt.timedelta(minutes=1), limit=2)) == 2
     assert sorted(stale) == sorted([silent["id"], silent_cancelling["id"], never_beat["id"]])
 
 
@@ -300,9 +301,9 @@ def test_due_queued_follows_not_before(db: Database, job: dict[str, Any]) -> Non
         add_execution(conn, job, not_before=now + dt.timedelta(hours=1))
         add_execution(conn, job, **running(), not_before=now - dt.timedelta(hours=1))
     with db.read() as conn:
-        queued = exec_store.due_queued(conn, now)
-        assert exec_store.queued_for_job(conn, job["id"], now, limit=10) == [due["id"]]
-        assert len(exec_store.due_queued(conn, now, limit=1)) == 1
+        queued = execution_store.due_queued(conn, now)
+        assert execution_store.queued_for_job(conn, job["id"], now, limit=10) == [due["id"]]
+        assert len(execution_store.due_queued(conn, now, limit=1)) == 1
     assert [q["id"] for q in queued] == [due["id"], also_due["id"]]
     assert queued[0] == {"id": due["id"], "job_id": job["id"], "not_before": due["not_before"]}
 
@@ -312,7 +313,7 @@ def test_queued_for_job_is_oldest_first_and_limited(db: Database, job: dict[str,
     with db.write() as conn:
         rows = [add_execution(conn, job, not_before=now) for _ in range(4)]
     with db.read() as conn:
-        assert exec_store.queued_for_job(conn, job["id"], now, limit=3) == [
+        assert execution_store.queued_for_job(conn, job["id"], now, limit=3) == [
             r["id"] for r in rows[:3]
         ]
 
@@ -324,8 +325,10 @@ def test_held_by_lists_what_a_worker_runs(db: Database, job: dict[str, Any]) -> 
         add_execution(conn, job, **running("node-a:1", status="succeeded"))
         add_execution(conn, job, **running("node-b:1"))
     with db.read() as conn:
-        assert sorted(exec_store.held_by(conn, "node-a:1")) == sorted([mine["id"], stopping["id"]])
-        assert exec_store.held_by(conn, "node-c:1") == []
+        assert sorted(execution_store.held_by(conn, "node-a:1")) == sorted(
+            [mine["id"], stopping["id"]]
+        )
+        assert execution_store.held_by(conn, "node-c:1") == []
 
 
 def test_heartbeat_returns_the_status_and_only_the_holder_beats(
@@ -337,21 +340,24 @@ def test_heartbeat_returns_the_status_and_only_the_holder_beats(
     beat_at = utcnow()
     steps = [{**row["steps"][0], "status": "running"}]
     with db.write() as conn:
-        assert exec_store.heartbeat(conn, row["id"], "node-a:1", beat_at, steps=steps) == "running"
-        assert exec_store.heartbeat(conn, row["id"], "node-b:1", utcnow()) == "running"
+        assert (
+            execution_store.heartbeat(conn, row["id"], "node-a:1", beat_at, steps=steps)
+            == "running"
+        )
+        assert execution_store.heartbeat(conn, row["id"], "node-b:1", utcnow()) == "running"
     with db.read() as conn:
-        stored = exec_store.get(conn, row["id"])
+        stored = execution_store.get(conn, row["id"])
     assert stored["heartbeat_at"] == beat_at  # the other worker's beat changed nothing
     assert stored["steps"] == steps
     with db.write() as conn:
-        exec_store.transition(conn, row["id"], Status.CANCELLING, [Status.RUNNING])
-        assert exec_store.heartbeat(conn, row["id"], "node-a:1", utcnow()) == "cancelling"
-        assert exec_store.heartbeat(conn, "missing", "node-a:1", utcnow()) is None
+        execution_store.transition(conn, row["id"], Status.CANCELLING, [Status.RUNNING])
+        assert execution_store.heartbeat(conn, row["id"], "node-a:1", utcnow()) == "cancelling"
+        assert execution_store.heartbeat(conn, "missing", "node-a:1", utcnow()) is None
 
 
 def test_lock_job_works_inside_a_write(db: Database, job: dict[str, Any]) -> None:
     with db.write() as conn:
-        exec_store.lock_job(conn, job["id"])
+        execution_store.lock_job(conn, job["id"])
         add_execution(conn, job)
 
 
@@ -361,11 +367,13 @@ def test_execution_rows_round_trip_json_and_times(db: Database, job: dict[str, A
     with db.write() as conn:
         row = add_execution(conn, job, status="succeeded", result=result, finished_at=at)
     with db.read() as conn:
-        stored = exec_store.get(conn, row["id"])
+        stored = execution_store.get(conn, row["id"])
     assert stored["result"] == result
     assert stored["finished_at"] == at and stored["finished_at"].tzinfo == dt.UTC
 
 
 def test_naive_datetimes_are_refused(db: Database, job: dict[str, Any]) -> None:
     with db.write() as conn, pytest.raises(Exception, match="naive datetime"):
-        exec_store.insert_execution(conn, execution_row(job, created_at=dt.datetime(2026, 1, 1)))
+        execution_store.insert_execution(
+            conn, execution_row(job, created_at=dt.datetime(2026, 1, 1))
+        )

@@ -8,11 +8,12 @@ from typing import Any
 import pytest
 from sqlalchemy.exc import IntegrityError
 
+from jobport.domain.clock import utcnow
 from jobport.domain.executions import ErrorCode, Status
 from jobport.engine.lifecycle import Concluded, conclude, conclude_lost
-from jobport.store import executions as exec_store
+from jobport.store import executions as execution_store
 from jobport.store import logs as log_store
-from jobport.store.db import Database, utcnow
+from jobport.store.db import Database
 
 from .rows import add_execution, add_job, add_project, log_lines, nbytes, running
 
@@ -39,7 +40,7 @@ def start_run(db: Database, *, logged: int = 0, **spec: Any) -> dict[str, Any]:
 
 def stored(db: Database, execution_id: str) -> dict[str, Any]:
     with db.read() as conn:
-        return exec_store.get(conn, execution_id)
+        return execution_store.get(conn, execution_id)
 
 
 def logs(db: Database, execution_id: str) -> list[dict[str, Any]]:
@@ -49,7 +50,7 @@ def logs(db: Database, execution_id: str) -> list[dict[str, Any]]:
 
 def set_running(db: Database, execution_id: str) -> None:
     with db.write() as conn:
-        assert exec_store.transition(
+        assert execution_store.transition(
             conn, execution_id, Status.RUNNING, [Status.QUEUED], worker="w", started_at=utcnow()
         )
 
@@ -92,7 +93,7 @@ def test_status_and_last_logs_commit_together_or_not_at_all(db: Database) -> Non
 def test_a_cancelling_execution_always_ends_cancelled(db: Database, requested: Status) -> None:
     run = start_run(db, retries=3)
     with db.write() as conn:
-        assert exec_store.transition(conn, run["id"], Status.CANCELLING, [Status.RUNNING])
+        assert execution_store.transition(conn, run["id"], Status.CANCELLING, [Status.RUNNING])
     done = conclude(db, run["id"], requested, result=RESULT, error_code="step_failed")
     assert done.status == Status.CANCELLED and done.retry_id is None
     row = stored(db, run["id"])
@@ -103,7 +104,7 @@ def test_a_cancelling_execution_always_ends_cancelled(db: Database, requested: S
         "cancelled on request",
     )
     with db.read() as conn:  # a cancelled run is not retried
-        assert exec_store.active_for_job(conn, run["job_id"]) == []
+        assert execution_store.active_for_job(conn, run["job_id"]) == []
 
 
 @pytest.mark.parametrize("ending", [Status.FAILED, Status.TIMED_OUT])
@@ -157,7 +158,7 @@ def test_retries_back_off_and_stop_after_the_last_attempt(db: Database) -> None:
     last = conclude(db, second.retry_id, Status.FAILED, error_code="step_failed")
     assert last.status == Status.FAILED and last.retry_id is None
     with db.read() as conn:
-        assert exec_store.active_for_job(conn, run["job_id"]) == []
+        assert execution_store.active_for_job(conn, run["job_id"]) == []
 
 
 def test_a_successful_run_is_not_retried(db: Database) -> None:
@@ -165,14 +166,14 @@ def test_a_successful_run_is_not_retried(db: Database) -> None:
     done = conclude(db, run["id"], Status.SUCCEEDED, result=RESULT)
     assert done.retry_id is None
     with db.read() as conn:
-        assert exec_store.active_for_job(conn, run["job_id"]) == []
+        assert execution_store.active_for_job(conn, run["job_id"]) == []
 
 
 @pytest.mark.parametrize("final", ["succeeded", "failed", "cancelled", "timed_out"])
 def test_concluding_an_ended_execution_changes_nothing(db: Database, final: str) -> None:
     run = start_run(db, logged=2, retries=3)
     with db.write() as conn:
-        exec_store.transition(
+        execution_store.transition(
             conn, run["id"], Status(final), [Status.RUNNING], finished_at=utcnow(), result=[1]
         )
     before = stored(db, run["id"])
@@ -183,7 +184,7 @@ def test_concluding_an_ended_execution_changes_nothing(db: Database, final: str)
     assert stored(db, run["id"]) == before
     assert len(logs(db, run["id"])) == 2
     with db.read() as conn:
-        assert exec_store.active_for_job(conn, run["job_id"]) == []
+        assert execution_store.active_for_job(conn, run["job_id"]) == []
 
 
 def test_concluding_a_queued_or_missing_execution_changes_nothing(db: Database) -> None:
@@ -205,7 +206,7 @@ def test_a_lost_worker_fails_the_run_and_its_running_step(db: Database) -> None:
         {**run["steps"][1], "status": "running"},
     ]
     with db.write() as conn:
-        exec_store.heartbeat(conn, run["id"], run["worker"], utcnow(), steps=states)
+        execution_store.heartbeat(conn, run["id"], run["worker"], utcnow(), steps=states)
     done = conclude_lost(db, run["id"], "no heartbeat for 30s")
     assert done.status == Status.FAILED
     row = stored(db, run["id"])

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from jobport.store import executions as exec_store
+from jobport.store import executions as execution_store
 from jobport.store import logs as log_store
 from jobport.store.db import Database
 
@@ -37,7 +37,7 @@ def test_log_batches_are_read_back_by_cursor(db: Database, execution: dict[str, 
         assert seqs(log_store.read(conn, eid, after=8, limit=100)) == [9, 10, 11, 12]
         assert log_store.read(conn, eid, after=12, limit=100) == []
         everything = log_store.read(conn, eid, after=0, limit=100)
-        stored = exec_store.get(conn, eid)
+        stored = execution_store.get(conn, eid)
     assert everything[0] == {"execution_id": eid, **first[0]}
     assert everything[-1]["step"] is None and everything[-1]["text"] == "line 12"
     assert (stored["log_lines"], stored["log_bytes"]) == (12, nbytes(first) + nbytes(second))
@@ -47,7 +47,7 @@ def test_an_empty_batch_changes_nothing(db: Database, execution: dict[str, Any])
     with db.write() as conn:
         log_store.append(conn, execution["id"], [], 0)
     with db.read() as conn:
-        stored = exec_store.get(conn, execution["id"])
+        stored = execution_store.get(conn, execution["id"])
         assert log_store.read(conn, execution["id"], after=0, limit=10) == []
     assert (stored["log_lines"], stored["log_bytes"]) == (0, 0)
 
@@ -59,8 +59,8 @@ def test_logs_of_executions_do_not_mix(db: Database, execution: dict[str, Any]) 
         log_store.append(conn, other["id"], log_lines(1, 2), 14)
     with db.read() as conn:
         assert seqs(log_store.read(conn, other["id"], after=0, limit=10)) == [1, 2]
-        assert exec_store.get(conn, other["id"])["log_lines"] == 2
-        assert exec_store.get(conn, execution["id"])["log_lines"] == 3
+        assert execution_store.get(conn, other["id"])["log_lines"] == 2
+        assert execution_store.get(conn, execution["id"])["log_lines"] == 3
 
 
 def test_unicode_and_long_lines_are_kept(db: Database, execution: dict[str, Any]) -> None:

@@ -8,13 +8,15 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from jobport.domain.clock import utcnow
 from jobport.domain.ids import new_id
+from jobport.domain.pages import Page
 from jobport.errors import Conflict, Invalid, NotFound
 from jobport.store import jobs as job_store
 from jobport.store import logs as log_store
 from jobport.store import projects as project_store
-from jobport.store.db import Database, utcnow
-from jobport.store.pagination import Page, encode_cursor
+from jobport.store.db import Database
+from jobport.store.pagination import encode_cursor
 from jobport.store.tables import execution_logs, executions, jobs
 
 from .rows import add_execution, add_job, add_project, job_row, log_lines, nbytes

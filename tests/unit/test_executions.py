@@ -9,7 +9,7 @@ import pytest
 
 from jobport.domain.executions import (
     ACTIVE,
-    FINAL,
+    FINAL_STATUSES,
     Status,
     can_transition,
     drop_schema,
@@ -72,10 +72,10 @@ def test_sources_of_is_the_where_clause_of_each_compare_and_set() -> None:
 
 
 def test_final_and_active_statuses_split_all_statuses() -> None:
-    assert {S.SUCCEEDED, S.FAILED, S.CANCELLED, S.TIMED_OUT} == FINAL
+    assert {S.SUCCEEDED, S.FAILED, S.CANCELLED, S.TIMED_OUT} == FINAL_STATUSES
     assert {S.QUEUED, S.RUNNING, S.CANCELLING} == ACTIVE
-    assert set(Status) == FINAL | ACTIVE and not FINAL & ACTIVE
-    assert all(s.is_final for s in FINAL) and not any(s.is_final for s in ACTIVE)
+    assert set(Status) == FINAL_STATUSES | ACTIVE and not FINAL_STATUSES & ACTIVE
+    assert all(s.is_final for s in FINAL_STATUSES) and not any(s.is_final for s in ACTIVE)
 
 
 def test_statuses_are_their_wire_strings() -> None:

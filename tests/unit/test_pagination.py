@@ -8,8 +8,9 @@ import json
 
 import pytest
 
+from jobport.domain.pages import Page
 from jobport.errors import Invalid
-from jobport.store.pagination import Page, decode_cursor, encode_cursor, page_of
+from jobport.store.pagination import decode_cursor, encode_cursor, page_of
 
 ID = "01a207b2-b712-7000-9de4-67f572546746"
 

@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from jobport.api.responses import JSONResponse
-from jobport.errors import JobportError, RateLimited, Unauthenticated
+from jobport.errors import JobportError, RateLimited, Unauthenticated, error_details
 
 log = logging.getLogger("jobport.api")
 
@@ -67,13 +67,7 @@ def install(app: FastAPI) -> None:
             if err.get("type") == "json_invalid":
                 reason = err.get("ctx", {}).get("error", "not valid JSON")
                 return error_response(400, "invalid_json", f"the body is not valid JSON: {reason}")
-        details = [
-            {
-                "field": _field(tuple(err.get("loc", ()))),
-                "reason": str(err.get("msg", "invalid")).removeprefix("Value error, "),
-            }
-            for err in errors
-        ]
+        details = error_details(errors, field_of=lambda err: _field(tuple(err.get("loc", ()))))
         first = details[0] if details else {"field": "body", "reason": "invalid"}
         message = f"{first['field']}: {first['reason']}"
         if len(details) > 1:

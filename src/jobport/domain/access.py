@@ -14,7 +14,8 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from jobport.domain.jobs import NAME_PATTERN, Flag, Wire
+from jobport.domain.jobs import NAME_PATTERN
+from jobport.domain.wire import Flag, Wire
 
 # Every scope an endpoint can ask for. A role may also hold `resource:*` or `*`.
 SCOPES: tuple[str, ...] = (

@@ -20,10 +20,10 @@ class Status(enum.StrEnum):
 
     @property
     def is_final(self) -> bool:
-        return self in FINAL
+        return self in FINAL_STATUSES
 
 
-FINAL = frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELLED, Status.TIMED_OUT})
+FINAL_STATUSES = frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELLED, Status.TIMED_OUT})
 ACTIVE = frozenset({Status.QUEUED, Status.RUNNING, Status.CANCELLING})
 
 TRANSITIONS: dict[Status, frozenset[Status]] = {

@@ -5,48 +5,13 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    Strict,
-    StrictBool,
-    field_validator,
-    model_validator,
-)
-from pydantic.alias_generators import to_camel
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from jobport.domain import parameters
+from jobport.domain.wire import Count, Flag, Seconds, Wire, a_json_number
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\- ]{0,199}$"
 _NAME_RE = re.compile(NAME_PATTERN)
-
-
-def _a_json_number(value: Any) -> Any:
-    """JSON has numbers: `true` and `"3"` are not counts (pydantic would take both)."""
-    if isinstance(value, bool | str):
-        raise ValueError("must be a JSON number")
-    return value
-
-
-# Wire types that take only what they say: a count is a number (3 or 3.0), seconds are a
-# number, a flag is true or false. Constraints go inside the Annotated of a nullable count,
-# so the JSON Schema says "minimum" (pydantic writes "ge" otherwise).
-Count = Annotated[int, BeforeValidator(_a_json_number)]
-Seconds = Annotated[float, Strict()]
-Flag = StrictBool
-
-
-class Wire(BaseModel):
-    """Base for models that travel as camelCase JSON and reject unknown fields."""
-
-    model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
-    )
-
-    def wire(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", by_alias=True)
 
 
 class Step(Wire):
@@ -74,7 +39,7 @@ class JobSpec(Wire):
     retry_delay_seconds: Seconds = Field(default=10.0, ge=0)
     retry_backoff: Seconds = Field(default=2.0, ge=1.0)
     concurrency_policy: Literal["allow", "forbid", "replace"] = "allow"
-    max_concurrent: Annotated[int, Field(ge=1), BeforeValidator(_a_json_number)] | None = None
+    max_concurrent: Annotated[int, Field(ge=1), BeforeValidator(a_json_number)] | None = None
     queue: str = "default"
     labels: dict[str, str] = Field(default_factory=dict)
 

@@ -42,7 +42,7 @@ from croniter import CroniterBadDateError, croniter
 from pydantic import AfterValidator, Field, PrivateAttr, ValidationInfo, field_validator
 from tzlocal.windows_tz import win_tz
 
-from jobport.domain.jobs import Flag, Seconds, Wire
+from jobport.domain.wire import Flag, Seconds, Wire
 
 _FIELDS = ("minute", "hour", "day-of-month", "month", "day-of-week", "second")
 _SHAPE = "5 fields (minute hour day-of-month month day-of-week) or 6 (the same, then second)"

@@ -20,13 +20,14 @@ import threading
 from collections import defaultdict
 from typing import Any
 
+from jobport.domain.clock import utcnow
 from jobport.domain.executions import Status
 from jobport.engine.executors import Event, Executor
 from jobport.engine.lifecycle import conclude_lost
 from jobport.engine.processes import kill_run_processes
 from jobport.settings import Settings
-from jobport.store import executions as exec_store
-from jobport.store.db import Database, utcnow
+from jobport.store import executions as execution_store
+from jobport.store.db import Database
 
 log = logging.getLogger("jobport.dispatcher")
 
@@ -82,7 +83,7 @@ class Dispatcher:
         # Runs cut short by the shutdown end now (or are retried), not a heartbeat later.
         for worker in killed:
             with self.db.read() as conn:
-                held = exec_store.held_by(conn, worker)
+                held = execution_store.held_by(conn, worker)
             for execution_id in held:
                 if await asyncio.to_thread(_kill_processes, execution_id):
                     conclude_lost(
@@ -126,7 +127,7 @@ class Dispatcher:
             self._waiters[execution_id].append(future)
             try:
                 with self.db.read() as conn:
-                    status = exec_store.status_of(conn, execution_id)
+                    status = execution_store.status_of(conn, execution_id)
                 if status is None or Status(status).is_final:
                     return True
                 remaining = deadline - loop.time()
@@ -183,7 +184,7 @@ class Dispatcher:
         elif kind == "worker_died":
             _, worker, code = event
             with self.db.read() as conn:
-                held = exec_store.held_by(conn, worker)
+                held = execution_store.held_by(conn, worker)
             for execution_id in held:
                 self._lose(execution_id, f"worker {worker} exited with code {code}", True)
             # Ids it had taken from the queue but not claimed would be stuck in flight.
@@ -219,7 +220,7 @@ class Dispatcher:
     def _release_job(self, job_id: str) -> None:
         """A run of this job ended: queued runs held back by maxConcurrent may go now."""
         with self.db.read() as conn:
-            waiting = exec_store.queued_for_job(conn, job_id, utcnow(), limit=10)
+            waiting = execution_store.queued_for_job(conn, job_id, utcnow(), limit=10)
         # In flight or not: a worker may have found it blocked just before this run ended,
         # and its "skipped" report may still be on the way. A second hand-out costs one
         # failed claim at most.
@@ -243,9 +244,9 @@ class Dispatcher:
         now = utcnow()
         stale_before = now - dt.timedelta(seconds=self.settings.heartbeat_timeout)
         with self.db.read() as conn:
-            stale = exec_store.stale_running(conn, stale_before)
-            due = exec_store.due_queued(conn, now)
-            local = exec_store.running_on_node(conn, node_name())
+            stale = execution_store.stale_running(conn, stale_before)
+            due = execution_store.due_queued(conn, now)
+            local = execution_store.running_on_node(conn, node_name())
         lost: dict[str, str] = {
             execution_id: f"no heartbeat for more than {self.settings.heartbeat_timeout:g}s "
             "(its worker or server died)"

@@ -6,6 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from jobport.domain.clock import utcnow
 from jobport.domain.executions import (
     ErrorCode,
     Status,
@@ -17,9 +18,9 @@ from jobport.domain.executions import (
 from jobport.domain.ids import new_id
 from jobport.domain.jobs import JobSpec
 from jobport.domain.values import clean, clean_text
-from jobport.store import executions as exec_store
+from jobport.store import executions as execution_store
 from jobport.store import logs as log_store
-from jobport.store.db import Database, utcnow
+from jobport.store.db import Database
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ def conclude(
     `cancelling` always ends `cancelled`.
     """
     with db.write() as conn:
-        row = exec_store.find(conn, execution_id)
+        row = execution_store.find(conn, execution_id)
         if row is None:
             return Concluded(execution_id, "", None)
         current = Status(row["status"])
@@ -67,7 +68,7 @@ def conclude(
         }
         if steps is not None:
             values["steps"] = clean(steps)
-        if not exec_store.transition(conn, execution_id, status, [current], **values):
+        if not execution_store.transition(conn, execution_id, status, [current], **values):
             return Concluded(execution_id, row["job_id"], None)
         lines = list(log_lines or [])
         retry_id, retry_at = None, None
@@ -78,7 +79,7 @@ def conclude(
             delay = retry_delay(row["attempt"], spec.retry_delay_seconds, spec.retry_backoff)
             retry_id = new_id()
             retry_at = utcnow() + dt.timedelta(seconds=delay)
-            exec_store.insert_execution(conn, _retry_row(row, retry_id, retry_at))
+            execution_store.insert_execution(conn, _retry_row(row, retry_id, retry_at))
             seq = (lines[-1]["seq"] if lines else row["log_lines"]) + 1
             text = f"retrying as execution {retry_id} in {delay:g}s (attempt {row['attempt'] + 1})"
             lines.append(
@@ -121,7 +122,7 @@ def _retry_row(row: dict[str, Any], retry_id: str, retry_at: dt.datetime) -> dic
 def conclude_lost(db: Database, execution_id: str, reason: str) -> Concluded:
     """The worker holding this execution is gone: fail it with `worker_lost`."""
     with db.read() as conn:
-        row = exec_store.find(conn, execution_id)
+        row = execution_store.find(conn, execution_id)
     if row is None:
         return Concluded(execution_id, "", None)
     steps = [

@@ -5,9 +5,10 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from jobport.domain.clock import utcnow
 from jobport.domain.values import clean_text
 from jobport.store import logs as log_store
-from jobport.store.db import Database, utcnow
+from jobport.store.db import Database
 
 MAX_LINE_CHARS = 64 * 1024
 

@@ -10,6 +10,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
+from jobport.domain.clock import utcnow
 from jobport.domain.executions import (
     ErrorCode,
     Status,
@@ -23,7 +24,6 @@ from jobport.engine import steps as step_kinds
 from jobport.engine.logwriter import LogWriter
 from jobport.engine.steps import StepContext, StepFailed, StepInterrupted, kinds
 from jobport.engine.templating import TemplateError
-from jobport.store.db import utcnow
 
 
 @dataclass

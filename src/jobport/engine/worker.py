@@ -8,6 +8,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from jobport.domain.clock import utcnow
 from jobport.domain.executions import ErrorCode, Status
 from jobport.domain.values import clean
 from jobport.engine import capture
@@ -15,8 +16,8 @@ from jobport.engine.lifecycle import Concluded, conclude
 from jobport.engine.logwriter import LogWriter
 from jobport.engine.runner import Outcome, Run
 from jobport.settings import Settings
-from jobport.store import executions as exec_store
-from jobport.store.db import Database, utcnow
+from jobport.store import executions as execution_store
+from jobport.store.db import Database
 
 log = logging.getLogger("jobport.worker")
 
@@ -30,7 +31,7 @@ class Claim:
 def claim(db: Database, execution_id: str, worker: str) -> Claim:
     """Compare-and-set queued → running, honouring not-before and the job's maxConcurrent."""
     with db.write() as conn:
-        row = exec_store.find(conn, execution_id)
+        row = execution_store.find(conn, execution_id)
         if row is None or row["status"] != Status.QUEUED:
             return Claim(None, "gone")
         now = utcnow()
@@ -38,11 +39,13 @@ def claim(db: Database, execution_id: str, worker: str) -> Claim:
             return Claim(None, "not_due")
         limit = row["spec"].get("maxConcurrent")
         if limit:
-            exec_store.lock_job(conn, row["job_id"])
-            if exec_store.running_count(conn, row["job_id"]) >= limit:
+            execution_store.lock_job(conn, row["job_id"])
+            if execution_store.running_count(conn, row["job_id"]) >= limit:
                 return Claim(None, "blocked")
         values = {"worker": worker, "started_at": now, "heartbeat_at": now}
-        if not exec_store.transition(conn, execution_id, Status.RUNNING, [Status.QUEUED], **values):
+        if not execution_store.transition(
+            conn, execution_id, Status.RUNNING, [Status.QUEUED], **values
+        ):
             return Claim(None, "gone")
         row.update(status=Status.RUNNING.value, **values)
         return Claim(row, "claimed")
@@ -88,7 +91,9 @@ class Worker:
         if version != self._beaten_version:
             values["steps"] = clean(run.step_states())
         with self.db.write() as conn:
-            status = exec_store.heartbeat(conn, run.execution["id"], self.name, utcnow(), **values)
+            status = execution_store.heartbeat(
+                conn, run.execution["id"], self.name, utcnow(), **values
+            )
         self._beaten_version = version
         if status == Status.CANCELLING:
             run.request_stop(Status.CANCELLED)

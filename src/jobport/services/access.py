@@ -23,7 +23,9 @@ from pydantic import ValidationError
 
 from jobport.domain import access as rules
 from jobport.domain.access import BUILTIN_ROLES, FirewallRule, Grant, Principal, RoleSpec
+from jobport.domain.clock import utcnow
 from jobport.domain.ids import new_id
+from jobport.domain.pages import Page
 from jobport.errors import (
     Conflict,
     Forbidden,
@@ -31,13 +33,12 @@ from jobport.errors import (
     NotFound,
     RateLimited,
     Unauthenticated,
+    error_details,
+    invalid,
 )
-from jobport.services.jobs import pydantic_details
 from jobport.services.runtime import Runtime
-from jobport.store import access as store
+from jobport.store import access as access_store
 from jobport.store import projects as project_store
-from jobport.store.db import utcnow
-from jobport.store.pagination import Page
 
 log = logging.getLogger("jobport.access")
 _hasher = PasswordHasher()  # argon2id with the library's (RFC 9106 low-memory) defaults
@@ -105,14 +106,18 @@ def _bootstrap(rt: Runtime) -> str | None:
     now = utcnow()
     generated: str | None = None
     with _write(rt) as conn:
-        existing = {r["name"] for r in store.list_roles(conn, store.APPLICATION) if r["builtin"]}
+        existing = {
+            r["name"]
+            for r in access_store.list_roles(conn, access_store.APPLICATION)
+            if r["builtin"]
+        }
         for name, (description, scopes) in BUILTIN_ROLES.items():
             if name not in existing:
-                store.insert_role(
+                access_store.insert_role(
                     conn,
                     {
                         "id": new_id(),
-                        "project_key": store.APPLICATION,
+                        "project_key": access_store.APPLICATION,
                         "project_id": None,
                         "name": name,
                         "description": description,
@@ -122,13 +127,13 @@ def _bootstrap(rt: Runtime) -> str | None:
                         "updated_at": now,
                     },
                 )
-        if store.count_users(conn) == 0:
+        if access_store.count_users(conn) == 0:
             password = rt.settings.admin_password
             if not password:
                 password = generated = secrets.token_urlsafe(12)
             user = _insert_user(conn, rt.settings.admin_username, password, now)
             _add_membership(conn, "Administrator", None, "user", user["username"], now)
-        key = rt.settings.token_secret or store.server_secret(
+        key = rt.settings.token_secret or access_store.server_secret(
             conn, "token_signing_key", lambda: secrets.token_urlsafe(48), now
         )
     rt.access = AccessState(signing_key=key)
@@ -210,7 +215,7 @@ def _invalid(message: str = "the credentials are not valid") -> Unauthenticated:
 def _grants(conn: Any, member_type: str, member_id: str) -> tuple[Grant, ...]:
     return tuple(
         Grant(role=g["name"], project_id=g["project_id"], scopes=frozenset(g["scopes"]))
-        for g in store.grants_of(conn, member_type, member_id)
+        for g in access_store.grants_of(conn, member_type, member_id)
     )
 
 
@@ -282,7 +287,7 @@ def _load_key(rt: Runtime, client_id: str) -> tuple[dict[str, Any] | None, tuple
     if cached is not None and now - cached[0] < ttl:
         return cached[1], cached[2]
     with rt.db.read() as conn:
-        row = store.find_key(conn, client_id)
+        row = access_store.find_key(conn, client_id)
         grants = _grants(conn, "apiKey", client_id) if row is not None else ()
     if row is not None and ttl > 0:
         if len(state.keys) > 10_000:
@@ -329,7 +334,9 @@ def _touch(rt: Runtime, row: dict[str, Any], address: str, now: dt.datetime) -> 
     ):
         return
     with rt.db.write() as conn:
-        store.update_key(conn, row["client_id"], {"last_used_at": now, "last_used_ip": address})
+        access_store.update_key(
+            conn, row["client_id"], {"last_used_at": now, "last_used_ip": address}
+        )
     # The cached row (see _load_key) learns it too, so the next call does not write again.
     row["last_used_at"], row["last_used_ip"] = now, address
 
@@ -446,7 +453,7 @@ def login(rt: Runtime, username: str, password: str, address: str) -> dict[str, 
     if not state.limiter.test(item, *pair.ident):
         raise _rate_limited(state, item, pair.ident, pair.what)
     with rt.db.read() as conn:
-        user = store.find_user(conn, username)
+        user = access_store.find_user(conn, username)
     stored = user["password_hash"] if user else _dummy_hash()  # same cost for unknown users
     try:
         _hasher.verify(stored, password)
@@ -459,8 +466,8 @@ def login(rt: Runtime, username: str, password: str, address: str) -> dict[str, 
     token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
     expires = now + dt.timedelta(seconds=rt.settings.session_lifetime_seconds)
     with _write(rt) as conn:
-        store.delete_expired_sessions(conn, now)
-        store.insert_session(
+        access_store.delete_expired_sessions(conn, now)
+        access_store.insert_session(
             conn,
             {
                 "token_hash": _session_hash(token),
@@ -474,13 +481,13 @@ def login(rt: Runtime, username: str, password: str, address: str) -> dict[str, 
         values: dict[str, Any] = {"last_login_at": now}
         if _hasher.check_needs_rehash(user["password_hash"]):
             values["password_hash"] = _hasher.hash(password)
-        store.update_user(conn, user["id"], values)
+        access_store.update_user(conn, user["id"], values)
     return {"token": token, "csrf_token": csrf, "expires_at": expires, "username": username}
 
 
 def logout(rt: Runtime, token: str) -> None:
     with _write(rt) as conn:
-        store.delete_session(conn, _session_hash(token))
+        access_store.delete_session(conn, _session_hash(token))
 
 
 def authenticate_session(
@@ -489,8 +496,8 @@ def authenticate_session(
     """The user of a session cookie; unsafe methods must echo the CSRF token."""
     now = utcnow()
     with rt.db.read() as conn:
-        session = store.find_session(conn, _session_hash(token))
-        user = store.find_user_by_id(conn, session["user_id"]) if session else None
+        session = access_store.find_session(conn, _session_hash(token))
+        user = access_store.find_user_by_id(conn, session["user_id"]) if session else None
         if session is None or user is None or session["expires_at"] <= now:
             raise _invalid("the session has ended; log in again")
         if not user["enabled"]:
@@ -581,13 +588,8 @@ def _rules(value: Any) -> list[dict[str, Any]]:
     try:
         return [FirewallRule.model_validate(r).wire() for r in value or []]
     except ValidationError as exc:
-        first = pydantic_details(exc)[0]
-        field_ = "firewallRules" if first["field"] == "body" else f"firewallRules.{first['field']}"
-        raise Invalid(
-            f"firewallRules: {first['reason']}",
-            code="invalid_firewall_rule",
-            details=[{"field": field_, "reason": first["reason"]}],
-        ) from None
+        details = error_details(exc.errors(include_url=False), prefix="firewallRules")
+        raise invalid(details, what="invalid firewall rule", code="invalid_firewall_rule") from None
 
 
 def _check_expiry(expires_at: dt.datetime | None, now: dt.datetime) -> None:
@@ -633,7 +635,7 @@ def create_key(
         "deleted_at": None,
     }
     with _write(rt) as conn:
-        store.insert_key(conn, row)
+        access_store.insert_key(conn, row)
         for role, project in roles:
             project_id = project_store.get(conn, project)["id"] if project else None
             _add_membership(conn, role, project_id, "apiKey", row["client_id"], now)
@@ -642,7 +644,7 @@ def create_key(
 
 def get_key(rt: Runtime, client_id: str) -> dict[str, Any]:
     with rt.db.read() as conn:
-        row = store.get_key(conn, client_id)
+        row = access_store.get_key(conn, client_id)
         row["roles"] = _roles_of(conn, "apiKey", client_id)
     return row
 
@@ -651,7 +653,7 @@ def _roles_of(conn: Any, member_type: str, member_id: str) -> list[dict[str, Any
     names = {p["id"]: p["name"] for p in _projects(conn)}
     return [
         {"role": g["name"], "project": names.get(g["project_id"]) if g["project_id"] else None}
-        for g in store.grants_of(conn, member_type, member_id)
+        for g in access_store.grants_of(conn, member_type, member_id)
     ]
 
 
@@ -661,7 +663,7 @@ def _projects(conn: Any) -> list[dict[str, Any]]:
 
 def list_keys(rt: Runtime, *, cursor: str | None, limit: int) -> Page:
     with rt.db.read() as conn:
-        page = store.list_keys(conn, cursor=cursor, limit=limit)
+        page = access_store.list_keys(conn, cursor=cursor, limit=limit)
         for row in page.items:
             row["roles"] = _roles_of(conn, "apiKey", row["client_id"])
     return page
@@ -688,12 +690,12 @@ def patch_key(
     if "enabled" in changes:
         values["enabled"] = bool(changes["enabled"])
     with _write(rt) as conn:
-        row = store.get_key(conn, client_id)
+        row = access_store.get_key(conn, client_id)
         after = {**row, **values}
         if caller is not None and caller.kind == "apiKey" and caller.id == client_id and not force:
             _guard_lock_out(after, caller.address)
         if values:
-            store.update_key(conn, client_id, {**values, "updated_at": now})
+            access_store.update_key(conn, client_id, {**values, "updated_at": now})
     return get_key(rt, client_id)
 
 
@@ -716,7 +718,7 @@ def add_current_address(
 ) -> dict[str, Any]:
     """Append a single-address rule for the caller's address (the 'add my address' helper)."""
     with rt.db.read() as conn:
-        row = store.get_key(conn, client_id)
+        row = access_store.get_key(conn, client_id)
     rules_ = list(row["firewall_rules"])
     if not any(r["startIp"] == address == r["endIp"] and r["enabled"] for r in rules_):
         rules_.append(
@@ -740,8 +742,8 @@ def rotate_key(
         )
     secret = rules.new_secret()
     with _write(rt) as conn:
-        row = store.get_key(conn, client_id)
-        store.update_key(
+        row = access_store.get_key(conn, client_id)
+        access_store.update_key(
             conn,
             client_id,
             {
@@ -765,9 +767,11 @@ def delete_key(rt: Runtime, client_id: str) -> None:
     """
     now = utcnow()
     with _write(rt) as conn:
-        store.get_key(conn, client_id)
-        store.update_key(conn, client_id, {"deleted_at": now, "updated_at": now, "enabled": False})
-        store.remove_memberships_of(conn, "apiKey", client_id)
+        access_store.get_key(conn, client_id)
+        access_store.update_key(
+            conn, client_id, {"deleted_at": now, "updated_at": now, "enabled": False}
+        )
+        access_store.remove_memberships_of(conn, "apiKey", client_id)
 
 
 # --- roles ----------------------------------------------------------------------------------
@@ -775,14 +779,14 @@ def delete_key(rt: Runtime, client_id: str) -> None:
 
 def _level(conn: Any, project_ref: str | None) -> tuple[str, str | None]:
     if project_ref is None:
-        return store.APPLICATION, None
+        return access_store.APPLICATION, None
     project_id = project_store.get(conn, project_ref)["id"]
     return project_id, project_id
 
 
 def _role(conn: Any, project_ref: str | None, name: str) -> tuple[dict[str, Any], str, str | None]:
     key, project_id = _level(conn, project_ref)
-    role = store.find_role(conn, key, name)
+    role = access_store.find_role(conn, key, name)
     if role is None:
         where = f" in project {project_ref!r}" if project_ref else ""
         raise NotFound(f"no role {name!r}{where}", code="role_not_found")
@@ -790,13 +794,13 @@ def _role(conn: Any, project_ref: str | None, name: str) -> tuple[dict[str, Any]
 
 
 def _with_members(conn: Any, role: dict[str, Any], key: str) -> dict[str, Any]:
-    return {**role, "members": store.members_of(conn, role["id"], key)}
+    return {**role, "members": access_store.members_of(conn, role["id"], key)}
 
 
 def list_roles(rt: Runtime, project_ref: str | None) -> list[dict[str, Any]]:
     with rt.db.read() as conn:
         key, _ = _level(conn, project_ref)
-        return [_with_members(conn, r, key) for r in store.list_roles(conn, key)]
+        return [_with_members(conn, r, key) for r in access_store.list_roles(conn, key)]
 
 
 def get_role(rt: Runtime, project_ref: str | None, name: str) -> dict[str, Any]:
@@ -809,12 +813,8 @@ def _parse_role(model: Any, data: dict[str, Any]) -> Any:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        details = pydantic_details(exc)
-        raise Invalid(
-            f"invalid role: {details[0]['field']}: {details[0]['reason']}",
-            code="invalid_role",
-            details=details,
-        ) from None
+        details = error_details(exc.errors(include_url=False))
+        raise invalid(details, what="invalid role", code="invalid_role") from None
 
 
 def create_role(rt: Runtime, project_ref: str | None, data: dict[str, Any]) -> dict[str, Any]:
@@ -835,7 +835,7 @@ def create_role(rt: Runtime, project_ref: str | None, data: dict[str, Any]) -> d
             "created_at": now,
             "updated_at": now,
         }
-        store.insert_role(conn, row)
+        access_store.insert_role(conn, row)
         return _with_members(conn, row, key)
 
 
@@ -850,7 +850,7 @@ def patch_role(
             raise Conflict(f"{changes['name']!r} is a built-in role", code="already_exists")
         values = {k: v for k, v in changes.items() if v is not None}
         if values:
-            store.update_role(conn, role["id"], {**values, "updated_at": utcnow()})
+            access_store.update_role(conn, role["id"], {**values, "updated_at": utcnow()})
         return _with_members(conn, {**role, **values}, key)
 
 
@@ -863,16 +863,16 @@ def delete_role(rt: Runtime, project_ref: str | None, name: str) -> None:
     with _write(rt) as conn:
         role, _, _ = _role(conn, project_ref, name)
         _not_builtin(role, "deleted")
-        store.delete_role(conn, role["id"])
+        access_store.delete_role(conn, role["id"])
 
 
 def _check_member(conn: Any, member_type: str, member_id: str) -> None:
     if member_type == "apiKey":
-        row = store.find_key(conn, member_id)
+        row = access_store.find_key(conn, member_id)
         if row is None or row["deleted_at"] is not None:
             raise NotFound(f"no API key {member_id!r}", code="key_not_found")
     elif member_type == "user":
-        if store.find_user(conn, member_id) is None:
+        if access_store.find_user(conn, member_id) is None:
             raise NotFound(f"no user {member_id!r}", code="user_not_found")
     else:
         raise Invalid(
@@ -890,12 +890,12 @@ def _add_membership(
     member_id: str,
     now: dt.datetime,
 ) -> bool:
-    key = project_id or store.APPLICATION
-    role = store.find_role(conn, key, role_name)
+    key = project_id or access_store.APPLICATION
+    role = access_store.find_role(conn, key, role_name)
     if role is None:
         raise NotFound(f"no role {role_name!r}", code="role_not_found")
     _check_member(conn, member_type, member_id)
-    return store.add_member(
+    return access_store.add_member(
         conn,
         {
             "role_id": role["id"],
@@ -922,7 +922,7 @@ def remove_member(
 ) -> None:
     with _write(rt) as conn:
         role, key, _ = _role(conn, project_ref, role_name)
-        if not store.remove_member(conn, role["id"], key, member_type, member_id):
+        if not access_store.remove_member(conn, role["id"], key, member_type, member_id):
             raise NotFound(
                 f"{member_type} {member_id!r} is not a member of role {role_name!r}",
                 code="member_not_found",
@@ -958,7 +958,7 @@ def _insert_user(conn: Any, username: str, password: str, now: dt.datetime) -> d
         "updated_at": now,
         "last_login_at": None,
     }
-    store.insert_user(conn, row)
+    access_store.insert_user(conn, row)
     return row
 
 
@@ -980,17 +980,17 @@ def create_user(
 def set_password(rt: Runtime, username: str, password: str) -> None:
     _check_password(password)
     with _write(rt) as conn:
-        user = store.find_user(conn, username)
+        user = access_store.find_user(conn, username)
         if user is None:
             raise NotFound(f"no user {username!r}", code="user_not_found")
-        store.update_user(
+        access_store.update_user(
             conn, user["id"], {"password_hash": _hasher.hash(password), "updated_at": utcnow()}
         )
 
 
 def list_users(rt: Runtime) -> list[dict[str, Any]]:
     with rt.db.read() as conn:
-        users = store.list_users(conn)
+        users = access_store.list_users(conn)
         for user in users:
             user["roles"] = _roles_of(conn, "user", user["username"])
     return users

@@ -7,13 +7,14 @@ import logging
 import threading
 from typing import Any
 
+from jobport.domain.clock import utcnow
 from jobport.domain.ids import new_id
+from jobport.domain.pages import Page
 from jobport.domain.values import clean, clean_text
 from jobport.errors import Invalid
 from jobport.services.runtime import Runtime
-from jobport.store import access as store
-from jobport.store.db import Database, utcnow
-from jobport.store.pagination import Page
+from jobport.store import access as access_store
+from jobport.store.db import Database
 
 log = logging.getLogger("jobport.audit")
 OUTCOMES = ("ok", "denied", "failed")
@@ -83,7 +84,7 @@ class AuditTrail:
             return
         try:
             with self.db.write() as conn:
-                store.insert_audit(conn, rows)
+                access_store.insert_audit(conn, rows)
         except Exception:
             log.exception("could not write %d audit entries; retrying", len(rows))
             with self._lock:
@@ -108,7 +109,7 @@ def record(rt: Runtime, row: dict[str, Any]) -> None:
         rt.audit.add(row)
         return
     with rt.db.write() as conn:
-        store.insert_audit(conn, [row])
+        access_store.insert_audit(conn, [row])
 
 
 def list_page(
@@ -132,7 +133,7 @@ def list_page(
     if rt.audit is not None:
         rt.audit.flush()  # a reader sees every write that answered before it asked
     with rt.db.read() as conn:
-        return store.list_audit(
+        return access_store.list_audit(
             conn,
             principal=principal,
             action=action,

@@ -9,17 +9,17 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from jobport.domain.clock import utcnow
 from jobport.domain.executions import ErrorCode, Mode, Status, Trigger, queued_execution
 from jobport.domain.ids import new_id
 from jobport.domain.jobs import JobSpec
+from jobport.domain.pages import Page
 from jobport.errors import Conflict, Invalid
 from jobport.services.runtime import Runtime
-from jobport.store import executions as exec_store
+from jobport.store import executions as execution_store
 from jobport.store import jobs as job_store
 from jobport.store import logs as log_store
 from jobport.store import projects as project_store
-from jobport.store.db import utcnow
-from jobport.store.pagination import Page
 
 _CALLER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,199}$")
 
@@ -120,17 +120,19 @@ def start_in(
     job = job_store.get(conn, project["id"], job_ref, lock=True)
     spec = JobSpec.model_validate(job["spec"])
     if execution_id is not None:
-        existing = exec_store.find(conn, execution_id)
+        existing = execution_store.find(conn, execution_id)
         if existing is not None:
             return Started(*_replay(existing, job["id"], "executionId"))
     if idempotency_key is not None:
-        existing = exec_store.find_by_idempotency_key(conn, project["id"], idempotency_key)
+        existing = execution_store.find_by_idempotency_key(conn, project["id"], idempotency_key)
         if existing is not None:
             return Started(*_replay(existing, job["id"], "Idempotency-Key"))
     _check_start_input(spec, parameters, mode, execution_id)
     # An `allow` job never needs to look at its other runs: keep the hot path short.
     active = (
-        exec_store.active_for_job(conn, job["id"]) if spec.concurrency_policy != "allow" else []
+        execution_store.active_for_job(conn, job["id"])
+        if spec.concurrency_policy != "allow"
+        else []
     )
     if active and spec.concurrency_policy == "forbid":
         raise Conflict(
@@ -155,12 +157,12 @@ def start_in(
         schedule_fire_at=schedule_fire_at,
     )
     try:
-        exec_store.insert_execution(conn, row)
-    except exec_store.DuplicateExecution:
+        execution_store.insert_execution(conn, row)
+    except execution_store.DuplicateExecution:
         existing = (
-            exec_store.find(conn, execution_id)
+            execution_store.find(conn, execution_id)
             if execution_id
-            else exec_store.find_by_idempotency_key(conn, project["id"], idempotency_key or "")
+            else execution_store.find_by_idempotency_key(conn, project["id"], idempotency_key or "")
         )
         if existing is None:
             raise
@@ -190,7 +192,7 @@ def _replay(existing: dict[str, Any], job_id: str, what: str) -> tuple[dict[str,
 
 def _request_cancel(conn: Any, row: dict[str, Any]) -> str:
     """Cancel a queued run outright, ask a running one to stop. Returns the new status."""
-    if row["status"] == Status.QUEUED and exec_store.transition(
+    if row["status"] == Status.QUEUED and execution_store.transition(
         conn,
         row["id"],
         Status.CANCELLED,
@@ -200,9 +202,9 @@ def _request_cancel(conn: Any, row: dict[str, Any]) -> str:
         error_message="cancelled on request",
     ):
         return Status.CANCELLED
-    if exec_store.transition(conn, row["id"], Status.CANCELLING, [Status.RUNNING]):
+    if execution_store.transition(conn, row["id"], Status.CANCELLING, [Status.RUNNING]):
         return Status.CANCELLING
-    return exec_store.status_of(conn, row["id"]) or Status.CANCELLED
+    return execution_store.status_of(conn, row["id"]) or Status.CANCELLED
 
 
 def cancel_in(conn: Connection, row: dict[str, Any]) -> str:
@@ -215,7 +217,7 @@ def cancel_in(conn: Connection, row: dict[str, Any]) -> str:
 
 def get(rt: Runtime, execution_id: str) -> dict[str, Any]:
     with rt.db.read() as conn:
-        return exec_store.get(conn, execution_id)
+        return execution_store.get(conn, execution_id)
 
 
 async def wait(rt: Runtime, execution_id: str, timeout: float) -> dict[str, Any]:
@@ -228,7 +230,7 @@ async def wait(rt: Runtime, execution_id: str, timeout: float) -> dict[str, Any]
 
 def cancel(rt: Runtime, execution_id: str) -> dict[str, Any]:
     with rt.db.write() as conn:
-        row = exec_store.get(conn, execution_id)
+        row = execution_store.get(conn, execution_id)
         status = Status(row["status"])
         if status.is_final:
             if status == Status.CANCELLED:
@@ -239,7 +241,7 @@ def cancel(rt: Runtime, execution_id: str) -> dict[str, Any]:
                 details={"status": status.value},
             )
         outcome = _request_cancel(conn, row)
-        row = exec_store.get(conn, execution_id)
+        row = execution_store.get(conn, execution_id)
     if rt.dispatcher is not None and outcome == Status.CANCELLED:
         rt.dispatcher.notify_final(execution_id)
     return row
@@ -265,7 +267,7 @@ def list_page(
     with rt.db.read() as conn:
         project = project_store.get(conn, project_ref)
         job_id = job_store.get(conn, project["id"], job_ref)["id"] if job_ref else None
-        return exec_store.list_page(
+        return execution_store.list_page(
             conn,
             project["id"],
             job_id=job_id,
@@ -282,6 +284,6 @@ def logs(
 ) -> tuple[list[dict[str, Any]], str]:
     """Log lines after `after`, and the execution's status when they were read."""
     with rt.db.read() as conn:
-        row = exec_store.get(conn, execution_id)
+        row = execution_store.get(conn, execution_id)
         lines = log_store.read(conn, execution_id, after=after, limit=limit)
     return lines, row["status"]

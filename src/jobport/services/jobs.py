@@ -6,28 +6,18 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from jobport.domain.clock import utcnow
 from jobport.domain.ids import new_id
 from jobport.domain.jobs import JobSpec
+from jobport.domain.pages import Page
 from jobport.engine import steps as step_kinds
 from jobport.engine.templating import syntax_errors
-from jobport.errors import Conflict, Invalid
+from jobport.errors import Conflict, Invalid, error_details, invalid
 from jobport.services import schedules as schedule_service
 from jobport.services.runtime import Runtime
-from jobport.store import executions as exec_store
+from jobport.store import executions as execution_store
 from jobport.store import jobs as job_store
 from jobport.store import projects as project_store
-from jobport.store.db import utcnow
-from jobport.store.pagination import Page
-
-
-def pydantic_details(exc: ValidationError) -> list[dict[str, Any]]:
-    return [
-        {
-            "field": ".".join(str(p) for p in err["loc"]) or "body",
-            "reason": str(err["msg"]).removeprefix("Value error, "),
-        }
-        for err in exc.errors(include_url=False)
-    ]
 
 
 def parse_spec(data: dict[str, Any]) -> JobSpec:
@@ -35,13 +25,8 @@ def parse_spec(data: dict[str, Any]) -> JobSpec:
     try:
         spec = JobSpec.model_validate(data)
     except ValidationError as exc:
-        details = pydantic_details(exc)
-        first = details[0]
-        raise Invalid(
-            f"invalid job definition: {first['field']}: {first['reason']}",
-            code="invalid_job",
-            details=details,
-        ) from None
+        details = error_details(exc.errors(include_url=False))
+        raise invalid(details, what="invalid job definition", code="invalid_job") from None
     problems: list[dict[str, Any]] = []
     for index, step in enumerate(spec.steps):
         try:
@@ -99,7 +84,7 @@ def get(rt: Runtime, project_ref: str, job_ref: str) -> dict[str, Any]:
     with rt.db.read() as conn:
         project = project_store.get(conn, project_ref)
         job = job_store.get(conn, project["id"], job_ref)
-        last = exec_store.latest_for_jobs(conn, [job["id"]]).get(job["id"])
+        last = execution_store.latest_for_jobs(conn, [job["id"]]).get(job["id"])
         schedules = schedule_service.for_job(conn, job["id"])
     return {**_with_last(job, last), "schedules": schedules}
 
@@ -136,7 +121,7 @@ def list_page(
             cursor=cursor,
             limit=limit,
         )
-        latest = exec_store.latest_for_jobs(conn, [j["id"] for j in page.items])
+        latest = execution_store.latest_for_jobs(conn, [j["id"] for j in page.items])
     return Page([_with_last(j, latest.get(j["id"])) for j in page.items], page.next_cursor)
 
 
@@ -165,7 +150,7 @@ def delete(rt: Runtime, project_ref: str, job_ref: str) -> None:
     with rt.db.write() as conn:
         project = project_store.get(conn, project_ref)
         job = job_store.get(conn, project["id"], job_ref)
-        active = exec_store.active_for_job(conn, job["id"])
+        active = execution_store.active_for_job(conn, job["id"])
         if active:
             raise Conflict(
                 f"job {job['name']!r} has {len(active)} execution(s) queued or running; "

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from jobport.domain.clock import utcnow
 from jobport.domain.ids import new_id
 from jobport.domain.jobs import is_valid_name
+from jobport.domain.pages import Page
 from jobport.errors import Conflict, Invalid
 from jobport.services.runtime import Runtime
-from jobport.store import executions as exec_store
+from jobport.store import executions as execution_store
 from jobport.store import projects as project_store
-from jobport.store.db import utcnow
-from jobport.store.pagination import Page
 
 
 def _check_name(name: str) -> None:
@@ -73,7 +73,7 @@ def patch(rt: Runtime, ref: str, changes: dict[str, Any]) -> dict[str, Any]:
 def delete(rt: Runtime, ref: str) -> None:
     with rt.db.write() as conn:
         project = project_store.get(conn, ref)
-        active = exec_store.first_active_in_project(conn, project["id"])
+        active = execution_store.first_active_in_project(conn, project["id"])
         if active is not None:
             raise Conflict(
                 "the project has executions still queued or running; cancel them first",

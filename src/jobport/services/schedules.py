@@ -14,19 +14,19 @@ from zoneinfo import ZoneInfo
 from pydantic import ValidationError
 from sqlalchemy import Connection
 
+from jobport.domain.clock import utcnow
 from jobport.domain.executions import Status, Trigger, queued_execution
 from jobport.domain.ids import new_id
 from jobport.domain.jobs import NAME_PATTERN, JobSpec
+from jobport.domain.pages import Page
 from jobport.domain.schedules import Fire, ScheduleSpec, Timetable
-from jobport.errors import Conflict, Invalid, NotFound
+from jobport.errors import Conflict, Invalid, NotFound, error_details, invalid
 from jobport.services import executions as execution_service
 from jobport.services.runtime import Runtime
-from jobport.store import executions as exec_store
+from jobport.store import executions as execution_store
 from jobport.store import jobs as job_store
 from jobport.store import projects as project_store
 from jobport.store import schedules as schedule_store
-from jobport.store.db import utcnow
-from jobport.store.pagination import Page
 
 _NAME_RE = re.compile(NAME_PATTERN)
 _FIELDS = ("crons", "runAt", "timeZone", "startDate", "endDate", "dstPolicy", "catchupWindow")
@@ -82,16 +82,8 @@ def parse_schedule(data: dict[str, Any]) -> ScheduleSpec:
         spec = ScheduleSpec.model_validate(data)
         spec.timetable()  # zone and crons are checked here if the model left them to it
     except ValidationError as exc:
-        details = [
-            {"field": _field_of(err), "reason": str(err["msg"]).removeprefix("Value error, ")}
-            for err in exc.errors(include_url=False)
-        ]
-        first = details[0]
-        raise Invalid(
-            f"invalid schedule: {first['field']}: {first['reason']}",
-            code="invalid_schedule",
-            details=details,
-        ) from None
+        details = error_details(exc.errors(include_url=False), field_of=_field_of)
+        raise invalid(details, what="invalid schedule", code="invalid_schedule") from None
     except ValueError as exc:
         reason = str(exc)
         where = _field_of({"loc": (), "msg": reason})
@@ -196,7 +188,7 @@ class Firing:
         firing = cls(
             conn,
             now,
-            active=exec_store.active_for_schedules(conn, ids),
+            active=execution_store.active_for_schedules(conn, ids),
             buffered=schedule_store.buffered_for(conn, ids),
         )
         if since is not None:
@@ -216,7 +208,7 @@ class Firing:
     def flush(self) -> None:
         """Write the pending runs and fires. DuplicateFire: a time was recorded meanwhile;
         the caller's transaction must roll back (nothing of it stays)."""
-        exec_store.insert_executions(self.conn, self.pending_runs)
+        execution_store.insert_executions(self.conn, self.pending_runs)
         schedule_store.insert_fires(self.conn, self.pending_fires)
         self.pending_runs, self.pending_fires = [], []
 
@@ -571,7 +563,7 @@ def trigger(
                 "a fire of this schedule is recorded at this very instant; retry",
                 code="fire_exists",
             ) from None
-        execution = exec_store.get(conn, row["execution_id"])
+        execution = execution_store.get(conn, row["execution_id"])
     firing.announce(rt)
     return row, execution
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import logging
 import os
 import threading
@@ -141,7 +140,3 @@ def _refused_values() -> Iterator[None]:
         raise Invalid(
             f"a value was refused by the database: {reason}", code="invalid_request"
         ) from exc
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)

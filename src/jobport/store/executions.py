@@ -10,8 +10,9 @@ from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from jobport.domain.executions import ACTIVE, Status
+from jobport.domain.pages import Page
 from jobport.errors import NotFound
-from jobport.store.pagination import Page, page_of, paginate
+from jobport.store.pagination import page_of, paginate
 from jobport.store.tables import executions, jobs
 
 _ACTIVE = [s.value for s in ACTIVE]

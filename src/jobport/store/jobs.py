@@ -7,8 +7,9 @@ from typing import Any
 from sqlalchemy import Connection, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from jobport.domain.pages import Page
 from jobport.errors import Conflict, NotFound
-from jobport.store.pagination import Page, encode_cursor, page_of, paginate
+from jobport.store.pagination import encode_cursor, page_of, paginate
 from jobport.store.tables import jobs
 
 SORTS = {"name": jobs.c.name, "createdAt": jobs.c.created_at, "updatedAt": jobs.c.updated_at}

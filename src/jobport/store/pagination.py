@@ -5,18 +5,12 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Column, Select, and_, or_
 
+from jobport.domain.pages import Page
 from jobport.errors import Invalid
-
-
-@dataclass(frozen=True)
-class Page:
-    items: list[dict[str, Any]]
-    next_cursor: str | None
 
 
 def encode_cursor(value: Any, ident: str) -> str:

@@ -7,8 +7,9 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from jobport.domain.pages import Page
 from jobport.errors import Conflict, NotFound
-from jobport.store.pagination import Page, page_of, paginate
+from jobport.store.pagination import page_of, paginate
 from jobport.store.tables import projects
 
 

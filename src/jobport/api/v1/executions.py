@@ -14,14 +14,13 @@ from jobport.api.auth import require
 from jobport.api.responses import JSONResponse
 from jobport.api.v1 import wire
 from jobport.domain.access import Principal
-from jobport.domain.executions import FINAL, Status, drop_schema
+from jobport.domain.executions import FINAL_STATUSES, Status, drop_schema
 from jobport.errors import Conflict
 from jobport.services import access
 from jobport.services import executions as execution_service
 from jobport.services.runtime import Runtime
 
 router = APIRouter(tags=["executions"])
-_FINAL = {s.value for s in FINAL}
 # Stated for the reader; the service checks it (`invalid_filter`).
 _STATUS = "(" + "|".join(s.value for s in Status) + ")"
 _STATUS_LIST = {"items": {"type": "string", "pattern": f"^{_STATUS}?(,{_STATUS}?)*$"}}
@@ -87,7 +86,9 @@ async def cancel_execution(
 ) -> JSONResponse:
     _readable(rt, caller, execution_id, "executions:cancel")
     row = execution_service.cancel(rt, execution_id)
-    return JSONResponse(wire.execution(row), status_code=200 if row["status"] in _FINAL else 202)
+    return JSONResponse(
+        wire.execution(row), status_code=200 if row["status"] in FINAL_STATUSES else 202
+    )
 
 
 @router.get(
@@ -101,7 +102,7 @@ async def get_result(
     caller: Principal = require("executions:read", deferred=True),
 ) -> JSONResponse:
     row = _readable(rt, caller, execution_id, "executions:read")
-    if row["status"] not in _FINAL:
+    if row["status"] not in FINAL_STATUSES:
         raise Conflict(
             f"execution {execution_id} is {row['status']}; it has no result yet",
             code="not_finished",
@@ -133,7 +134,7 @@ async def get_logs(
             "items": [wire.log_line(x) for x in lines],
             "nextAfter": next_after,
             "status": status,
-            "finished": status in _FINAL and len(lines) < limit,
+            "finished": status in FINAL_STATUSES and len(lines) < limit,
         }
     if last_event_id and last_event_id.isdigit():
         after = int(last_event_id)
@@ -159,7 +160,7 @@ async def _follow(
         if lines:
             idle = 0.0
             continue
-        if status in _FINAL:
+        if status in FINAL_STATUSES:
             yield f"event: end\ndata: {json.dumps({'status': status})}\n\n"
             return
         if await request.is_disconnected():

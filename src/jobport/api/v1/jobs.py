@@ -14,7 +14,7 @@ from jobport.api.auth import require
 from jobport.api.responses import JSONResponse
 from jobport.api.v1 import wire
 from jobport.domain.access import Principal
-from jobport.domain.executions import Trigger
+from jobport.domain.executions import FINAL_STATUSES, Trigger
 from jobport.domain.jobs import JobSpec
 from jobport.services import executions as execution_service
 from jobport.services import jobs as job_service
@@ -192,7 +192,7 @@ async def execute_job(
     )
     if wait:
         row = await execution_service.wait(rt, row["id"], wait)
-    finished = row["status"] in {"succeeded", "failed", "cancelled", "timed_out"}
+    finished = row["status"] in FINAL_STATUSES
     status = 200 if (not created or (wait and finished)) else 202
     return JSONResponse(
         wire.execution(row),

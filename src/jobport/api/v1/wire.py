@@ -10,8 +10,8 @@ from fastapi import Request
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from jobport.domain.pages import Page
 from jobport.services.runtime import Runtime
-from jobport.store.pagination import Page
 
 
 class Body(BaseModel):
