@@ -15,6 +15,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
+from jobport import boot
 from jobport.client import (
     FINAL_STATUSES,
     APIError,
@@ -96,9 +97,6 @@ def serve(
     log_level: str = typer.Option("info", help="uvicorn log level."),
 ) -> None:
     """Run the API, the dispatcher and the worker pool."""
-    import uvicorn
-
-    from jobport.api.app import create_app
     from jobport.settings import Settings
 
     overrides = {k: v for k, v in {"host": host, "port": port, "workers": workers}.items() if v}
@@ -119,27 +117,16 @@ def serve(
             f'try:  curl -s -X POST -H "Authorization: Bearer $KEY" '
             f"'{url}/api/v1/projects/demo/jobs/hello/execute?wait=10'"
         )
-    uvicorn.run(
-        create_app(settings, demo=demo),
-        host=settings.host,
-        port=settings.port,
-        log_level=log_level,
-        access_log=False,
-        # jobport reads X-Forwarded-For itself, only from JOBPORT_TRUSTED_PROXIES; uvicorn's
-        # own handling would trust any local peer and rewrite the client address first.
-        proxy_headers=False,
-    )
+    boot.run_server(settings, demo=demo, log_level=log_level)
 
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply pending migrations to JOBPORT_DATABASE_URL."""
     from jobport.settings import Settings
-    from jobport.store.db import Database
 
     settings = Settings()
-    db = Database(settings.database_url)
-    db.upgrade()
+    boot.upgrade_database(settings)
     typer.echo(f"database at {settings.database_url} is up to date")
 
 
@@ -661,30 +648,16 @@ def _local() -> Iterator[Any]:
     """
     from sqlalchemy.exc import SQLAlchemyError
 
-    from jobport.services import access
-    from jobport.services.runtime import Runtime
     from jobport.settings import Settings
-    from jobport.store.db import Database
 
     settings = Settings()
-    db = Database(settings.database_url, pool=False)
     try:
-        db.upgrade()
-        rt = Runtime(settings, db)
-        generated = access.bootstrap(rt)
-        if generated:
-            typer.echo(
-                f"jobport: created user {settings.admin_username!r} with password "
-                f"{generated!r} (shown once)",
-                err=True,
-            )
-        yield rt
+        with boot.local_runtime(settings) as rt:
+            yield rt
     except JobportError as exc:
         _fail(_api_message(exc))
     except SQLAlchemyError as exc:
         _fail(f"error: database_error: {settings.database_url}: {exc}")
-    finally:
-        db.dispose()
 
 
 def _local_who() -> Any:
@@ -1339,25 +1312,14 @@ def scheduler_command(
     JOBPORT_SCHEDULER_ENABLED=false to leave the firing to this process). Any number of
     schedulers may share a database: each fire happens once.
     """
-    import signal
-
-    from jobport.scheduler import Scheduler
-    from jobport.services.runtime import Runtime
     from jobport.settings import Settings
-    from jobport.store.db import Database
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
     settings = Settings()
-    db = Database(settings.database_url)
-    db.upgrade()
-    scheduler = Scheduler(Runtime(settings, db))
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: scheduler.stop())
-    typer.echo(f"jobport scheduler on {settings.database_url}", err=True)
-    try:
-        scheduler.run()
-    finally:
-        db.dispose()
+    boot.run_scheduler(
+        settings,
+        on_start=lambda _: typer.echo(f"jobport scheduler on {settings.database_url}", err=True),
+    )
 
 
 def _schedule_row(schedule: dict[str, Any]) -> list[str]:

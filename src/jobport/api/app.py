@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI
 
-from jobport import __version__
+from jobport import __version__, boot
 from jobport.api import errors, oauth, openapi
 from jobport.api.audit_trail import AuditMiddleware
 from jobport.api.auth import public
@@ -20,14 +18,8 @@ from jobport.api.methods import AllowedMethods
 from jobport.api.responses import JSONResponse
 from jobport.api.v1 import audit, executions, jobs, keys, projects, roles, session
 from jobport.api.v1 import schedules as schedule_routes
-from jobport.engine.dispatcher import Dispatcher
-from jobport.engine.executors.local import LocalExecutor
-from jobport.scheduler import Scheduler
-from jobport.services import access
-from jobport.services.audit import AuditTrail
 from jobport.services.runtime import Runtime
 from jobport.settings import Settings
-from jobport.store.db import Database
 
 log = logging.getLogger("jobport")
 
@@ -37,38 +29,9 @@ def create_app(settings: Settings | None = None, *, demo: bool = False) -> FastA
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        db = Database(settings.database_url)
-        db.upgrade()
-        rt = Runtime(settings, db)
-        password = access.bootstrap(rt)
-        if password:
-            # Shown once: the first start creates the admin user; later starts never print it.
-            print(
-                f"jobport: created user {settings.admin_username!r} with password "
-                f"{password!r} (shown once; change it with `jobport users passwd`)",
-                file=sys.stderr,
-                flush=True,
-            )
-        rt.audit = AuditTrail(db)
-        rt.audit.start()
-        if demo:
-            from jobport.demo import seed
-
-            seed(rt)
-        rt.dispatcher = Dispatcher(settings, db, LocalExecutor(settings))
-        await rt.dispatcher.start()
-        scheduler = Scheduler(rt) if settings.scheduler_enabled else None
-        if scheduler is not None:
-            scheduler.start()
-        app.state.runtime = rt
-        try:
+        async with boot.serving(settings, demo=demo) as rt:
+            app.state.runtime = rt
             yield
-        finally:
-            if scheduler is not None:
-                await asyncio.to_thread(scheduler.stop)
-            await rt.dispatcher.stop()
-            rt.audit.stop()
-            db.dispose()
 
     app = FastAPI(
         title="jobport",

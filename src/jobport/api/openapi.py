@@ -30,7 +30,7 @@ from pydantic import BaseModel
 from jobport.api.auth import declared_scope
 from jobport.domain.executions import Mode
 from jobport.domain.jobs import NAME_PATTERN
-from jobport.engine import steps as step_kinds
+from jobport.services import jobs as job_service
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -141,7 +141,7 @@ OVERLAYS: dict[str, dict[str, dict[str, Any]]] = {
     },
     "Step": {
         "kind": {
-            "enum": sorted(step_kinds.kinds()),
+            "enum": job_service.step_kinds_known(),
             "description": "`command`: config `{command: string or [argv...], env, cwd}`; "
             "`python`: config `{callable: 'module:function', kwargs}`.",
         }

@@ -20,6 +20,16 @@ from jobport.store import jobs as job_store
 from jobport.store import projects as project_store
 
 
+def sort_keys() -> list[str]:
+    """What a job listing may be sorted by (a leading '-' reverses it)."""
+    return sorted(job_store.SORTS)
+
+
+def step_kinds_known() -> list[str]:
+    """The step kinds a job may use."""
+    return sorted(step_kinds.kinds())
+
+
 def parse_spec(data: dict[str, Any]) -> JobSpec:
     """Turn a job definition into a JobSpec, or raise Invalid naming every problem."""
     try:

@@ -19,11 +19,10 @@ from jobport.domain.jobs import JobSpec
 from jobport.services import executions as execution_service
 from jobport.services import jobs as job_service
 from jobport.services.runtime import Runtime
-from jobport.store.jobs import SORTS
 
 router = APIRouter(prefix="/api/v1/projects/{project}/jobs", tags=["jobs"])
 # Stated for the reader; the service checks it (`invalid_sort`): a key, '-' to reverse.
-_SORT = {"pattern": "^-*(" + "|".join(sorted(SORTS)) + ")$"}
+_SORT = {"pattern": "^-*(" + "|".join(job_service.sort_keys()) + ")$"}
 
 
 def _drop_defaults(schema: dict[str, Any]) -> None:
