@@ -1,0 +1,24 @@
+"""Schedules: zones, crons, the spec a user writes and the timetable it compiles to."""
+
+from jobport.domain.schedules.crons import check_cron
+from jobport.domain.schedules.spec import (
+    MAX_CATCHUP_WINDOW,
+    DstPolicy,
+    ScheduleSpec,
+    parse_local,
+    timetable_for,
+)
+from jobport.domain.schedules.timetable import Fire, Timetable
+from jobport.domain.schedules.zones import resolve_time_zone
+
+__all__ = [
+    "MAX_CATCHUP_WINDOW",
+    "DstPolicy",
+    "Fire",
+    "ScheduleSpec",
+    "Timetable",
+    "check_cron",
+    "parse_local",
+    "resolve_time_zone",
+    "timetable_for",
+]
