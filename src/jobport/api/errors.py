@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -56,8 +57,9 @@ def install(app: FastAPI) -> None:
             if exc.code != "missing_credentials":
                 challenge += f', error="invalid_token", error_description="{exc.code}"'
             headers = {"WWW-Authenticate": challenge}
-        elif isinstance(exc, RateLimited):
-            headers = {"Retry-After": str(exc.retry_after)}
+        elif isinstance(exc, RateLimited) and exc.retry_after is not None:
+            # Whole seconds (RFC 9110): a service says an int; round anything else up.
+            headers = {"Retry-After": str(math.ceil(exc.retry_after))}
         return error_response(exc.status, exc.code, exc.message, exc.details, headers=headers)
 
     @app.exception_handler(RequestValidationError)
