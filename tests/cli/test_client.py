@@ -13,7 +13,6 @@ import httpx2
 import pytest
 
 from conftest import Server, free_port
-from jobport import client as sdk
 from jobport.client import (
     DEFAULT_URL,
     APIError,
@@ -27,6 +26,7 @@ from jobport.client import (
     TransportError,
     ValidationFailed,
 )
+from jobport.client import _common as sdk
 
 
 def sh(name: str, command: str) -> dict[str, Any]:
