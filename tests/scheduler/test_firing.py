@@ -7,6 +7,7 @@ import datetime as dt
 import pytest
 
 from jobport.domain.schedules import MAX_CATCHUP_WINDOW
+from jobport.services import firing
 from jobport.services import jobs as job_service
 from jobport.services import schedules as schedule_service
 from jobport.services.runtime import Runtime
@@ -272,7 +273,7 @@ def test_deleting_the_job_deletes_its_schedules_and_their_fires(h: Harness) -> N
 
 def test_a_change_wakes_the_scheduler(h: Harness) -> None:
     woken: list[bool] = []
-    unsubscribe = schedule_service.on_change(lambda: woken.append(True))
+    unsubscribe = firing.on_change(lambda: woken.append(True))
     try:
         h.put()
         schedule_service.delete(h.rt, h.project["id"], h.job["id"], "s")

@@ -1,0 +1,590 @@
+"""Schedule firing, its one owner: plan due fires, record each once, start runs, advance."""
+
+# Each schedule stores its next fire time in UTC, indexed. A pass (fire_due) selects only the
+# due rows (`enabled AND next_fire_at <= now`, oldest first, a batch at a time). The misfire
+# policy plans what to do with each schedule's due fires (plan_fires); in one write
+# transaction per batch each fire is recorded, its run started as the overlap policy says
+# (record_fire, through services.executions.start_in) and the schedule advanced. The unique
+# (schedule, fire time) key turns a fire that another scheduler recorded first into a no-op,
+# so any number of schedulers may run. Runs are announced only after the commit, by the
+# caller: scheduler.py for passes, services/schedules.py for trigger and backfill.
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection
+
+from jobport.domain.clock import utcnow
+from jobport.domain.executions import Execution, Status, Trigger, queued_execution
+from jobport.domain.ids import new_id
+from jobport.domain.jobs import JobSpec
+from jobport.domain.schedules import Fire, ScheduleSpec, Timetable
+from jobport.errors import Conflict, Invalid, NotFound
+from jobport.services import executions as execution_service
+from jobport.services.runtime import Runtime
+from jobport.store import executions as execution_store
+from jobport.store import jobs as job_store
+from jobport.store import schedules as schedule_store
+
+log = logging.getLogger("jobport.scheduler")
+
+# How far back to look for the newest missed fire when too many were missed to list them.
+_LOOKBACK = (60, 3600, 86_400, 31 * 86_400, 366 * 86_400, 10 * 366 * 86_400)
+
+# -- change notices: the in-process scheduler sleeps until the next fire or one of these ---------
+
+_listeners: list[Callable[[], None]] = []
+_listeners_lock = threading.Lock()
+
+
+def on_change(callback: Callable[[], None]) -> Callable[[], None]:
+    """Call `callback` after any schedule of this process is added, changed or removed.
+
+    Returns the function that unsubscribes it. Other processes' changes are seen by polling.
+    """
+    with _listeners_lock:
+        _listeners.append(callback)
+
+    def unsubscribe() -> None:
+        with _listeners_lock:
+            if callback in _listeners:
+                _listeners.remove(callback)
+
+    return unsubscribe
+
+
+def changed() -> None:
+    """Tell the listeners a schedule was added, changed or removed (after its commit)."""
+    with _listeners_lock:
+        callbacks = list(_listeners)
+    for callback in callbacks:
+        callback()
+
+
+def next_due(rt: Runtime) -> dt.datetime | None:
+    """When the next enabled schedule is due: how long a scheduler may sleep."""
+    with rt.db.read() as conn:
+        return schedule_store.earliest_next_fire(conn)
+
+
+# -- where a defined schedule stands -------------------------------------------------------
+
+
+def next_fire_at(
+    timetable: Timetable,
+    last_fire_at: dt.datetime | None,
+    now: dt.datetime,
+    grace: float,
+    *,
+    due_since: dt.datetime | None = None,
+) -> dt.datetime | None:
+    """The first fire after both `now` and the newest time already fired: never a repeat.
+
+    `due_since`: the stored next fire, when it is due and no scheduler has handled it yet
+    (late, or down). Fires from then on are kept for the misfire policy instead of being
+    dropped unrecorded by the update. Whether the schedule is enabled is the caller's matter.
+    """
+    if last_fire_at is None and timetable.run_at is not None:
+        # A one-time run asked for "now" reaches us a moment late: still fire it.
+        fire = timetable.next_fire(now - dt.timedelta(seconds=grace), inclusive=True)
+    else:
+        fire = timetable.next_fire(max(now, last_fire_at) if last_fire_at else now)
+    if due_since is not None:
+        if last_fire_at is not None and last_fire_at >= due_since:
+            pending = timetable.next_fire(last_fire_at)
+        else:
+            pending = timetable.next_fire(due_since, inclusive=True)
+        if pending is not None and (fire is None or pending.utc < fire.utc):
+            fire = pending
+    return fire.utc if fire else None
+
+
+# -- the misfire policy: which due fires run ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to do with the fires a schedule has due."""
+
+    run: list[Fire]
+    missed: list[tuple[Fire, str]]
+    next_fire: Fire | None
+    newest: dt.datetime | None  # the newest nominal time handled (run or missed)
+
+
+def plan_fires(
+    timetable: Timetable,
+    since: dt.datetime,
+    now: dt.datetime,
+    *,
+    policy: str,
+    grace: float,
+    catchup_window: float,
+    cap: int,
+) -> Plan:
+    """Sort the fires due in [since, now] into those to run and those missed.
+
+    A fire more than `grace` seconds old is a misfire (the scheduler was down or late):
+    `skip` records it missed; `runOnce` runs only the newest due fire and records the others
+    missed; `runAll` runs those within `catchup_window` and records older ones missed. At most
+    `cap` fires are looked at one by one; the last one recorded says if more were missed.
+    """
+    head: list[Fire] = []
+    next_fire: Fire | None = None
+    more = False
+    for fire in timetable.fires_after(since, inclusive=True):
+        if fire.utc > now:
+            next_fire = fire
+            break
+        if len(head) == cap:
+            more = True
+            break
+        if not head or fire.utc != head[-1].utc:
+            head.append(fire)
+    if not head:
+        return Plan([], [], next_fire, None)
+    if more:
+        next_fire = timetable.next_fire(now)
+    on_time_from = now - dt.timedelta(seconds=grace)
+    window_from = now - dt.timedelta(seconds=max(grace, catchup_window))
+    late = any(f.utc < on_time_from for f in head)
+    if policy == "runOnce" and (late or more):
+        newest = _newest_fire(timetable, head[-1].utc, now) if more else None
+        run = [newest or head[-1]]
+        missed = [f for f in head if f.utc != run[0].utc]
+        reason = "misfire_run_once"
+    else:
+        cut = window_from if policy == "runAll" else on_time_from
+        run = [f for f in head if f.utc >= cut]
+        missed = [f for f in head if f.utc < cut]
+        reason = "misfire_run_all_outside_window" if policy == "runAll" else "misfire_skip"
+        if more:
+            run += [
+                f
+                for f in timetable.fires_between(max(head[-1].utc, cut), now)
+                if f.utc > head[-1].utc
+            ]
+    records = [(f, reason) for f in missed]
+    if more and records:
+        last, why = records[-1]
+        records[-1] = (
+            last,
+            f"{why}; more than {cap} fires due at once: later missed fires up to "
+            f"{now.isoformat(timespec='seconds')} are not recorded one by one",
+        )
+    newest_time = max([f.utc for f in run] + [head[-1].utc])
+    return Plan(run, records, next_fire, newest_time)
+
+
+def _newest_fire(timetable: Timetable, after: dt.datetime, now: dt.datetime) -> Fire | None:
+    """The newest fire in (after, now], found without walking every fire since `after`."""
+    for seconds in _LOOKBACK:
+        start = max(after, now - dt.timedelta(seconds=seconds))
+        newest = None
+        for fire in timetable.fires_after(start):
+            if fire.utc > now:
+                break
+            newest = fire
+        if newest is not None or start == after:
+            return newest
+    return None
+
+
+# -- one write transaction's fires: records, the overlap policy, runs ---------------------------
+
+
+@dataclass
+class Batch:
+    """One write transaction's fires: what runs each schedule has, the rows to write in
+    bulk at the end, and what to announce once it commits.
+
+    Fire rows and the runs of `allow` jobs are written together by flush(), a few
+    statements for a whole batch. A job with another concurrency policy goes through
+    services.executions.start_in, which looks at its other runs: pending rows are flushed
+    first so it sees them.
+    """
+
+    conn: Connection
+    now: dt.datetime
+    active: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    buffered: set[str] = field(default_factory=set)
+    recorded: set[tuple[str, dt.datetime]] = field(default_factory=set)
+    started: list[execution_service.Started] = field(default_factory=list)
+    cancelled: list[str] = field(default_factory=list)
+    jobs: dict[str, tuple[dict[str, Any], JobSpec]] = field(default_factory=dict)
+    pending_runs: list[dict[str, Any]] = field(default_factory=list)
+    pending_fires: list[dict[str, Any]] = field(default_factory=list)
+    count: int = 0  # fires recorded, or buffered fires started: what a pass reports
+
+    @classmethod
+    def load(
+        cls,
+        conn: Connection,
+        now: dt.datetime,
+        schedules: list[dict[str, Any]],
+        *,
+        since: dt.datetime | None = None,
+    ) -> Batch:
+        """The state of these schedules, read in a few statements: their active runs,
+        buffered fires, jobs and (from `since` on) the fire times already recorded."""
+        ids = [s["id"] for s in schedules]
+        batch = cls(
+            conn,
+            now,
+            active=execution_store.active_for_schedules(conn, ids),
+            buffered=schedule_store.buffered_for(conn, ids),
+        )
+        if since is not None:
+            batch.recorded = schedule_store.recorded_since(conn, ids, since)
+        for job in schedule_store.jobs_of(conn, [s["job_id"] for s in schedules]):
+            batch.jobs[job["id"]] = (job, JobSpec.model_validate(job["spec"]))
+        return batch
+
+    def job(self, job_id: str) -> tuple[dict[str, Any], JobSpec]:
+        if job_id not in self.jobs:
+            job = job_store.get_by_id(self.conn, job_id)
+            if job is None:
+                raise NotFound(f"no job {job_id!r}", code="job_not_found")
+            self.jobs[job_id] = (job, JobSpec.model_validate(job["spec"]))
+        return self.jobs[job_id]
+
+    def flush(self) -> None:
+        """Write the pending runs and fires. DuplicateFire: a time was recorded meanwhile;
+        the caller's transaction must roll back (nothing of it stays)."""
+        execution_store.insert_executions(self.conn, self.pending_runs)
+        schedule_store.insert_fires(self.conn, self.pending_fires)
+        self.pending_runs, self.pending_fires = [], []
+
+    def announce(self, rt: Runtime) -> None:
+        """After the commit: hand the new runs out, wake waiters of the cancelled ones."""
+        for started in self.started:
+            execution_service.announce(rt, started)
+        if rt.dispatcher is not None:
+            for execution_id in self.cancelled:
+                rt.dispatcher.notify_final(execution_id)
+
+
+def fire_row(
+    schedule: dict[str, Any],
+    fire: Fire,
+    *,
+    kind: str,
+    outcome: str,
+    now: dt.datetime,
+    reason: str | None = None,
+    execution_id: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "id": new_id(),
+        "schedule_id": schedule["id"],
+        "fire_at": fire.utc,
+        "local": fire.local.isoformat(),
+        "dst": fire.dst,
+        "kind": kind,
+        "outcome": outcome,
+        "reason": reason[:300] if reason else None,
+        "execution_id": execution_id,
+        "recorded_at": now,
+    }
+
+
+def record_missed(
+    batch: Batch, schedule: dict[str, Any], fire: Fire, reason: str
+) -> dict[str, Any] | None:
+    """Record a fire that will not run. None if the time is recorded already."""
+    if (schedule["id"], fire.utc) in batch.recorded:
+        return None
+    row = fire_row(schedule, fire, kind="schedule", outcome="missed", now=batch.now, reason=reason)
+    batch.recorded.add((schedule["id"], fire.utc))
+    batch.pending_fires.append(row)
+    return row
+
+
+def record_fire(
+    batch: Batch,
+    schedule: dict[str, Any],
+    spec: ScheduleSpec,
+    fire: Fire,
+    *,
+    kind: str = "schedule",
+    overlap: bool = True,
+    strict: bool = False,
+    principal: str | None = None,
+) -> dict[str, Any] | None:
+    """Record one fire and, as the overlap policy says, start its run; both are written by
+    batch.flush() in the caller's transaction. None if the time is recorded already.
+
+    `overlap=False` starts regardless of the schedule's previous run (run now); `strict`
+    raises the job's refusal (concurrency, parameters) instead of recording a skipped fire.
+    """
+    schedule_id = schedule["id"]
+    if (schedule_id, fire.utc) in batch.recorded:
+        return None
+    active = batch.active.get(schedule_id, [])
+    policy = spec.overlap_policy if overlap else "allow"
+    outcome, reason, execution_id = "started", None, None
+    if active and policy == "skip":
+        outcome, reason = "skipped", "overlap"
+    elif active and policy == "bufferOne":
+        if schedule_id in batch.buffered:
+            outcome, reason = "skipped", "buffer_full"
+        else:
+            outcome = "buffered"
+            batch.buffered.add(schedule_id)
+    else:
+        if active and policy == "cancelPrevious":
+            batch.flush()
+            for row in active:
+                if execution_service.cancel_in(batch.conn, row) == Status.CANCELLED:
+                    batch.cancelled.append(row["id"])
+            batch.active[schedule_id] = []
+        try:
+            started = _start(batch, schedule, spec, fire, principal)
+        except (Conflict, Invalid) as exc:
+            if strict:
+                raise
+            outcome, reason = "skipped", f"{exc.code}: {exc.message}"
+        else:
+            execution_id = _run_id(started)
+            batch.started.append(started)
+            batch.active.setdefault(schedule_id, []).append(
+                {"id": execution_id, "status": Status.QUEUED.value}
+            )
+            batch.cancelled.extend(i for i, o in started.replaced if o == Status.CANCELLED)
+    row = fire_row(
+        schedule,
+        fire,
+        kind=kind,
+        outcome=outcome,
+        now=batch.now,
+        reason=reason,
+        execution_id=execution_id,
+    )
+    batch.recorded.add((schedule_id, fire.utc))
+    batch.pending_fires.append(row)
+    return row
+
+
+def _start(
+    batch: Batch,
+    schedule: dict[str, Any],
+    spec: ScheduleSpec,
+    fire: Fire,
+    principal: str | None,
+) -> execution_service.Started:
+    job, job_spec = batch.job(schedule["job_id"])
+    if job_spec.concurrency_policy != "allow":
+        # forbid and replace look at the job's other runs, this batch's included.
+        batch.flush()
+        return execution_service.start_in(
+            batch.conn,
+            schedule["project_id"],
+            schedule["job_id"],
+            parameters=spec.parameters,
+            mode=spec.mode,
+            trigger=Trigger.SCHEDULE,
+            principal=principal,
+            schedule_id=schedule["id"],
+            schedule_name=schedule["name"],
+            schedule_fire_at=fire.utc,
+        )
+    problems = job_spec.parameter_problems(spec.parameters)
+    if problems:  # the job changed since the schedule was defined
+        first = problems[0]
+        raise Invalid(
+            f"the schedule's parameters no longer suit job {job['name']!r}: "
+            f"{first['field']}: {first['reason']}",
+            code="unknown_parameter"
+            if job_spec.parameters_schema is None
+            else "invalid_parameters",
+            details=problems,
+        )
+    row = queued_execution(
+        execution_id=new_id(),
+        job=job,
+        trigger=Trigger.SCHEDULE,
+        parameters={**job_spec.parameters, **spec.parameters},
+        mode=spec.mode,
+        now=utcnow(),
+        principal=principal,
+        schedule_id=schedule["id"],
+        schedule_name=schedule["name"],
+        schedule_fire_at=fire.utc,
+    )
+    batch.pending_runs.append(row)
+    return _queued(row)
+
+
+# The one seam with what services.executions hands back for a run: a change to Started
+# changes these two functions only.
+
+
+def _queued(row: dict[str, Any]) -> execution_service.Started:
+    """A run this batch inserts itself (an `allow` job), as start_in would report it."""
+    return execution_service.Started(Execution.from_row(row), True)
+
+
+def _run_id(started: execution_service.Started) -> str:
+    return started.execution.id
+
+
+# -- a pass: every fire due at a moment, what the scheduler's loop calls --------------------
+
+
+def fire_due(rt: Runtime, now: dt.datetime, *, batch_size: int) -> Iterator[Batch]:
+    """Handle every fire due at `now`: buffered fires whose previous run ended, then the
+    due schedules, `batch_size` per transaction. Yields each batch once it has committed,
+    for the caller to announce its runs (Batch.announce) and count its fires."""
+    released = _release_buffered(rt, now, batch_size)
+    if released is not None:
+        yield released
+    conflicts = 0
+    while True:
+        try:
+            batch, more = _fire_batch(rt, now, batch_size)
+        except schedule_store.DuplicateFire:
+            # A time was recorded between our read and our write (a backfill that got
+            # in first). The whole batch rolled back; the next read skips that time.
+            conflicts += 1
+            if conflicts > 3:
+                raise
+            log.info("a batch met a fire recorded meanwhile; retrying it")
+            continue
+        if batch is not None:
+            yield batch
+        if not more:
+            return
+
+
+def _fire_batch(rt: Runtime, now: dt.datetime, limit: int) -> tuple[Batch | None, bool]:
+    """One write transaction: the due schedules' fires, runs and next fire times."""
+    with rt.db.write() as conn:
+        due = schedule_store.due(conn, now, limit)
+        if not due:
+            return None, False
+        since = min(s["next_fire_at"] for s in due)
+        batch = Batch.load(conn, now, due, since=since)
+        moves = []
+        # One lock order for every scheduler (start_in locks the job row of a job that
+        # limits concurrency, on PostgreSQL): batches sharing jobs wait, never deadlock.
+        for schedule in sorted(due, key=lambda s: (s["job_id"], s["id"])):
+            moves.append(_fire_schedule(batch, schedule, now, rt))
+        batch.flush()
+        schedule_store.advance_many(conn, moves)
+    return batch, len(due) == limit
+
+
+def _fire_schedule(
+    batch: Batch, schedule: dict[str, Any], now: dt.datetime, rt: Runtime
+) -> tuple[str, dt.datetime | None, dt.datetime | None]:
+    """Record one schedule's due fires; returns its move (id, next fire, last fire)."""
+    settings = rt.settings
+    try:
+        spec, timetable = _compiled(schedule)
+        plan = plan_fires(
+            timetable,
+            schedule["next_fire_at"],
+            now,
+            policy=spec.misfire_policy,
+            grace=settings.scheduler_misfire_grace_seconds,
+            catchup_window=spec.catchup_window,
+            cap=settings.scheduler_missed_record_cap,
+        )
+    except Exception:
+        # One broken schedule must not hold back the others forever: stop it, loudly.
+        log.exception("schedule %s cannot be evaluated; it is stopped", schedule["id"])
+        return schedule["id"], None, schedule["last_fire_at"]
+    for fire, reason in plan.missed:
+        if record_missed(batch, schedule, fire, reason) is not None:
+            batch.count += 1
+    for fire in plan.run:
+        if record_fire(batch, schedule, spec, fire) is not None:
+            batch.count += 1
+    last = schedule["last_fire_at"]
+    if plan.newest is not None and (last is None or plan.newest > last):
+        last = plan.newest
+    next_at = plan.next_fire.utc if plan.next_fire else None
+    return schedule["id"], next_at, last
+
+
+_COMPILED: dict[str, tuple[ScheduleSpec, Timetable]] = {}
+
+
+def _compiled(schedule: dict[str, Any]) -> tuple[ScheduleSpec, Timetable]:
+    # Keyed by the definition without its name: schedules that share a definition (the
+    # common case) share one parsed spec and timetable.
+    key = json.dumps({**schedule["spec"], "name": None}, sort_keys=True)
+    cached = _COMPILED.get(key)
+    if cached is None:
+        spec = ScheduleSpec.model_validate(schedule["spec"])
+        cached = (spec, spec.timetable())
+        if len(_COMPILED) > 50_000:
+            _COMPILED.clear()
+        _COMPILED[key] = cached
+    return cached
+
+
+def _release_buffered(rt: Runtime, now: dt.datetime, limit: int) -> Batch | None:
+    """Start buffered fires whose schedule's previous run has ended (committed on return)."""
+    with rt.db.read() as conn:  # most passes have none: no write lock for them
+        if not schedule_store.has_buffered(conn):
+            return None
+    with rt.db.write() as conn:
+        rows = schedule_store.buffered(conn, limit)
+        if not rows:
+            return None
+        batch = Batch(conn, now)
+        busy = execution_store.active_for_schedules(conn, [r["schedule_id"] for r in rows])
+        for fire in rows:
+            if busy.get(fire["schedule_id"]):
+                continue
+            spec = ScheduleSpec.model_validate(fire["spec"])
+            try:
+                with conn.begin_nested():
+                    started = execution_service.start_in(
+                        conn,
+                        fire["project_id"],
+                        fire["job_id"],
+                        parameters=spec.parameters,
+                        mode=spec.mode,
+                        trigger=Trigger.SCHEDULE,
+                        schedule_id=fire["schedule_id"],
+                        schedule_name=fire["schedule_name"],
+                        schedule_fire_at=fire["fire_at"],
+                    )
+                    if not schedule_store.settle_fire(
+                        conn,
+                        fire["id"],
+                        expected="buffered",
+                        outcome="started",
+                        reason="buffered until the previous run ended",
+                        execution_id=_run_id(started),
+                    ):
+                        raise _Settled()
+            except _Settled:
+                continue
+            except (Conflict, Invalid) as exc:
+                schedule_store.settle_fire(
+                    conn,
+                    fire["id"],
+                    expected="buffered",
+                    outcome="skipped",
+                    reason=f"{exc.code}: {exc.message}",
+                    execution_id=None,
+                )
+                continue
+            batch.started.append(started)
+            busy[fire["schedule_id"]] = [{"id": _run_id(started), "status": Status.QUEUED.value}]
+            batch.count += 1
+    return batch
+
+
+class _Settled(Exception):
+    """Another scheduler released this buffered fire first."""
