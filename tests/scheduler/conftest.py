@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select, update
 
 from jobport.domain.executions import Status
+from jobport.domain.schedules import Schedule
 from jobport.scheduler import Scheduler
 from jobport.services import schedules as schedule_service
 from jobport.services.runtime import Runtime
@@ -51,14 +52,14 @@ class Harness:
         self.clock = Clock(T0)
         self.scheduler = Scheduler(rt, clock=self.clock)
 
-    def put(self, name: str = "s", **body: Any) -> dict[str, Any]:
+    def put(self, name: str = "s", **body: Any) -> Schedule:
         body.setdefault("crons", ["*/5 * * * *"])
         row, _ = schedule_service.put(
             self.rt, self.project["id"], self.job["id"], name, body, now=self.clock()
         )
         return row
 
-    def get(self, name: str = "s") -> dict[str, Any]:
+    def get(self, name: str = "s") -> Schedule:
         return schedule_service.get(self.rt, self.project["id"], self.job["id"], name)
 
     def tick_at(self, when: dt.datetime) -> int:

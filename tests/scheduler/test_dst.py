@@ -43,7 +43,7 @@ def test_preview_agrees_with_what_fires(
     )
     end = preview[-1].utc
     if tick_every is None:  # wake exactly at each next fire, as the loop does
-        while (due := h.get()["next_fire_at"]) is not None and due <= end:
+        while (due := h.get().next_fire_at) is not None and due <= end:
             h.tick_at(due)
     else:  # a scheduler that looks in at odd moments catches up on what it missed
         now = start

@@ -25,7 +25,7 @@ def outcomes(h: Harness) -> list[tuple[str, str, str | None]]:
 
 def test_a_due_schedule_fires_once_with_its_parameters_and_advances(h: Harness) -> None:
     h.put(parameters={"day": "monday"}, mode="delta")
-    assert h.get()["next_fire_at"] == at(10, 5)
+    assert h.get().next_fire_at == at(10, 5)
     assert h.tick_at(at(10, 4, 59)) == 0
     assert h.tick_at(at(10, 5)) == 1
     assert h.tick_at(at(10, 5, 30)) == 0  # the same fire is never started twice
@@ -42,8 +42,8 @@ def test_a_due_schedule_fires_once_with_its_parameters_and_advances(h: Harness) 
         "schedule",
     )
     schedule = h.get()
-    assert (schedule["next_fire_at"], schedule["last_fire_at"]) == (at(10, 10), at(10, 5))
-    assert schedule["state"] == "active"
+    assert (schedule.next_fire_at, schedule.last_fire_at) == (at(10, 10), at(10, 5))
+    assert schedule.state == "active"
 
 
 def test_a_late_tick_within_the_grace_still_runs_the_fire(h: Harness) -> None:
@@ -71,7 +71,7 @@ def test_misfire_run_once_runs_the_newest_missed_fire_only(h: Harness) -> None:
     ]
     [run] = h.runs()
     assert run["schedule_fire_at"] == at(11, 0)
-    assert h.get()["next_fire_at"] == at(11, 5)
+    assert h.get().next_fire_at == at(11, 5)
 
 
 def test_misfire_run_all_runs_each_fire_within_the_catchup_window(h: Harness) -> None:
@@ -95,7 +95,7 @@ def test_misfire_run_all_with_the_widest_catchup_window_runs_every_missed_fire(
         *[(f"10:{m:02d}", "started", None) for m in range(5, 60, 5)],
         ("11:00", "started", None),
     ]
-    assert h.get()["next_fire_at"] == at(11, 5)
+    assert h.get().next_fire_at == at(11, 5)
 
 
 def test_missed_fires_are_recorded_one_by_one_only_up_to_a_cap(tmp_path: object) -> None:
@@ -109,7 +109,7 @@ def test_missed_fires_are_recorded_one_by_one_only_up_to_a_cap(tmp_path: object)
     assert "not recorded one by one" in missed[-1]["reason"]
     [started] = [f for f in fires if f["outcome"] == "started"]
     assert started["fire_at"] == T0 + dt.timedelta(days=2)  # the newest one, not the 21st
-    assert h.get()["next_fire_at"] == T0 + dt.timedelta(days=2, minutes=1)
+    assert h.get().next_fire_at == T0 + dt.timedelta(days=2, minutes=1)
     rt.db.dispose()
 
 
@@ -182,26 +182,26 @@ def test_overlap_cancel_previous_cancels_the_last_run_then_starts(h: Harness) ->
 
 def test_a_one_time_schedule_fires_once_then_is_inactive(h: Harness) -> None:
     h.put(crons=None, runAt="2026-03-02T10:30:00")
-    assert h.get()["state"] == "active"
+    assert h.get().state == "active"
     h.tick_at(at(10, 30))
     h.tick_at(at(12, 0))
     assert outcomes(h) == [("10:30", "started", None)]
     schedule = h.get()
-    assert (schedule["state"], schedule["next_fire_at"]) == ("inactive", None)
+    assert (schedule.state, schedule.next_fire_at) == ("inactive", None)
 
 
 def test_start_and_end_dates_bound_the_fires_then_the_schedule_ends(h: Harness) -> None:
     h.put(crons=["0 * * * *"], startDate="2026-03-02T12:00:00", endDate="2026-03-02T14:00:00")
-    assert h.get()["next_fire_at"] == at(12)
+    assert h.get().next_fire_at == at(12)
     for hour in range(10, 17):
         h.tick_at(at(hour))
     assert [f["fire_at"].hour for f in h.fires()] == [12, 13, 14]
-    assert h.get()["state"] == "ended"
+    assert h.get().state == "ended"
 
 
 def test_a_disabled_schedule_does_not_fire(h: Harness) -> None:
     h.put(enabled=False)
-    assert h.get()["state"] == "disabled"
+    assert h.get().state == "disabled"
     assert h.tick_at(at(11)) == 0
     assert h.fires() == []
 
@@ -220,9 +220,9 @@ def test_an_update_keeps_identity_and_history_and_never_refires(h: Harness) -> N
     # The update comes with a clock behind the last fire: 10:05 must still not fire again.
     h.clock.set(at(10, 4))
     second = h.put(crons=["*/5 * * * *", "5 10 * * *"], overlapPolicy="allow")
-    assert second["id"] == first["id"]
-    assert second["last_fire_at"] == at(10, 5)
-    assert second["next_fire_at"] == at(10, 10)
+    assert second.id == first.id
+    assert second.last_fire_at == at(10, 5)
+    assert second.next_fire_at == at(10, 10)
     h.tick_at(at(10, 10))
     assert [f["fire_at"] for f in h.fires()] == [at(10, 5), at(10, 10)]
 
@@ -232,7 +232,7 @@ def test_an_update_while_a_fire_is_due_leaves_it_to_the_scheduler(h: Harness) ->
     # 10:05 is due, and the scheduler has not ticked yet: the update must not drop it.
     h.clock.set(at(10, 5) + dt.timedelta(milliseconds=300))
     h.put(overlapPolicy="allow", parameters={"day": "friday"})
-    assert h.get()["next_fire_at"] == at(10, 5)
+    assert h.get().next_fire_at == at(10, 5)
     h.tick_at(at(10, 5, 1))
     assert outcomes(h) == [("10:05", "started", None)]
     assert [r["parameters"] for r in h.runs()] == [{"day": "friday"}]
@@ -257,7 +257,7 @@ def test_disabling_then_enabling_does_not_fire_the_times_in_between(h: Harness) 
     h.put(enabled=False)
     h.clock.set(at(11, 2))
     h.put(enabled=True)
-    assert h.get()["next_fire_at"] == at(11, 5)
+    assert h.get().next_fire_at == at(11, 5)
     h.tick_at(at(11, 5))
     assert outcomes(h) == [("11:05", "started", None)]
 

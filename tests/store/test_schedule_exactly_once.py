@@ -96,7 +96,7 @@ def test_a_fire_recorded_elsewhere_is_skipped_and_the_rest_still_fire(db: Databa
     )
     with db.write() as conn:
         # ...but this schedule's row was not advanced yet: as if read before that commit.
-        schedule_store.advance(conn, schedule["id"], minute, None)
+        schedule_store.advance(conn, schedule.id, minute, None)
     Scheduler(rt).tick(T0 + dt.timedelta(minutes=3, seconds=1))
     fires, runs = fires_and_runs(db)
     assert sorted(f.fire_at.minute for f in fires) == [1, 2, 3]

@@ -12,10 +12,11 @@ from pydantic import ValidationError
 from sqlalchemy import Connection
 
 from jobport.domain.clock import utcnow
+from jobport.domain.executions import Execution
 from jobport.domain.ids import new_id
 from jobport.domain.jobs import NAME_PATTERN, JobSpec
 from jobport.domain.pages import Page
-from jobport.domain.schedules import Fire, ScheduleSpec
+from jobport.domain.schedules import Fire, Schedule, ScheduleFire, ScheduleSpec
 from jobport.errors import Conflict, Invalid, error_details, invalid
 from jobport.services import firing
 from jobport.services.runtime import Runtime
@@ -27,7 +28,7 @@ from jobport.store import schedules as schedule_store
 _NAME_RE = re.compile(NAME_PATTERN)
 _FIELDS = ("crons", "runAt", "timeZone", "startDate", "endDate", "dstPolicy", "catchupWindow")
 
-# -- parsing and state ----------------------------------------------------------------------
+# -- parsing ----------------------------------------------------------------------------
 
 
 def _field_of(err: dict[str, Any]) -> str:
@@ -62,25 +63,8 @@ def parse_schedule(data: dict[str, Any]) -> ScheduleSpec:
     return spec
 
 
-def spec_of(row: dict[str, Any]) -> ScheduleSpec:
-    return ScheduleSpec.model_validate(row["spec"])
-
-
-def state_of(row: dict[str, Any], spec: ScheduleSpec) -> str:
-    """active, disabled, inactive (a one-time schedule that fired) or ended."""
-    if not row["enabled"]:
-        return "disabled"
-    if row["next_fire_at"] is not None:
-        return "active"
-    if spec.run_at is not None and row["last_fire_at"] is not None:
-        return "inactive"
-    return "ended"
-
-
-def view(row: dict[str, Any]) -> dict[str, Any]:
-    """A stored schedule with what the faces show besides it: state and IANA zone."""
-    spec = spec_of(row)
-    return {**row, "state": state_of(row, spec), "time_zone_iana": spec.timetable().iana}
+def _spec_of(definition: dict[str, Any]) -> ScheduleSpec:
+    return ScheduleSpec.model_validate(definition)
 
 
 # -- use-cases --------------------------------------------------------------------------------
@@ -131,7 +115,7 @@ def put(
     data: dict[str, Any],
     *,
     now: dt.datetime | None = None,
-) -> tuple[dict[str, Any], bool]:
+) -> tuple[Schedule, bool]:
     """Add the schedule, or update it keeping its id and fire history. Returns (it, created)."""
     if not isinstance(data, dict):
         raise Invalid("the schedule must be a JSON object", code="invalid_schedule")
@@ -175,28 +159,31 @@ def put(
             row = {**current, **values}
             schedule_store.update_fields(conn, current["id"], values)
     firing.changed()
-    return view(row), current is None
+    return Schedule.from_row(row), current is None
 
 
-def list_for_job(rt: Runtime, project_ref: str, job_ref: str) -> list[dict[str, Any]]:
+def list_for_job(rt: Runtime, project_ref: str, job_ref: str) -> list[Schedule]:
+    """The job's schedules, by name."""
     with rt.db.read() as conn:
         job = _job(conn, project_ref, job_ref)
         rows = schedule_store.for_job(conn, job["id"])
-    return [view(r) for r in rows]
+    return [Schedule.from_row(r) for r in rows]
 
 
-def for_job(conn: Connection, job_id: str) -> list[dict[str, Any]]:
+def for_job(conn: Connection, job_id: str) -> list[Schedule]:
     """A job's schedules, for the job's own view (inside the caller's transaction)."""
-    return [view(r) for r in schedule_store.for_job(conn, job_id)]
+    return [Schedule.from_row(r) for r in schedule_store.for_job(conn, job_id)]
 
 
-def get(rt: Runtime, project_ref: str, job_ref: str, name: str) -> dict[str, Any]:
+def get(rt: Runtime, project_ref: str, job_ref: str, name: str) -> Schedule:
+    """The job's schedule called `name`."""
     with rt.db.read() as conn:
         job = _job(conn, project_ref, job_ref)
-        return view(schedule_store.get(conn, job["id"], name))
+        return Schedule.from_row(schedule_store.get(conn, job["id"], name))
 
 
 def delete(rt: Runtime, project_ref: str, job_ref: str, name: str) -> None:
+    """Remove the schedule and its fire history."""
     with rt.db.write() as conn:
         job = _job(conn, project_ref, job_ref)
         schedule_store.remove(conn, schedule_store.get(conn, job["id"], name)["id"])
@@ -219,8 +206,7 @@ def preview(
             code="invalid_request",
             details=[{"field": "count", "reason": "must be 1 to 1000"}],
         )
-    row = get(rt, project_ref, job_ref, name)
-    timetable = spec_of(row).timetable()
+    timetable = _spec_of(get(rt, project_ref, job_ref, name).definition).timetable()
     return list(itertools.islice(timetable.fires_after(start or utcnow()), count))
 
 
@@ -233,11 +219,12 @@ def fires(
     cursor: str | None = None,
     limit: int = 50,
 ) -> Page:
-    """The schedule's fire history, newest first."""
+    """The schedule's fire history, newest first: a Page of ScheduleFires."""
     with rt.db.read() as conn:
         job = _job(conn, project_ref, job_ref)
         schedule = schedule_store.get(conn, job["id"], name)
-        return schedule_store.fires_page(conn, schedule["id"], cursor=cursor, limit=limit)
+        page = schedule_store.fires_page(conn, schedule["id"], cursor=cursor, limit=limit)
+    return Page([ScheduleFire.from_row(r) for r in page.items], page.next_cursor)
 
 
 def trigger(
@@ -248,13 +235,13 @@ def trigger(
     *,
     principal: str | None = None,
     now: dt.datetime | None = None,
-) -> tuple[dict[str, Any], dict[str, Any]]:
+) -> tuple[ScheduleFire, Execution]:
     """Run the schedule's job now, recorded as one of its fires. Returns (fire, execution)."""
     now = now or utcnow()
     with rt.db.write() as conn:
         job = _job(conn, project_ref, job_ref)
         schedule = schedule_store.get(conn, job["id"], name, lock=True)
-        spec = spec_of(schedule)
+        spec = _spec_of(schedule["spec"])
         fire = Fire(utc=now, local=now.astimezone(ZoneInfo(spec.timetable().iana)), dst=None)
         batch = firing.Batch.load(conn, now, [schedule])
         row = firing.record_fire(
@@ -275,9 +262,9 @@ def trigger(
                 "a fire of this schedule is recorded at this very instant; retry",
                 code="fire_exists",
             ) from None
-        execution = execution_store.get(conn, row["execution_id"])
+        execution = Execution.from_row(execution_store.get(conn, row["execution_id"]))
     batch.announce(rt)
-    return row, execution
+    return ScheduleFire.from_row(row), execution
 
 
 def backfill(
@@ -290,7 +277,7 @@ def backfill(
     *,
     principal: str | None = None,
     now: dt.datetime | None = None,
-) -> list[dict[str, Any]]:
+) -> list[ScheduleFire]:
     """One fire (a run, or what the overlap policy makes of it) per fire time in
     [start, end] that has none recorded yet. Returns the fires recorded."""
     now = now or utcnow()
@@ -307,8 +294,7 @@ def backfill(
             code="invalid_range",
             details=[{"field": "to", "reason": "must not be in the future"}],
         )
-    schedule = get(rt, project_ref, job_ref, name)
-    timetable = spec_of(schedule).timetable()
+    timetable = _spec_of(get(rt, project_ref, job_ref, name).definition).timetable()
     times = list(
         itertools.islice(
             itertools.takewhile(
@@ -323,18 +309,18 @@ def backfill(
             code="range_too_large",
             details=[{"field": "to", "reason": f"more than {cap} fires in range"}],
         )
-    recorded: list[dict[str, Any]] = []
+    recorded: list[ScheduleFire] = []
     with rt.db.write() as conn:
         job = _job(conn, project_ref, job_ref)
         schedule = schedule_store.get(conn, job["id"], name, lock=True)
-        spec = spec_of(schedule)
+        spec = _spec_of(schedule["spec"])
         batch = firing.Batch.load(conn, now, [schedule], since=start)
         for fire in times:
             row = firing.record_fire(
                 batch, schedule, spec, fire, kind="backfill", principal=principal
             )
             if row is not None:
-                recorded.append(row)
+                recorded.append(ScheduleFire.from_row(row))
         try:
             batch.flush()
         except schedule_store.DuplicateFire:

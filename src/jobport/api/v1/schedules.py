@@ -1,4 +1,4 @@
-"""v1 schedules of a job: define, list, preview, fire history, run now, backfill."""
+"""v1 schedules of a job: define, list, preview, fire history, run now, backfill; their JSON."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from jobport.api import openapi
 from jobport.api.auth import require
 from jobport.api.responses import JSONResponse
 from jobport.api.v1 import wire
-from jobport.domain.schedules import ScheduleSpec
+from jobport.api.v1.executions import render as render_execution
+from jobport.domain.schedules import Fire, Schedule, ScheduleFire, ScheduleSpec
 from jobport.services import schedules as schedule_service
 from jobport.services.runtime import Runtime
 
@@ -27,6 +28,55 @@ _EXAMPLE = {
 }
 
 
+def schedule(it: Schedule) -> dict[str, Any]:
+    """A schedule: its definition as given, and where it stands."""
+    return {
+        "id": it.id,
+        "jobId": it.job_id,
+        **it.definition,
+        "timeZoneIana": it.time_zone_iana,
+        "state": it.state,
+        "nextFireAt": wire.ts(it.next_fire_at),
+        "lastFireAt": wire.ts(it.last_fire_at),
+        "createdAt": wire.ts(it.created_at),
+        "updatedAt": wire.ts(it.updated_at),
+    }
+
+
+def schedule_summary(it: Schedule) -> dict[str, Any]:
+    """A schedule as its job lists it (the job renderer imports this)."""
+    return {
+        "id": it.id,
+        "name": it.name,
+        "state": it.state,
+        "timeZone": it.definition.get("timeZone"),
+        "crons": it.definition.get("crons"),
+        "runAt": it.definition.get("runAt"),
+        "nextFireAt": wire.ts(it.next_fire_at),
+        "lastFireAt": wire.ts(it.last_fire_at),
+    }
+
+
+def fire_time(fire: Fire) -> dict[str, Any]:
+    """A fire time of a preview: UTC, local wall time with its offset, DST note."""
+    return {"utc": wire.ts(fire.utc), "local": fire.local.isoformat(), "dst": fire.dst}
+
+
+def schedule_fire(fire: ScheduleFire) -> dict[str, Any]:
+    """A recorded fire: started (with its execution), buffered, skipped or missed, and why."""
+    return {
+        "id": fire.id,
+        "fireAt": wire.ts(fire.fire_at),
+        "local": fire.local,
+        "dst": fire.dst,
+        "kind": fire.kind,
+        "outcome": fire.outcome,
+        "reason": fire.reason,
+        "executionId": fire.execution_id,
+        "recordedAt": wire.ts(fire.recorded_at),
+    }
+
+
 @router.get("")
 async def list_schedules(
     project: str,
@@ -34,8 +84,8 @@ async def list_schedules(
     caller: Any = require("schedules:read"),
     rt: Runtime = Depends(wire.runtime),
 ) -> dict[str, Any]:
-    rows = schedule_service.list_for_job(rt, project, job)
-    return {"items": [wire.schedule(r) for r in rows]}
+    schedules = schedule_service.list_for_job(rt, project, job)
+    return {"items": [schedule(s) for s in schedules]}
 
 
 _FIRE_EXISTS = {409: {"description": "a fire at this very time is recorded already; retry"}}
@@ -61,8 +111,8 @@ async def put_schedule(
     caller: Any = require("schedules:write"),
     rt: Runtime = Depends(wire.runtime),
 ) -> JSONResponse:
-    row, created = await asyncio.to_thread(schedule_service.put, rt, project, job, name, body)
-    return JSONResponse(wire.schedule(row), status_code=201 if created else 200)
+    it, created = await asyncio.to_thread(schedule_service.put, rt, project, job, name, body)
+    return JSONResponse(schedule(it), status_code=201 if created else 200)
 
 
 @router.get("/{name}")
@@ -73,7 +123,7 @@ async def get_schedule(
     caller: Any = require("schedules:read"),
     rt: Runtime = Depends(wire.runtime),
 ) -> dict[str, Any]:
-    return wire.schedule(schedule_service.get(rt, project, job, name))
+    return schedule(schedule_service.get(rt, project, job, name))
 
 
 @router.delete("/{name}", status_code=204)
@@ -102,7 +152,7 @@ async def preview_schedule(
     rt: Runtime = Depends(wire.runtime),
 ) -> dict[str, Any]:
     fires = schedule_service.preview(rt, project, job, name, count=count, start=start)
-    return {"fires": [wire.fire_time(f) for f in fires]}
+    return {"fires": [fire_time(f) for f in fires]}
 
 
 @router.get("/{name}/fires")
@@ -116,7 +166,7 @@ async def list_fires(
     rt: Runtime = Depends(wire.runtime),
 ) -> dict[str, Any]:
     page = schedule_service.fires(rt, project, job, name, cursor=cursor, limit=limit)
-    return wire.page(page, wire.schedule_fire)
+    return wire.page(page, schedule_fire)
 
 
 @router.post(
@@ -139,7 +189,7 @@ async def trigger_schedule(
     fire, execution = await asyncio.to_thread(
         schedule_service.trigger, rt, project, job, name, principal=caller.label
     )
-    return {"fire": wire.schedule_fire(fire), "execution": wire.execution(execution)}
+    return {"fire": schedule_fire(fire), "execution": render_execution(execution)}
 
 
 class BackfillRequest(wire.Body):
@@ -174,4 +224,4 @@ async def backfill_schedule(
         body.to,
         principal=caller.label,
     )
-    return {"fires": [wire.schedule_fire(f) for f in fires]}
+    return {"fires": [schedule_fire(f) for f in fires]}

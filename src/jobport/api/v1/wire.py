@@ -132,53 +132,12 @@ def job(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def schedule(row: dict[str, Any]) -> dict[str, Any]:
-    """A schedule: its definition as given, and where it stands."""
-    return {
-        "id": row["id"],
-        "jobId": row["job_id"],
-        **row["spec"],
-        "timeZoneIana": row["time_zone_iana"],
-        "state": row["state"],
-        "nextFireAt": ts(row["next_fire_at"]),
-        "lastFireAt": ts(row["last_fire_at"]),
-        "createdAt": ts(row["created_at"]),
-        "updatedAt": ts(row["updated_at"]),
-    }
+def schedule_summary(schedule: Any) -> dict[str, Any]:
+    """Only until the job renderer imports api/v1/schedules.py's schedule_summary itself."""
+    # Imported here: api/v1/schedules.py imports this module.
+    from jobport.api.v1.schedules import schedule_summary
 
-
-def schedule_summary(row: dict[str, Any]) -> dict[str, Any]:
-    """A schedule as its job lists it."""
-    return {
-        "id": row["id"],
-        "name": row["name"],
-        "state": row["state"],
-        "timeZone": row["spec"].get("timeZone"),
-        "crons": row["spec"].get("crons"),
-        "runAt": row["spec"].get("runAt"),
-        "nextFireAt": ts(row["next_fire_at"]),
-        "lastFireAt": ts(row["last_fire_at"]),
-    }
-
-
-def fire_time(fire: Any) -> dict[str, Any]:
-    """A fire time of a preview: UTC, local wall time with its offset, DST note."""
-    return {"utc": ts(fire.utc), "local": fire.local.isoformat(), "dst": fire.dst}
-
-
-def schedule_fire(row: dict[str, Any]) -> dict[str, Any]:
-    """A recorded fire: started (with its execution), buffered, skipped or missed, and why."""
-    return {
-        "id": row["id"],
-        "fireAt": ts(row["fire_at"]),
-        "local": row["local"],
-        "dst": row["dst"],
-        "kind": row["kind"],
-        "outcome": row["outcome"],
-        "reason": row["reason"],
-        "executionId": row["execution_id"],
-        "recordedAt": ts(row["recorded_at"]),
-    }
+    return schedule_summary(schedule)
 
 
 def log_line(row: dict[str, Any]) -> dict[str, Any]:

@@ -1,6 +1,7 @@
-"""Schedules: zones, crons, the spec a user writes and the timetable it compiles to."""
+"""Schedules: zones, crons, the spec a user writes, the timetable it compiles to, records."""
 
 from jobport.domain.schedules.crons import check_cron
+from jobport.domain.schedules.records import Schedule, ScheduleFire
 from jobport.domain.schedules.spec import (
     MAX_CATCHUP_WINDOW,
     DstPolicy,
@@ -15,6 +16,8 @@ __all__ = [
     "MAX_CATCHUP_WINDOW",
     "DstPolicy",
     "Fire",
+    "Schedule",
+    "ScheduleFire",
     "ScheduleSpec",
     "Timetable",
     "check_cron",
