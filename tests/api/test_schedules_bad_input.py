@@ -48,6 +48,12 @@ BAD = [
     ),
     ("unknown field", {"crons": ["@daily"], "colour": "red"}, "colour", "not permitted"),
     ("runAt with an offset", {"runAt": "2030-01-01T00:00Z"}, "runAt", "offset"),
+    (
+        "runAt in the past",  # it would be stored and never fire
+        {"runAt": "2020-11-01T09:00", "timeZone": "Europe/Berlin"},
+        "runAt",
+        "runAt 2020-11-01T09:00 (Europe/Berlin) is in the past; it is ",
+    ),
     ("body name not the path name", {"name": "other", "crons": ["@daily"]}, "name", "path"),
     (
         "undeclared parameter",

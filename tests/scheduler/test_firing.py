@@ -7,6 +7,7 @@ import datetime as dt
 import pytest
 
 from jobport.domain.schedules import MAX_CATCHUP_WINDOW
+from jobport.errors import Invalid
 from jobport.services import firing
 from jobport.services import jobs as job_service
 from jobport.services import schedules as schedule_service
@@ -188,6 +189,32 @@ def test_a_one_time_schedule_fires_once_then_is_inactive(h: Harness) -> None:
     assert outcomes(h) == [("10:30", "started", None)]
     schedule = h.get()
     assert (schedule.state, schedule.next_fire_at) == ("inactive", None)
+
+
+def test_a_run_at_in_the_past_is_refused_unless_the_schedule_fired_at_it(h: Harness) -> None:
+    # 10:00 in Berlin (UTC+1 in March) was 09:00 UTC; the clock says 10:00 UTC.
+    with pytest.raises(Invalid) as refused:
+        h.put("late", crons=None, runAt="2026-03-02T10:00", timeZone="Europe/Berlin")
+    assert refused.value.code == "invalid_schedule"
+    assert refused.value.details == [{"field": "runAt", "reason": "in the past"}]
+    assert refused.value.message.startswith(
+        "runAt 2026-03-02T10:00 (Europe/Berlin) is in the past; it is 2026-03-02T11:00 there now"
+    )
+    # Asked for "now", it arrives a moment late (within the misfire grace): it still fires.
+    h.put("now", crons=None, runAt="2026-03-02T09:59:30")
+    h.put(crons=None, runAt="2026-03-02T10:30:00")
+    h.tick_at(at(10, 30))
+    assert outcomes(h) == [("09:59", "started", None), ("10:30", "started", None)]
+
+    # An update of a schedule that fired at that time simply ends it, as before.
+    h.clock.set(at(11))
+    updated = h.put(crons=None, runAt="2026-03-02T10:30:00", parameters={"day": "friday"})
+    assert (updated.state, updated.next_fire_at) == ("inactive", None)
+    # Another past time it never fired at is refused, and the schedule is left as it was.
+    with pytest.raises(Invalid, match=r"runAt 2026-03-02T10:15:00 \(UTC\) is in the past"):
+        h.put(crons=None, runAt="2026-03-02T10:15:00")
+    assert h.get().definition["parameters"] == {"day": "friday"}
+    assert len(h.runs()) == 2
 
 
 def test_start_and_end_dates_bound_the_fires_then_the_schedule_ends(h: Harness) -> None:

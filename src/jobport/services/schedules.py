@@ -16,7 +16,7 @@ from jobport.domain.executions import Execution
 from jobport.domain.ids import new_id
 from jobport.domain.jobs import NAME_PATTERN, JobSpec
 from jobport.domain.pages import Page
-from jobport.domain.schedules import Fire, Schedule, ScheduleFire, ScheduleSpec
+from jobport.domain.schedules import Fire, Schedule, ScheduleFire, ScheduleSpec, Timetable
 from jobport.errors import Conflict, Invalid, error_details, invalid
 from jobport.services import firing
 from jobport.services.runtime import Runtime
@@ -26,6 +26,7 @@ from jobport.store import projects as project_store
 from jobport.store import schedules as schedule_store
 
 _NAME_RE = re.compile(NAME_PATTERN)
+_DAWN = dt.datetime.min.replace(tzinfo=dt.UTC)  # before every fire: a search from here finds all
 _FIELDS = ("crons", "runAt", "timeZone", "startDate", "endDate", "dstPolicy", "catchupWindow")
 
 # -- parsing ----------------------------------------------------------------------------
@@ -107,6 +108,35 @@ def _check_parameters(spec: ScheduleSpec, job: dict[str, Any]) -> None:
         raise Invalid(message, code="invalid_schedule", details=problems)
 
 
+def _check_run_at_fired(
+    conn: Connection,
+    spec: ScheduleSpec,
+    timetable: Timetable,
+    current: dict[str, Any] | None,
+    now: dt.datetime,
+) -> None:
+    """Refuse a runAt in the past: it would be stored and never fire, without a word.
+
+    An update of a schedule that fired at that time is let through: it simply ends. So is
+    a runAt that startDate, endDate or a skipped DST gap leave no instant at all (never
+    due, it is not past; left as it was).
+    """
+    times = [f.utc for f in timetable.fires_after(_DAWN)]
+    if not times or times[-1] > now:
+        return
+    if current is not None and set(times) & schedule_store.fire_times(
+        conn, current["id"], times[0], times[-1]
+    ):
+        return
+    there = now.astimezone(timetable.zone).strftime("%Y-%m-%dT%H:%M")
+    raise Invalid(
+        f"runAt {spec.run_at} ({spec.time_zone}) is in the past; it is {there} there now, "
+        "and a one-time schedule fires only at a time to come",
+        code="invalid_schedule",
+        details=[{"field": "runAt", "reason": "in the past"}],
+    )
+
+
 def put(
     rt: Runtime,
     project_ref: str,
@@ -130,18 +160,19 @@ def put(
         current = schedule_store.find(conn, job["id"], name, lock=True)
         last = current["last_fire_at"] if current else None
         due = current["next_fire_at"] if current else None
+        upcoming = firing.next_fire_at(
+            timetable,
+            last,
+            now,
+            grace,
+            due_since=due if due is not None and due <= now else None,
+        )
+        if upcoming is None and spec.run_at is not None:
+            _check_run_at_fired(conn, spec, timetable, current, now)
         values = {
             "spec": spec.wire(),
             "enabled": spec.enabled,
-            "next_fire_at": firing.next_fire_at(
-                timetable,
-                last,
-                now,
-                grace,
-                due_since=due if due is not None and due <= now else None,
-            )
-            if spec.enabled
-            else None,
+            "next_fire_at": upcoming if spec.enabled else None,
             "updated_at": now,
         }
         if current is None:
