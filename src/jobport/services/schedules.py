@@ -108,7 +108,7 @@ def _check_parameters(spec: ScheduleSpec, job: dict[str, Any]) -> None:
         raise Invalid(message, code="invalid_schedule", details=problems)
 
 
-def _check_run_at_fired(
+def _refuse_a_past_run_at(
     conn: Connection,
     spec: ScheduleSpec,
     timetable: Timetable,
@@ -168,7 +168,7 @@ def put(
             due_since=due if due is not None and due <= now else None,
         )
         if upcoming is None and spec.run_at is not None:
-            _check_run_at_fired(conn, spec, timetable, current, now)
+            _refuse_a_past_run_at(conn, spec, timetable, current, now)
         values = {
             "spec": spec.wire(),
             "enabled": spec.enabled,
