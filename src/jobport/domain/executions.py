@@ -1,9 +1,11 @@
-"""Executions: the state machine, triggers, and the shape of results."""
+"""Executions: the state machine, triggers, the records of a run and its log, results."""
 
 from __future__ import annotations
 
 import datetime as dt
 import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from jobport.domain.values import clean
@@ -140,6 +142,101 @@ def queued_execution(
         "schedule_name": schedule_name,
         "schedule_fire_at": schedule_fire_at,
     }
+
+
+# Stored values to members by plain dict lookups: Status(value) costs ~10 times as much, and
+# an execution record is built on every execute.
+_STATUS = {s.value: s for s in Status}
+_TRIGGER = {t.value: t for t in Trigger}
+_MODE = {m.value: m for m in Mode}
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionError:
+    """Why a run did not succeed: an ErrorCode value and a message (either may be None)."""
+
+    code: str | None
+    message: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class FiredBy:
+    """The schedule fire a run stands for: the schedule and the nominal time it fired at."""
+
+    schedule_id: str
+    schedule_name: str | None
+    fire_at: dt.datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Execution:
+    """One run of a job, as the services hand it out. Times are aware UTC (the store hands
+    them back so); parameters, steps and result stay the plain JSON values stored."""
+
+    id: str
+    project_id: str
+    job_id: str
+    job_name: str
+    status: Status
+    trigger: Trigger
+    parameters: dict[str, Any]
+    mode: Mode
+    attempt: int
+    retry_of: str | None
+    principal: str | None
+    created_at: dt.datetime
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    steps: list[dict[str, Any]]  # [{name, status, startedAt, finishedAt, error}], camelCase
+    result: Any
+    error: ExecutionError | None
+    log_lines: int
+    schedule: FiredBy | None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Execution:
+        """From a stored row (or queued_execution()'s). Positional: this runs per execute."""
+        code, message = row.get("error_code"), row.get("error_message")
+        schedule_id = row.get("schedule_id")
+        return cls(
+            row["id"],
+            row["project_id"],
+            row["job_id"],
+            row["job_name"],
+            _STATUS[row["status"]],
+            _TRIGGER[row["trigger"]],
+            row["parameters"],
+            _MODE[row["mode"]],
+            row["attempt"],
+            row["retry_of"],
+            row["principal"],
+            row["created_at"],
+            row["started_at"],
+            row["finished_at"],
+            row["steps"],
+            row["result"],
+            ExecutionError(code, message) if code or message else None,
+            row["log_lines"],
+            FiredBy(schedule_id, row.get("schedule_name"), row.get("schedule_fire_at"))
+            if schedule_id
+            else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LogLine:
+    """One line a run logged; `seq` orders a run's lines and is the cursor to read after."""
+
+    seq: int
+    at: dt.datetime
+    step: str | None
+    stream: str
+    level: str
+    text: str
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> LogLine:
+        return cls(row["seq"], row["at"], row["step"], row["stream"], row["level"], row["text"])
 
 
 def retry_delay(attempt: int, base_seconds: float, backoff: float) -> float:

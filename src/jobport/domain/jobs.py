@@ -1,14 +1,21 @@
-"""Jobs and steps: the definition a user writes, and its validation."""
+"""Jobs and steps: the definition a user writes, its validation, and the stored record."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
-from typing import Annotated, Any, Literal
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from jobport.domain import parameters
+from jobport.domain.executions import Execution
 from jobport.domain.wire import Count, Flag, Seconds, Wire, a_json_number
+
+if TYPE_CHECKING:  # only named: a job's record need not load the schedules package
+    from jobport.domain.schedules import Schedule
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\- ]{0,199}$"
 _NAME_RE = re.compile(NAME_PATTERN)
@@ -119,3 +126,53 @@ def result_step(spec: JobSpec) -> str:
 
 def is_valid_name(name: str) -> bool:
     return bool(_NAME_RE.match(name))
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A stored job: its definition, the newest run, and (when read one by one) schedules.
+
+    `definition` is the job as written and stored (camelCase JSON) and is shown as is: a read
+    never rewrites what was written. `spec` is that definition parsed, on first use: a listing
+    does not pay for validating every job, and a read never fails on one.
+    """
+
+    id: str
+    project_id: str
+    name: str
+    definition: dict[str, Any]
+    created_at: dt.datetime  # aware UTC, as the store hands every time back
+    updated_at: dt.datetime
+    last_execution: Execution | None = None
+    schedules: tuple[Schedule, ...] | None = None  # None: not read (a listing, a create)
+    _spec: JobSpec | None = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def from_row(
+        cls,
+        row: Mapping[str, Any],
+        *,
+        last_execution: Execution | None = None,
+        schedules: tuple[Schedule, ...] | None = None,
+        spec: JobSpec | None = None,
+    ) -> Job:
+        """From a stored job row; `spec` when the caller parsed the definition already."""
+        return cls(
+            row["id"],
+            row["project_id"],
+            row["name"],
+            row["spec"],
+            row["created_at"],
+            row["updated_at"],
+            last_execution,
+            schedules,
+            spec,
+        )
+
+    @property
+    def spec(self) -> JobSpec:
+        """The definition as a JobSpec, validated once and kept."""
+        if self._spec is None:
+            # A cache, not state: frozen keeps callers from changing the record.
+            object.__setattr__(self, "_spec", JobSpec.model_validate(self.definition))
+        return self._spec  # type: ignore[return-value]
