@@ -6,6 +6,7 @@ import contextlib
 import time
 from typing import Any
 
+from jobport.domain.projects import Project
 from jobport.errors import Conflict
 from jobport.services import jobs as job_service
 from jobport.services import projects as project_service
@@ -129,10 +130,10 @@ def sleep(seconds: float = 60) -> str:
     return "slept"
 
 
-def seed(rt: Runtime) -> dict[str, Any]:
+def seed(rt: Runtime) -> Project:
     """Create the demo project and its jobs; leaves existing ones as they are."""
     project, _ = project_service.ensure(rt, "demo", "Demo jobs seeded by `make run`.")
     for job in DEMO_JOBS:
         with contextlib.suppress(Conflict):
-            job_service.create(rt, project["id"], job)
+            job_service.create(rt, project.id, job)
     return project

@@ -64,9 +64,9 @@ def test_a_key_authenticates_and_carries_its_project_grants(rt: Runtime) -> None
     project = projects.create(rt, "alpha")
     row, secret = access.create_key(rt, description="ci", roles=[("Operator", "alpha")])
     principal = access.authenticate_key(rt, key_string(row["client_id"], secret), "10.0.0.1")
-    assert principal.allows("jobs:execute", project["id"])
-    assert not principal.allows("jobs:write", project["id"])
-    assert access.authorize(rt, principal, "jobs:read", "alpha") == project["id"]
+    assert principal.allows("jobs:execute", project.id)
+    assert not principal.allows("jobs:write", project.id)
+    assert access.authorize(rt, principal, "jobs:read", "alpha") == project.id
     projects.create(rt, "beta")
     with pytest.raises(Forbidden) as refused:
         access.authorize(rt, principal, "jobs:read", "beta")

@@ -10,7 +10,15 @@ from typing import Any
 from sqlalchemy import Connection
 
 from jobport.domain.clock import utcnow
-from jobport.domain.executions import ErrorCode, Mode, Status, Trigger, queued_execution
+from jobport.domain.executions import (
+    ErrorCode,
+    Execution,
+    LogLine,
+    Mode,
+    Status,
+    Trigger,
+    queued_execution,
+)
 from jobport.domain.ids import new_id
 from jobport.domain.jobs import JobSpec
 from jobport.domain.pages import Page
@@ -62,7 +70,7 @@ def _check_start_input(
 class Started:
     """What start_in() did, for its caller to announce once the transaction commits."""
 
-    row: dict[str, Any]
+    execution: Execution
     created: bool  # False: a replayed id or key, nothing new was queued
     replaced: list[tuple[str, str]] = field(default_factory=list)  # (id, outcome) cancelled
 
@@ -78,7 +86,7 @@ def start(
     idempotency_key: str | None = None,
     trigger: Trigger = Trigger.API,
     principal: str | None = None,
-) -> tuple[dict[str, Any], bool]:
+) -> tuple[Execution, bool]:
     """Queue a run of the job. Returns (execution, created); a replayed id or key is not new."""
     with rt.db.write() as conn:
         started = start_in(
@@ -94,7 +102,7 @@ def start(
         )
     if started.created:
         announce(rt, started)
-    return started.row, started.created
+    return started.execution, started.created
 
 
 def start_in(
@@ -167,7 +175,7 @@ def start_in(
         if existing is None:
             raise
         return Started(*_replay(existing, job["id"], "executionId"))
-    return Started(row, True, replaced)
+    return Started(Execution.from_row(row), True, replaced)
 
 
 def announce(rt: Runtime, started: Started) -> None:
@@ -177,17 +185,17 @@ def announce(rt: Runtime, started: Started) -> None:
     for replaced_id, outcome in started.replaced:
         if outcome == Status.CANCELLED:
             rt.dispatcher.notify_final(replaced_id)
-    rt.dispatcher.submit(started.row["id"])
+    rt.dispatcher.submit(started.execution.id)
 
 
-def _replay(existing: dict[str, Any], job_id: str, what: str) -> tuple[dict[str, Any], bool]:
+def _replay(existing: dict[str, Any], job_id: str, what: str) -> tuple[Execution, bool]:
     if existing["job_id"] != job_id:
         raise Conflict(
             f"this {what} already names an execution of another job",
             code="execution_id_taken",
             details={"executionId": existing["id"]},
         )
-    return existing, False
+    return Execution.from_row(existing), False
 
 
 def _request_cancel(conn: Any, row: dict[str, Any]) -> str:
@@ -215,12 +223,12 @@ def cancel_in(conn: Connection, row: dict[str, Any]) -> str:
     return _request_cancel(conn, row)
 
 
-def get(rt: Runtime, execution_id: str) -> dict[str, Any]:
+def get(rt: Runtime, execution_id: str) -> Execution:
     with rt.db.read() as conn:
-        return execution_store.get(conn, execution_id)
+        return Execution.from_row(execution_store.get(conn, execution_id))
 
 
-async def wait(rt: Runtime, execution_id: str, timeout: float) -> dict[str, Any]:
+async def wait(rt: Runtime, execution_id: str, timeout: float) -> Execution:
     """Wait up to `timeout` seconds (capped by settings) for the run to end; return it."""
     timeout = max(0.0, min(timeout, rt.settings.max_wait_seconds))
     if rt.dispatcher is not None and timeout > 0:
@@ -228,13 +236,13 @@ async def wait(rt: Runtime, execution_id: str, timeout: float) -> dict[str, Any]
     return get(rt, execution_id)
 
 
-def cancel(rt: Runtime, execution_id: str) -> dict[str, Any]:
+def cancel(rt: Runtime, execution_id: str) -> Execution:
     with rt.db.write() as conn:
         row = execution_store.get(conn, execution_id)
         status = Status(row["status"])
         if status.is_final:
             if status == Status.CANCELLED:
-                return row
+                return Execution.from_row(row)
             raise Conflict(
                 f"execution {execution_id} already ended {status.value}",
                 code="already_finished",
@@ -244,7 +252,7 @@ def cancel(rt: Runtime, execution_id: str) -> dict[str, Any]:
         row = execution_store.get(conn, execution_id)
     if rt.dispatcher is not None and outcome == Status.CANCELLED:
         rt.dispatcher.notify_final(execution_id)
-    return row
+    return Execution.from_row(row)
 
 
 def list_page(
@@ -258,6 +266,7 @@ def list_page(
     cursor: str | None = None,
     limit: int = 50,
 ) -> Page:
+    """A page of Executions, newest first."""
     statuses = statuses or []
     unknown = sorted(set(statuses) - {s.value for s in Status})
     if unknown:
@@ -267,7 +276,7 @@ def list_page(
     with rt.db.read() as conn:
         project = project_store.get(conn, project_ref)
         job_id = job_store.get(conn, project["id"], job_ref)["id"] if job_ref else None
-        return execution_store.list_page(
+        page = execution_store.list_page(
             conn,
             project["id"],
             job_id=job_id,
@@ -277,13 +286,14 @@ def list_page(
             cursor=cursor,
             limit=limit,
         )
+    return Page([Execution.from_row(r) for r in page.items], page.next_cursor)
 
 
 def logs(
     rt: Runtime, execution_id: str, *, after: int = 0, limit: int = 1000
-) -> tuple[list[dict[str, Any]], str]:
+) -> tuple[list[LogLine], Status]:
     """Log lines after `after`, and the execution's status when they were read."""
     with rt.db.read() as conn:
         row = execution_store.get(conn, execution_id)
         lines = log_store.read(conn, execution_id, after=after, limit=limit)
-    return lines, row["status"]
+    return [LogLine.from_row(r) for r in lines], Status(row["status"])

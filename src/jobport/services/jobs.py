@@ -7,8 +7,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from jobport.domain.clock import utcnow
+from jobport.domain.executions import Execution
 from jobport.domain.ids import new_id
-from jobport.domain.jobs import JobSpec
+from jobport.domain.jobs import Job, JobSpec
 from jobport.domain.pages import Page
 from jobport.engine import steps as step_kinds
 from jobport.engine.templating import syntax_errors
@@ -69,11 +70,12 @@ def parse_spec(data: dict[str, Any]) -> JobSpec:
     return spec
 
 
-def _with_last(job: dict[str, Any], last: dict[str, Any] | None) -> dict[str, Any]:
-    return {**job, "last_execution": last}
+def _last(row: dict[str, Any] | None) -> Execution | None:
+    return Execution.from_row(row) if row is not None else None
 
 
-def create(rt: Runtime, project_ref: str, data: dict[str, Any]) -> dict[str, Any]:
+def create(rt: Runtime, project_ref: str, data: dict[str, Any]) -> Job:
+    """Validate `data` (a job definition, camelCase or snake_case) whole and store it."""
     spec = parse_spec(data)
     now = utcnow()
     with rt.db.write() as conn:
@@ -87,16 +89,17 @@ def create(rt: Runtime, project_ref: str, data: dict[str, Any]) -> dict[str, Any
             "updated_at": now,
         }
         job_store.create(conn, row)
-    return _with_last(row, None)
+    return Job.from_row(row, spec=spec)
 
 
-def get(rt: Runtime, project_ref: str, job_ref: str) -> dict[str, Any]:
+def get(rt: Runtime, project_ref: str, job_ref: str) -> Job:
+    """The job with its newest run and its schedules."""
     with rt.db.read() as conn:
         project = project_store.get(conn, project_ref)
         job = job_store.get(conn, project["id"], job_ref)
         last = execution_store.latest_for_jobs(conn, [job["id"]]).get(job["id"])
         schedules = schedule_service.for_job(conn, job["id"])
-    return {**_with_last(job, last), "schedules": schedules}
+    return Job.from_row(job, last_execution=_last(last), schedules=tuple(schedules))
 
 
 def list_page(
@@ -109,6 +112,7 @@ def list_page(
     cursor: str | None = None,
     limit: int = 50,
 ) -> Page:
+    """A page of Jobs, each with its newest run (not its schedules)."""
     if sort.lstrip("-") not in job_store.SORTS:
         raise Invalid(
             f"sort must be one of {sorted(job_store.SORTS)} (prefix '-' to reverse)",
@@ -132,10 +136,11 @@ def list_page(
             limit=limit,
         )
         latest = execution_store.latest_for_jobs(conn, [j["id"] for j in page.items])
-    return Page([_with_last(j, latest.get(j["id"])) for j in page.items], page.next_cursor)
+    jobs = [Job.from_row(j, last_execution=_last(latest.get(j["id"]))) for j in page.items]
+    return Page(jobs, page.next_cursor)
 
 
-def patch(rt: Runtime, project_ref: str, job_ref: str, changes: dict[str, Any]) -> dict[str, Any]:
+def patch(rt: Runtime, project_ref: str, job_ref: str, changes: dict[str, Any]) -> Job:
     """Merge `changes` (camelCase top-level fields) into the definition and re-validate."""
     with rt.db.read() as conn:
         project = project_store.get(conn, project_ref)

@@ -8,6 +8,7 @@ from jobport.domain.clock import utcnow
 from jobport.domain.ids import new_id
 from jobport.domain.jobs import is_valid_name
 from jobport.domain.pages import Page
+from jobport.domain.projects import Project
 from jobport.errors import Conflict, Invalid
 from jobport.services.runtime import Runtime
 from jobport.store import executions as execution_store
@@ -23,7 +24,7 @@ def _check_name(name: str) -> None:
         )
 
 
-def create(rt: Runtime, name: str, description: str = "") -> dict[str, Any]:
+def create(rt: Runtime, name: str, description: str = "") -> Project:
     _check_name(name)
     now = utcnow()
     row = {
@@ -34,20 +35,20 @@ def create(rt: Runtime, name: str, description: str = "") -> dict[str, Any]:
         "updated_at": now,
     }
     with rt.db.write() as conn:
-        return project_store.create(conn, row)
+        return Project.from_row(project_store.create(conn, row))
 
 
-def get(rt: Runtime, ref: str) -> dict[str, Any]:
+def get(rt: Runtime, ref: str) -> Project:
     with rt.db.read() as conn:
-        return project_store.get(conn, ref)
+        return Project.from_row(project_store.get(conn, ref))
 
 
-def ensure(rt: Runtime, name: str, description: str = "") -> tuple[dict[str, Any], bool]:
+def ensure(rt: Runtime, name: str, description: str = "") -> tuple[Project, bool]:
     """The project named `name`, created if missing; the flag says whether it was."""
     with rt.db.read() as conn:
         found = project_store.find(conn, name)
     if found is not None:
-        return found, False
+        return Project.from_row(found), False
     try:
         return create(rt, name, description), True
     except Conflict:
@@ -55,19 +56,20 @@ def ensure(rt: Runtime, name: str, description: str = "") -> tuple[dict[str, Any
 
 
 def list_page(rt: Runtime, *, cursor: str | None, limit: int, only: set[str] | None = None) -> Page:
-    """A page of projects by name; `only` limits it to these ids (None: every project)."""
+    """A page of Projects by name; `only` limits it to these ids (None: every project)."""
     with rt.db.read() as conn:
-        return project_store.list_page(conn, cursor=cursor, limit=limit, only=only)
+        page = project_store.list_page(conn, cursor=cursor, limit=limit, only=only)
+    return Page([Project.from_row(r) for r in page.items], page.next_cursor)
 
 
-def patch(rt: Runtime, ref: str, changes: dict[str, Any]) -> dict[str, Any]:
+def patch(rt: Runtime, ref: str, changes: dict[str, Any]) -> Project:
     if "name" in changes:
         _check_name(changes["name"])
     with rt.db.write() as conn:
         project = project_store.get(conn, ref)
         if changes:
             project_store.update_fields(conn, project["id"], {**changes, "updated_at": utcnow()})
-        return project_store.get(conn, project["id"])
+        return Project.from_row(project_store.get(conn, project["id"]))
 
 
 def delete(rt: Runtime, ref: str) -> None:

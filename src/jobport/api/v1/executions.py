@@ -1,4 +1,4 @@
-"""v1 executions: status, list, cancel, logs (by cursor or live), result."""
+"""v1 executions: status, list, cancel, logs (by cursor or live), result; their JSON."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from jobport.api.auth import require
 from jobport.api.responses import JSONResponse
 from jobport.api.v1 import wire
 from jobport.domain.access import Principal
-from jobport.domain.executions import FINAL_STATUSES, Status, drop_schema
+from jobport.domain.executions import FINAL_STATUSES, Execution, LogLine, Status, drop_schema
 from jobport.errors import Conflict
 from jobport.services import access
 from jobport.services import executions as execution_service
@@ -24,6 +24,50 @@ router = APIRouter(tags=["executions"])
 # Stated for the reader; the service checks it (`invalid_filter`).
 _STATUS = "(" + "|".join(s.value for s in Status) + ")"
 _STATUS_LIST = {"items": {"type": "string", "pattern": f"^{_STATUS}?(,{_STATUS}?)*$"}}
+
+
+def render(execution: Execution, *, with_result: bool = True) -> dict[str, Any]:
+    """An execution as v1 shows it; listings leave the result out (`with_result=False`)."""
+    error, fired = execution.error, execution.schedule
+    return {
+        "id": execution.id,
+        "jobId": execution.job_id,
+        "jobName": execution.job_name,
+        "projectId": execution.project_id,
+        "status": execution.status,
+        "trigger": execution.trigger,
+        "parameters": execution.parameters,
+        "mode": execution.mode,
+        "attempt": execution.attempt,
+        "retryOf": execution.retry_of,
+        "principal": execution.principal,
+        "createdAt": wire.ts(execution.created_at),
+        "startedAt": wire.ts(execution.started_at),
+        "finishedAt": wire.ts(execution.finished_at),
+        "steps": execution.steps,
+        "result": execution.result if with_result else None,
+        "error": {"code": error.code, "message": error.message} if error else None,
+        "logLines": execution.log_lines,
+        "schedule": {"name": fired.schedule_name, "fireAt": wire.ts(fired.fire_at)}
+        if fired
+        else None,
+    }
+
+
+def render_listed(execution: Execution) -> dict[str, Any]:
+    """An execution as a listing (or its job) shows it: without the result."""
+    return render(execution, with_result=False)
+
+
+def render_log_line(line: LogLine) -> dict[str, Any]:
+    return {
+        "seq": line.seq,
+        "at": wire.ts(line.at),
+        "step": line.step,
+        "stream": line.stream,
+        "level": line.level,
+        "text": line.text,
+    }
 
 
 @router.get("/api/v1/projects/{project}/executions")
@@ -52,7 +96,7 @@ async def list_executions(
         cursor=cursor,
         limit=limit,
     )
-    return wire.page(page, lambda r: wire.execution(r, with_result=False))
+    return wire.page(page, render_listed)
 
 
 @router.get("/api/v1/executions/{execution_id}")
@@ -61,14 +105,14 @@ async def get_execution(
     rt: Runtime = Depends(wire.runtime),
     caller: Principal = require("executions:read", deferred=True),
 ) -> dict[str, Any]:
-    return wire.execution(_readable(rt, caller, execution_id, "executions:read"))
+    return render(_readable(rt, caller, execution_id, "executions:read"))
 
 
-def _readable(rt: Runtime, caller: Principal, execution_id: str, scope: str) -> dict[str, Any]:
+def _readable(rt: Runtime, caller: Principal, execution_id: str, scope: str) -> Execution:
     """The execution, if the caller holds `scope` in its project (checked before any change)."""
-    row = execution_service.get(rt, execution_id)
-    access.check(caller, scope, row["project_id"])
-    return row
+    execution = execution_service.get(rt, execution_id)
+    access.check(caller, scope, execution.project_id)
+    return execution
 
 
 @router.post(
@@ -85,9 +129,9 @@ async def cancel_execution(
     caller: Principal = require("executions:cancel", deferred=True),
 ) -> JSONResponse:
     _readable(rt, caller, execution_id, "executions:cancel")
-    row = execution_service.cancel(rt, execution_id)
+    execution = execution_service.cancel(rt, execution_id)
     return JSONResponse(
-        wire.execution(row), status_code=200 if row["status"] in FINAL_STATUSES else 202
+        render(execution), status_code=200 if execution.status in FINAL_STATUSES else 202
     )
 
 
@@ -101,14 +145,14 @@ async def get_result(
     rt: Runtime = Depends(wire.runtime),
     caller: Principal = require("executions:read", deferred=True),
 ) -> JSONResponse:
-    row = _readable(rt, caller, execution_id, "executions:read")
-    if row["status"] not in FINAL_STATUSES:
+    execution = _readable(rt, caller, execution_id, "executions:read")
+    if execution.status not in FINAL_STATUSES:
         raise Conflict(
-            f"execution {execution_id} is {row['status']}; it has no result yet",
+            f"execution {execution_id} is {execution.status}; it has no result yet",
             code="not_finished",
-            details={"status": row["status"]},
+            details={"status": execution.status},
         )
-    result = drop_schema(row["result"]) if no_schema else row["result"]
+    result = drop_schema(execution.result) if no_schema else execution.result
     return JSONResponse(result)
 
 
@@ -129,9 +173,9 @@ async def get_logs(
     _readable(rt, caller, execution_id, "executions:read")
     if not follow:
         lines, status = execution_service.logs(rt, execution_id, after=after, limit=limit)
-        next_after = lines[-1]["seq"] if lines else after
+        next_after = lines[-1].seq if lines else after
         return {
-            "items": [wire.log_line(x) for x in lines],
+            "items": [render_log_line(x) for x in lines],
             "nextAfter": next_after,
             "status": status,
             "finished": status in FINAL_STATUSES and len(lines) < limit,
@@ -155,8 +199,8 @@ async def _follow(
             execution_service.logs, rt, execution_id, after=after, limit=2000
         )
         for line in lines:
-            after = line["seq"]
-            yield f"id: {after}\nevent: log\ndata: {json.dumps(wire.log_line(line))}\n\n"
+            after = line.seq
+            yield f"id: {after}\nevent: log\ndata: {json.dumps(render_log_line(line))}\n\n"
         if lines:
             idle = 0.0
             continue

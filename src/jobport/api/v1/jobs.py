@@ -1,4 +1,4 @@
-"""v1 jobs, and executing them."""
+"""v1 jobs, and executing them; a job's JSON."""
 
 from __future__ import annotations
 
@@ -13,9 +13,12 @@ from jobport.api import openapi
 from jobport.api.auth import require
 from jobport.api.responses import JSONResponse
 from jobport.api.v1 import wire
+from jobport.api.v1.executions import render as render_execution
+from jobport.api.v1.executions import render_listed as render_listed_execution
+from jobport.api.v1.schedules import schedule_summary
 from jobport.domain.access import Principal
 from jobport.domain.executions import FINAL_STATUSES, Trigger
-from jobport.domain.jobs import JobSpec
+from jobport.domain.jobs import Job, JobSpec
 from jobport.services import executions as execution_service
 from jobport.services import jobs as job_service
 from jobport.services.runtime import Runtime
@@ -76,6 +79,23 @@ _EXECUTE_EXAMPLES = {
 }
 
 
+def render(job: Job) -> dict[str, Any]:
+    """A job as v1 shows it: its definition as stored, its newest run, and its schedules
+    when they were read (a single job, not a listing)."""
+    last = job.last_execution
+    out = {
+        "id": job.id,
+        "projectId": job.project_id,
+        **job.definition,
+        "createdAt": wire.ts(job.created_at),
+        "updatedAt": wire.ts(job.updated_at),
+        "lastExecution": render_listed_execution(last) if last else {},
+    }
+    if job.schedules is not None:
+        out["schedules"] = [schedule_summary(s) for s in job.schedules]
+    return out
+
+
 @router.get("")
 async def list_jobs(
     project: str,
@@ -98,7 +118,7 @@ async def list_jobs(
     page = job_service.list_page(
         rt, project, name_contains=q, label=label, sort=sort, cursor=cursor, limit=limit
     )
-    return wire.page(page, wire.job)
+    return wire.page(page, render)
 
 
 @router.post("", status_code=201, responses={409: {"description": "a job of that name exists"}})
@@ -109,9 +129,9 @@ async def create_job(
     rt: Runtime = Depends(wire.runtime),
     caller: Principal = require("jobs:write"),
 ) -> dict[str, Any]:
-    row = job_service.create(rt, project, spec.wire())
-    response.headers["Location"] = f"/api/v1/projects/{project}/jobs/{row['id']}"
-    return wire.job(row)
+    job = job_service.create(rt, project, spec.wire())
+    response.headers["Location"] = f"/api/v1/projects/{project}/jobs/{job.id}"
+    return render(job)
 
 
 @router.get("/{job}")
@@ -121,7 +141,7 @@ async def get_job(
     rt: Runtime = Depends(wire.runtime),
     caller: Principal = require("jobs:read"),
 ) -> dict[str, Any]:
-    return wire.job(job_service.get(rt, project, job))
+    return render(job_service.get(rt, project, job))
 
 
 @router.patch(
@@ -136,7 +156,7 @@ async def patch_job(
     caller: Principal = require("jobs:write"),
 ) -> dict[str, Any]:
     changes = body.model_dump(mode="json", by_alias=True, exclude_unset=True)
-    return wire.job(job_service.patch(rt, project, job, changes))
+    return render(job_service.patch(rt, project, job, changes))
 
 
 @router.delete(
@@ -177,7 +197,7 @@ async def execute_job(
 ) -> JSONResponse:
     body = body or wire.ExecuteRequest()
     # Off the event loop: the insert may wait for the database's write lock.
-    row, created = await asyncio.to_thread(
+    execution, created = await asyncio.to_thread(
         execution_service.start,
         rt,
         project,
@@ -190,11 +210,11 @@ async def execute_job(
         principal=caller.label,
     )
     if wait:
-        row = await execution_service.wait(rt, row["id"], wait)
-    finished = row["status"] in FINAL_STATUSES
+        execution = await execution_service.wait(rt, execution.id, wait)
+    finished = execution.status in FINAL_STATUSES
     status = 200 if (not created or (wait and finished)) else 202
     return JSONResponse(
-        wire.execution(row),
+        render_execution(execution),
         status_code=status,
-        headers={"Location": f"/api/v1/executions/{row['id']}"},
+        headers={"Location": f"/api/v1/executions/{execution.id}"},
     )

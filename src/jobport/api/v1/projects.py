@@ -1,4 +1,4 @@
-"""v1 projects."""
+"""v1 projects, and their JSON."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from jobport.api import openapi
 from jobport.api.auth import require
 from jobport.api.v1 import wire
 from jobport.domain.access import Principal
+from jobport.domain.projects import Project
 from jobport.services import projects as project_service
 from jobport.services.runtime import Runtime
 
@@ -27,6 +28,16 @@ _PATCH_EXAMPLES = {
 _NAME_TAKEN = {409: {"description": "a project of that name exists"}}
 
 
+def render(project: Project) -> dict[str, Any]:
+    return {
+        "id": project.id,
+        "name": project.name,
+        "description": project.description,
+        "createdAt": wire.ts(project.created_at),
+        "updatedAt": wire.ts(project.updated_at),
+    }
+
+
 @router.get("")
 async def list_projects(
     cursor: str | None = None,
@@ -37,7 +48,7 @@ async def list_projects(
     # A listing shows only the projects the caller may read.
     only = caller.project_ids("projects:read")
     page = project_service.list_page(rt, cursor=cursor, limit=limit, only=only)
-    return wire.page(page, wire.project)
+    return wire.page(page, render)
 
 
 @router.post("", status_code=201, responses=_NAME_TAKEN)
@@ -47,9 +58,9 @@ async def create_project(
     rt: Runtime = Depends(wire.runtime),
     caller: Principal = require("projects:write"),
 ) -> dict[str, Any]:
-    row = project_service.create(rt, body.name, body.description)
-    response.headers["Location"] = f"/api/v1/projects/{row['id']}"
-    return wire.project(row)
+    created = project_service.create(rt, body.name, body.description)
+    response.headers["Location"] = f"/api/v1/projects/{created.id}"
+    return render(created)
 
 
 @router.get("/{project}")
@@ -58,7 +69,7 @@ async def get_project(
     rt: Runtime = Depends(wire.runtime),
     caller: Principal = require("projects:read"),
 ) -> dict[str, Any]:
-    return wire.project(project_service.get(rt, project))
+    return render(project_service.get(rt, project))
 
 
 @router.patch("/{project}", responses=_NAME_TAKEN)
@@ -73,7 +84,7 @@ async def patch_project(
         changes.pop("name", None)
     if changes.get("description") is None:
         changes.pop("description", None)
-    return wire.project(project_service.patch(rt, project, changes))
+    return render(project_service.patch(rt, project, changes))
 
 
 @router.delete(

@@ -1,4 +1,4 @@
-"""Wire shapes of v1: request models and the renderers of stored rows."""
+"""Wire shapes v1 shares: request models, times, pages; each resource renders its own."""
 
 from __future__ import annotations
 
@@ -69,86 +69,6 @@ def ts(value: dt.datetime | None) -> str | None:
     if value is None:
         return None
     return value.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def project(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": row["id"],
-        "name": row["name"],
-        "description": row["description"],
-        "createdAt": ts(row["created_at"]),
-        "updatedAt": ts(row["updated_at"]),
-    }
-
-
-def execution(row: dict[str, Any], *, with_result: bool = True) -> dict[str, Any]:
-    error = (
-        {"code": row["error_code"], "message": row["error_message"]}
-        if row.get("error_code") or row.get("error_message")
-        else None
-    )
-    out = {
-        "id": row["id"],
-        "jobId": row["job_id"],
-        "jobName": row["job_name"],
-        "projectId": row["project_id"],
-        "status": row["status"],
-        "trigger": row["trigger"],
-        "parameters": row["parameters"],
-        "mode": row["mode"],
-        "attempt": row["attempt"],
-        "retryOf": row["retry_of"],
-        "principal": row["principal"],
-        "createdAt": ts(row["created_at"]),
-        "startedAt": ts(row["started_at"]),
-        "finishedAt": ts(row["finished_at"]),
-        "steps": row["steps"],
-        "result": row["result"] if with_result else None,
-        "error": error,
-        "logLines": row["log_lines"],
-        "schedule": (
-            {"name": row["schedule_name"], "fireAt": ts(row["schedule_fire_at"])}
-            if row.get("schedule_id")
-            else None
-        ),
-    }
-    return out
-
-
-def job(row: dict[str, Any]) -> dict[str, Any]:
-    last = row.get("last_execution")
-    return {
-        "id": row["id"],
-        "projectId": row["project_id"],
-        **row["spec"],
-        "createdAt": ts(row["created_at"]),
-        "updatedAt": ts(row["updated_at"]),
-        "lastExecution": execution(last, with_result=False) if last else {},
-        **(
-            {"schedules": [schedule_summary(s) for s in row["schedules"]]}
-            if "schedules" in row
-            else {}
-        ),
-    }
-
-
-def schedule_summary(schedule: Any) -> dict[str, Any]:
-    """Only until the job renderer imports api/v1/schedules.py's schedule_summary itself."""
-    # Imported here: api/v1/schedules.py imports this module.
-    from jobport.api.v1.schedules import schedule_summary
-
-    return schedule_summary(schedule)
-
-
-def log_line(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "seq": row["seq"],
-        "at": ts(row["at"]),
-        "step": row["step"],
-        "stream": row["stream"],
-        "level": row["level"],
-        "text": row["text"],
-    }
 
 
 def page(p: Page, render: Any) -> dict[str, Any]:
