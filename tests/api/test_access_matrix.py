@@ -62,6 +62,14 @@ def _sleeping_run(w: World) -> str:
     return str(run["id"])
 
 
+def _user(w: World) -> str:
+    """A user of its own, so that setting its password changes nobody else's."""
+    name = _name("u")
+    body = {"username": name, "password": "matrix pw"}
+    assert w.admin.post("/api/v1/users", json=body).status_code == 201
+    return name
+
+
 P = "/api/v1/projects/{project}"
 # (method, route path) -> (how to build the request, the status a permitted caller gets)
 ENDPOINTS: dict[tuple[str, str], tuple[Build, int]] = {
@@ -201,6 +209,15 @@ ENDPOINTS: dict[tuple[str, str], tuple[Build, int]] = {
             f"/api/v1/projects/{w.project}/roles/{w.project_role}/members/apiKey/{w.key}",
             {},
         ),
+        204,
+    ),
+    ("GET", "/api/v1/users"): (lambda w: ("/api/v1/users", {}), 200),
+    ("POST", "/api/v1/users"): (
+        lambda w: ("/api/v1/users", {"json": {"username": _name("u"), "password": "matrix pw"}}),
+        201,
+    ),
+    ("PUT", "/api/v1/users/{username}/password"): (
+        lambda w: (f"/api/v1/users/{_user(w)}/password", {"json": {"password": "new matrix pw"}}),
         204,
     ),
     ("GET", "/api/v1/session"): (lambda w: ("/api/v1/session", {}), 200),

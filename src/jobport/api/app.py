@@ -16,19 +16,30 @@ from jobport.api.auth import public
 from jobport.api.guard import InputGuard
 from jobport.api.methods import AllowedMethods
 from jobport.api.responses import JSONResponse
-from jobport.api.v1 import audit, executions, jobs, keys, projects, roles, session
+from jobport.api.v1 import audit, executions, jobs, keys, projects, roles, session, users
 from jobport.api.v1 import schedules as schedule_routes
+from jobport.domain.access import Principal
 from jobport.services.runtime import Runtime
 from jobport.settings import Settings
 
 log = logging.getLogger("jobport")
 
 
-def create_app(settings: Settings | None = None, *, demo: bool = False) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    demo: bool = False,
+    local_principal: Principal | None = None,
+) -> FastAPI:
+    """The app; `local_principal` makes it take every call without a credential as that
+    principal: only for `--local` (boot.local_client), which runs it in this process. Such an
+    app is never served: its life cycle refuses to start, so a server exits at once."""
     settings = settings or Settings()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if local_principal is not None:
+            raise RuntimeError("an app built for --local (with a local principal) is not served")
         async with boot.serving(settings, demo=demo) as rt:
             app.state.runtime = rt
             yield
@@ -40,6 +51,7 @@ def create_app(settings: Settings | None = None, *, demo: bool = False) -> FastA
         lifespan=lifespan,
         default_response_class=JSONResponse,
     )
+    app.state.local_principal = local_principal
     errors.install(app)
     openapi.install(app)
     app.include_router(projects.router)
@@ -49,6 +61,7 @@ def create_app(settings: Settings | None = None, *, demo: bool = False) -> FastA
     app.include_router(keys.router)
     app.include_router(roles.app_router)
     app.include_router(roles.project_router)
+    app.include_router(users.router)
     app.include_router(session.router)
     app.include_router(audit.router)
     app.include_router(oauth.router)

@@ -116,6 +116,7 @@ PATH_PARAMETERS: dict[str, tuple[str, str | None]] = {
     "member_type": ("What kind of member: `apiKey` or `user`.", "user"),
     "member_id": ("The member: an API key's client id, or a username.", "admin"),
     "client_id": ("An API key's client id (the part after `jpk_`).", None),
+    "username": ("A console user's name.", "admin"),
 }
 TOKEN_PATHS = ("/connect/token", "/oauth/token")
 

@@ -22,12 +22,23 @@ router = APIRouter(prefix="/api/v1/keys", tags=["keys"])
 _RULES = {"items": openapi.component(FirewallRule)}
 
 
+class RoleGrant(wire.Body):
+    """A role to give a new key (or user) in the same call: at the application level, or in
+    one project."""
+
+    role: str
+    project: str | None = Field(default=None, description="a project's name or id; null: all")
+
+
 class KeyCreate(wire.Body):
     description: str = Field(default="", max_length=2000)
     expires_at: wire.UtcDateTime | None = Field(
         default=None, description="null: never; omitted: in 90 days (settings)"
     )
     firewall_rules: list[dict[str, Any]] = Field(default_factory=list, json_schema_extra=_RULES)
+    roles: list[RoleGrant] = Field(
+        default_factory=list, description="roles to give the key in the same call"
+    )
 
 
 class KeyPatch(wire.Body):
@@ -47,6 +58,18 @@ class KeyRotate(wire.Body):
 
 class CurrentAddress(wire.Body):
     name: str | None = None
+
+
+def checked_grants(
+    rt: Runtime, caller: Principal, grants: list[RoleGrant]
+) -> list[tuple[str, str | None]]:
+    """The grants as (role, project), once the caller may give each (`roles:write` at its
+    level, as for adding a member) and each role exists there; before anything is made, so
+    that a refused or missing role makes nothing."""
+    for grant in grants:
+        access.authorize(rt, caller, "roles:write", grant.project)
+        access.get_role(rt, grant.project, grant.role)
+    return [(grant.role, grant.project) for grant in grants]
 
 
 def render(row: dict[str, Any], rt: Runtime) -> dict[str, Any]:
@@ -103,7 +126,11 @@ _CREATE_EXAMPLES = {
             "expiresAt": "2030-01-01T00:00:00Z",
             "firewallRules": [{"name": "office", "startIp": "192.0.2.0", "endIp": "192.0.2.255"}],
         },
-    )
+    ),
+    "operator": openapi.example(
+        "A key that may run the example project's jobs, with its role",
+        {"description": "scheduler", "roles": [{"role": "Operator", "project": "example"}]},
+    ),
 }
 
 
@@ -123,7 +150,10 @@ _ADDRESS_EXAMPLES = {"laptop": openapi.example("Name the rule", {"name": "my lap
 @router.post(
     "",
     status_code=201,
-    responses={409: {"description": "the new client id was issued before (retry)"}},
+    responses={
+        404: {"description": "a role (or its project) given in `roles` does not exist"},
+        409: {"description": "the new client id was issued before (retry)"},
+    },
 )
 async def create_key(
     body: Annotated[KeyCreate, Body(openapi_examples=_CREATE_EXAMPLES)],
@@ -131,15 +161,19 @@ async def create_key(
     rt: Runtime = Depends(wire.runtime),
     caller: Principal = require("keys:write"),
 ) -> dict[str, Any]:
+    """A key, and the roles given (which need `roles:write` where they apply), in one
+    transaction: a role that is missing makes no key."""
     fields = body.model_dump(exclude_unset=True)
     kwargs: dict[str, Any] = {}
     if "expires_at" in fields:
         kwargs["expires_at"] = body.expires_at
+    roles = checked_grants(rt, caller, body.roles)
     row, secret = access.create_key(
         rt,
         description=body.description,
         firewall_rules=body.firewall_rules,
         created_by=caller.label,
+        roles=roles,
         **kwargs,
     )
     response.headers["Location"] = f"/api/v1/keys/{row['client_id']}"
