@@ -47,6 +47,26 @@ def _field(loc: tuple[Any, ...]) -> str:
     return ".".join(parts)
 
 
+def _body_details(reason: str) -> list[dict[str, str]]:
+    return [{"field": "body", "reason": reason}]
+
+
+async def _body_not_json(request: Request, errors: Any) -> str | None:
+    """Why a JSON route could not read the body at all when it came without a JSON
+    Content-Type (as `curl -d` sends it): FastAPI's own words say only that the body is
+    not an object."""
+    whole = [
+        e for e in errors if tuple(e.get("loc", ())) == ("body",) and e.get("type") != "missing"
+    ]
+    kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if not whole or kind == "application/json" or kind.endswith("+json"):
+        return None
+    if not await request.body():
+        return None
+    said = f"Content-Type {kind!r}" if kind else "no Content-Type"
+    return f"send it as JSON, with 'Content-Type: application/json' (it came with {said})"
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(JobportError)
     async def _domain(_: Request, exc: JobportError) -> JSONResponse:
@@ -63,12 +83,17 @@ def install(app: FastAPI) -> None:
         return error_response(exc.status, exc.code, exc.message, exc.details, headers=headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
         for err in errors:
             if err.get("type") == "json_invalid":
                 reason = err.get("ctx", {}).get("error", "not valid JSON")
                 return error_response(400, "invalid_json", f"the body is not valid JSON: {reason}")
+        not_json = await _body_not_json(request, errors)
+        if not_json:
+            return error_response(
+                422, "invalid_request", f"body: {not_json}", _body_details(not_json)
+            )
         details = error_details(errors, field_of=lambda err: _field(tuple(err.get("loc", ()))))
         first = details[0] if details else {"field": "body", "reason": "invalid"}
         message = f"{first['field']}: {first['reason']}"
