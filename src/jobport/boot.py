@@ -1,9 +1,10 @@
 """The composition root: builds the runtime every entry point runs on.
 
 `jobport serve` (the API with the dispatcher, the worker pool and the scheduler), `jobport
-scheduler` (the scheduler alone), `jobport db upgrade` and the CLI's `--local` all start
-here. This is the one module that knows every layer; the faces (api/, the CLI) ask it for
-a runtime instead of wiring the database, the engine and the scheduler themselves.
+scheduler` (the scheduler alone), `jobport db upgrade` and the CLI's `--local` (a client of
+the API app in this process: local_client) all start here. This is the one module that
+knows every layer; the faces (api/, the CLI) ask it for a runtime (or a client) instead of
+wiring the database, the engine and the scheduler themselves.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
+from jobport.client import Client, InProcessTransport
+from jobport.errors import JobportError
 from jobport.services import access
 from jobport.services.audit import AuditTrail
 from jobport.services.runtime import Runtime
@@ -56,6 +59,69 @@ def local_runtime(settings: Settings | None = None) -> Iterator[Runtime]:
         yield rt
     finally:
         rt.db.dispose()
+
+
+def os_user() -> str:
+    """The name of the OS user running this process ("local" if it has none)."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return "local"
+
+
+def local_client(settings: Settings | None = None, *, user: str | None = None) -> Client:
+    """A `Client` of the real API, in this process, on this machine's database: `--local`.
+
+    The app (api.app.create_app) runs on a `local_runtime` (no dispatcher, scheduler or
+    workers) behind an in-process transport, and takes every call as the local principal
+    `local:<os user>`: whoever can open the database holds every right already. So a
+    `--local` command asks the same API the same questions as over HTTP, gets the same
+    answers and errors, and its changes are audited by the API's own middleware. Close the
+    client (or use it as a context manager) to close the database. A database that cannot
+    be opened raises JobportError `database_error`.
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from jobport.api.app import create_app
+
+    settings = settings or Settings()
+    stack = contextlib.ExitStack()
+    try:
+        rt = stack.enter_context(local_runtime(settings))
+    except SQLAlchemyError as exc:
+        raise _database_error(settings, exc) from exc
+    try:
+        app = create_app(settings, local_principal=access.local_principal(user or os_user()))
+        app.state.runtime = rt  # no life cycle runs in process: the app gets its runtime here
+        transport = _LocalTransport(app, settings, on_close=stack.close)
+        return Client("http://local", transport=transport, anonymous=True)
+    except BaseException:
+        stack.close()
+        raise
+
+
+def _database_error(settings: Settings, exc: Exception) -> JobportError:
+    return JobportError(f"{settings.database_url}: {exc}", code="database_error")
+
+
+class _LocalTransport(InProcessTransport):
+    """The in-process transport of local_client: a database error inside the app (which a
+    server would answer as a 500 and log) ends the call as `database_error`, naming it."""
+
+    def __init__(self, app: Any, settings: Settings, **kwargs: Any) -> None:
+        # The peer the app sees: audit entries of --local say they came from "local".
+        super().__init__(app, client=("local", 0), **kwargs)
+        self.settings = settings
+
+    def handle_request(self, request: Any) -> Any:
+        from sqlalchemy.exc import SQLAlchemyError
+
+        try:
+            return super().handle_request(request)
+        except SQLAlchemyError as exc:
+            raise _database_error(self.settings, exc) from exc
 
 
 @contextlib.asynccontextmanager

@@ -102,7 +102,7 @@ def test_keys_create_local_prints_the_json_the_api_answers_and_the_key_works(
     assert me["id"] == local["clientId"] and me["scopes"] == {"application": ["*"]}
     audited = api.get("/api/v1/audit", params={"action": "create_key", "outcome": "ok"}).json()
     assert any(
-        (e["principal"] or "").startswith("local:") and local["clientId"] in e["target"]
+        e["principal"] == local["createdBy"] and e["target"] == "POST /api/v1/keys"
         for e in audited["items"]
     )
 

@@ -1,0 +1,176 @@
+"""`jobport executions ...`: list, show, follow and cancel runs, and how a command watches one."""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Annotated, Any
+
+import typer
+
+from jobport.cli._output import print_json, print_line, print_table, took, when
+from jobport.cli._shared import EXIT_RUN_FAILED, JsonOption, UrlOption, session
+from jobport.client import FINAL_STATUSES, Client
+
+executions_app = typer.Typer(no_args_is_help=True, help="List, show, follow and cancel runs.")
+
+
+def await_with_spinner(
+    client: Client, execution: dict[str, Any], timeout: float | None, verb: str = "running"
+) -> dict[str, Any]:
+    """The execution once it has ended (or `timeout` passed), with a spinner on stderr."""
+    from rich.console import Console
+    from rich.text import Text
+
+    label = f"{verb} {execution['jobName']} {execution['id']}"
+    with Console(stderr=True).status(Text(label)):
+        return client.wait(execution["id"], timeout)
+
+
+def follow_run(
+    client: Client, execution_id: str, timeout: float | None, after: int = 0, out: Any = None
+) -> dict[str, Any]:
+    """Print the run's log lines until it ends (or `timeout` passes); return the execution."""
+    failure: list[BaseException] = []
+
+    def pump() -> None:
+        try:
+            for line in client.follow_logs(execution_id, after=after):
+                print_line(line, out)
+        except BaseException as exc:  # handed to the main thread
+            failure.append(exc)
+
+    # A thread, so that --timeout holds even while a silent step keeps the stream idle.
+    reader = threading.Thread(target=pump, name="jobport-follow", daemon=True)
+    reader.start()
+    reader.join(timeout)
+    if failure:
+        raise failure[0]
+    return client.get_execution(execution_id)
+
+
+@executions_app.command("list")
+def executions_list(
+    ctx: typer.Context,
+    project: Annotated[str, typer.Argument(help="Project name or id.")],
+    job: Annotated[str | None, typer.Option("--job", help="Only this job's runs.")] = None,
+    status: Annotated[
+        list[str] | None, typer.Option("--status", help="Only runs in this status (repeatable).")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=500)] = 20,
+    cursor: Annotated[str | None, typer.Option("--cursor", help="Next page, as printed.")] = None,
+    as_json: JsonOption = False,
+    url: UrlOption = None,
+) -> None:
+    """A project's runs, newest first."""
+    with session(ctx, url) as client:
+        page = client.list_executions(project, job=job, status=status, limit=limit, cursor=cursor)
+    if as_json:
+        print_json(page)
+        return
+    rows = [
+        [
+            execution["id"],
+            execution["jobName"],
+            execution["status"],
+            execution["trigger"],
+            when(execution["createdAt"]),
+            took(execution),
+        ]
+        for execution in page["items"]
+    ]
+    print_table(["ID", "JOB", "STATUS", "TRIGGER", "CREATED", "TOOK"], rows)
+    if page.get("nextCursor"):
+        typer.echo(f"more: --cursor {page['nextCursor']}", err=True)
+
+
+@executions_app.command("show")
+def executions_show(
+    ctx: typer.Context,
+    execution_id: Annotated[str, typer.Argument(metavar="ID")],
+    as_json: JsonOption = False,
+    url: UrlOption = None,
+) -> None:
+    """One run: status, parameters, steps, error and result."""
+    with session(ctx, url) as client:
+        execution = client.get_execution(execution_id)
+    if as_json:
+        print_json(execution)
+        return
+    error = execution.get("error")
+    fields = {
+        "id": execution["id"],
+        "job": execution["jobName"],
+        "status": execution["status"],
+        "trigger": execution["trigger"],
+        "mode": execution["mode"],
+        "attempt": str(execution["attempt"]),
+        "parameters": json.dumps(execution["parameters"], ensure_ascii=False),
+        "created": when(execution["createdAt"]),
+        "started": when(execution["startedAt"]),
+        "finished": f"{when(execution['finishedAt'])} (took {took(execution)})",
+        "error": f"{error['code']}: {error['message']}" if error else "-",
+        "log lines": str(execution["logLines"]),
+    }
+    for key, value in fields.items():
+        typer.echo(f"{key:<11} {value}")
+    steps = [
+        [
+            step["name"],
+            step["status"],
+            when(step.get("startedAt")),
+            when(step.get("finishedAt")),
+            str(step.get("error") or ""),
+        ]
+        for step in execution["steps"]
+    ]
+    typer.echo("")
+    print_table(["STEP", "STATUS", "STARTED", "FINISHED", "ERROR"], steps)
+    if execution.get("result") is not None:
+        typer.echo("result:")
+        print_json(execution["result"])
+
+
+@executions_app.command("logs")
+def executions_logs(
+    ctx: typer.Context,
+    execution_id: Annotated[str, typer.Argument(metavar="ID")],
+    follow: Annotated[bool, typer.Option("--follow", help="Keep printing until the end.")] = False,
+    after: Annotated[int, typer.Option("--after", min=0, help="Start after this seq.")] = 0,
+    url: UrlOption = None,
+) -> None:
+    """A run's log lines: its steps' output on stdout/stderr, jobport's notes as '· '."""
+    with session(ctx, url) as client:
+        if follow:
+            try:
+                follow_run(client, execution_id, None, after=after)
+            except KeyboardInterrupt:
+                raise typer.Exit(130) from None
+            return
+        while True:
+            page = client.logs(execution_id, after=after, limit=1000)
+            for line in page["items"]:
+                print_line(line)
+            if not page["items"] or page["finished"]:
+                return
+            after = page["nextAfter"]
+
+
+@executions_app.command("cancel")
+def executions_cancel(
+    ctx: typer.Context,
+    execution_id: Annotated[str, typer.Argument(metavar="ID")],
+    wait: Annotated[bool, typer.Option("--wait", help="Wait until it has stopped.")] = False,
+    timeout: Annotated[
+        float | None, typer.Option("--timeout", min=0, help="Stop waiting after this many seconds.")
+    ] = None,
+    url: UrlOption = None,
+) -> None:
+    """Stop a run. With --wait, exit 0 once it is cancelled, 1 if it ended otherwise."""
+    with session(ctx, url) as client:
+        execution = client.cancel(execution_id)
+        if wait and execution["status"] not in FINAL_STATUSES:
+            execution = await_with_spinner(client, execution, timeout, verb="cancelling")
+    typer.echo(f"{execution['status']}: {execution['jobName']} {execution['id']}")
+    if wait and execution["status"] != "cancelled":
+        raise typer.Exit(EXIT_RUN_FAILED)
