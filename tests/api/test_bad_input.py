@@ -7,6 +7,9 @@ from typing import Any
 import httpx2
 import pytest
 
+from jobport.errors import Invalid
+from jobport.services import jobs as job_service
+
 
 def step(name: str = "a", **extra: Any) -> dict[str, Any]:
     return {"name": name, "kind": "command", "config": {"command": "echo hi"}, **extra}
@@ -55,9 +58,33 @@ def test_bad_job_definitions_are_refused_and_not_stored(
     assert response.status_code == 422, response.text
     error = response.json()
     assert set(error) == {"error", "message", "details"}
-    assert error["error"] in {"invalid_request", "invalid_job"}
+    assert error["error"] == "invalid_job"
     assert mentions in response.text
     assert api.get(f"/api/v1/projects/{project}/jobs").json()["items"] == []
+
+
+TYPOS = [
+    ("a misspelt field", {"name": "j", "steps": [step()], "timeoutSecond": 5}),
+    ("a misspelt step field", {"name": "j", "steps": [step(need=["a"])]}),
+    ("a flag where a count goes", {"name": "j", "steps": [step()], "retries": True}),
+    ("two at once", {"name": "j", "stepz": [], "steps": [step(colour="red")]}),
+]
+
+
+@pytest.mark.parametrize(("case", "body"), TYPOS, ids=[c[0] for c in TYPOS])
+def test_a_typo_in_a_job_is_the_services_invalid_job_over_http(
+    api: httpx2.Client, project: str, case: str, body: dict[str, Any]
+) -> None:
+    # One code and one details shape for one mistake, whichever way the job comes in.
+    with pytest.raises(Invalid) as refused:
+        job_service.parse_spec(body)
+    response = api.post(f"/api/v1/projects/{project}/jobs", json=body)
+    assert response.status_code == 422, response.text
+    assert response.json() == {
+        "error": "invalid_job",
+        "message": refused.value.message,
+        "details": refused.value.details,
+    }
 
 
 def test_malformed_json_is_a_400(api: httpx2.Client, project: str) -> None:
@@ -114,3 +141,18 @@ def test_a_bad_cursor_is_refused(api: httpx2.Client, project: str) -> None:
     response = api.get(f"/api/v1/projects/{project}/jobs", params={"cursor": "garbage!"})
     assert response.status_code == 422
     assert response.json()["error"] == "invalid_cursor"
+
+
+def test_a_typo_in_a_job_patch_is_invalid_job_too(api: httpx2.Client, project: str) -> None:
+    created = api.post(f"/api/v1/projects/{project}/jobs", json={"name": "j", "steps": [step()]})
+    assert created.status_code == 201, created.text
+    with pytest.raises(Invalid) as refused:
+        job_service.parse_spec({"name": "j", "steps": [step()], "timeoutSecond": 5})
+    response = api.patch(f"/api/v1/projects/{project}/jobs/j", json={"timeoutSecond": 5})
+    assert response.status_code == 422, response.text
+    assert response.json() == {
+        "error": "invalid_job",
+        "message": refused.value.message,
+        "details": [{"field": "timeoutSecond", "reason": "Extra inputs are not permitted"}],
+    }
+    assert refused.value.details == response.json()["details"]

@@ -258,7 +258,7 @@ CASES: list[tuple[str, str, str, dict[str, Any], int, str]] = [
             }
         },
         422,
-        "invalid_request",
+        "invalid_job",
     ),
     (
         "a string where seconds go",
@@ -278,7 +278,7 @@ CASES: list[tuple[str, str, str, dict[str, Any], int, str]] = [
             }
         },
         422,
-        "invalid_request",
+        "invalid_job",
     ),
     (
         "a number where a flag goes",
@@ -322,7 +322,7 @@ CASES: list[tuple[str, str, str, dict[str, Any], int, str]] = [
             }
         },
         422,
-        "invalid_request",
+        "invalid_job",
     ),
     (
         "an over-long name",
