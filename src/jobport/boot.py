@@ -90,7 +90,7 @@ def local_client(settings: Settings | None = None, *, user: str | None = None) -
     stack = contextlib.ExitStack()
     try:
         rt = stack.enter_context(local_runtime(settings))
-    except SQLAlchemyError as exc:
+    except (SQLAlchemyError, OSError) as exc:  # OSError: a SQLite file that cannot be made
         raise _database_error(settings, exc) from exc
     try:
         app = create_app(settings, local_principal=access.local_principal(user or os_user()))
@@ -103,7 +103,13 @@ def local_client(settings: Settings | None = None, *, user: str | None = None) -
 
 
 def _database_error(settings: Settings, exc: Exception) -> JobportError:
-    return JobportError(f"{settings.database_url}: {exc}", code="database_error")
+    from sqlalchemy.engine import make_url
+
+    try:  # the URL names the database; its password stays out of the message
+        where = make_url(settings.database_url).render_as_string(hide_password=True)
+    except Exception:  # a URL SQLAlchemy cannot even parse: the error says what is wrong
+        where = "the database"
+    return JobportError(f"{where}: {exc}", code="database_error")
 
 
 class _LocalTransport(InProcessTransport):
