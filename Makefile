@@ -18,7 +18,9 @@ $(VENV)/.dev: $(BIN)/jobport
 	touch $@
 
 # The admin's password, made once (and set on the database, in case one exists already):
-# the first start creates user admin with it, and every `make run` prints it.
+# the first start creates user admin with it, and every `make run` prints it. A later
+# `jobport users passwd admin --local` in this folder writes the new one here too
+# (src/jobport/cli/users.py), so what `make run` prints stays true.
 ADMIN_PASSWORD := .jobport/admin-password
 
 $(ADMIN_PASSWORD): | $(BIN)/jobport
