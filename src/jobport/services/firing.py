@@ -1,8 +1,16 @@
-"""Schedule firing, its one owner: plan due fires, record each once, start runs, advance."""
+"""Schedule firing, its one owner: plan due fires, record each once, start runs, advance.
+
+Over 400 lines as one cohesive thing: the write transaction of a fire. Its pure decisions
+(the next fire, the misfire plan, the overlap decision, a fire's row) are in
+domain/schedules/fires.py; what stays here shares one Batch (the transaction's state:
+active runs, buffered fires, recorded times, pending rows) and one rule, that a fire time
+is recorded exactly once and its run commits with it. Split, the halves would pass that
+state and rule back and forth.
+"""
 
 # Each schedule stores its next fire time in UTC, indexed. A pass (fire_due) selects only the
 # due rows (`enabled AND next_fire_at <= now`, oldest first, a batch at a time). The misfire
-# policy plans what to do with each schedule's due fires (plan_fires); in one write
+# policy plans what to do with each schedule's due fires (fires.plan_fires); in one write
 # transaction per batch each fire is recorded, its run started as the overlap policy says
 # (record_fire, through services.executions.start_in) and the schedule advanced. The unique
 # (schedule, fire time) key turns a fire that another scheduler recorded first into a no-op,
@@ -12,7 +20,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -25,7 +32,7 @@ from jobport.domain.clock import utcnow
 from jobport.domain.executions import Execution, Status, Trigger, queued_execution
 from jobport.domain.ids import new_id
 from jobport.domain.jobs import JobSpec
-from jobport.domain.schedules import Fire, ScheduleSpec, Timetable
+from jobport.domain.schedules import Fire, ScheduleSpec, compiled, fires
 from jobport.errors import Conflict, Invalid, NotFound
 from jobport.services import executions as execution_service
 from jobport.services.runtime import Runtime
@@ -34,9 +41,6 @@ from jobport.store import jobs as job_store
 from jobport.store import schedules as schedule_store
 
 log = logging.getLogger("jobport.scheduler")
-
-# How far back to look for the newest missed fire when too many were missed to list them.
-_LOOKBACK = (60, 3600, 86_400, 31 * 86_400, 366 * 86_400, 10 * 366 * 86_400)
 
 # -- change notices: the in-process scheduler sleeps until the next fire or one of these ---------
 
@@ -72,129 +76,6 @@ def next_due(rt: Runtime) -> dt.datetime | None:
     """When the next enabled schedule is due: how long a scheduler may sleep."""
     with rt.db.read() as conn:
         return schedule_store.earliest_next_fire(conn)
-
-
-# -- where a defined schedule stands -------------------------------------------------------
-
-
-def next_fire_at(
-    timetable: Timetable,
-    last_fire_at: dt.datetime | None,
-    now: dt.datetime,
-    grace: float,
-    *,
-    due_since: dt.datetime | None = None,
-) -> dt.datetime | None:
-    """The first fire after both `now` and the newest time already fired: never a repeat.
-
-    `due_since`: the stored next fire, when it is due and no scheduler has handled it yet
-    (late, or down). Fires from then on are kept for the misfire policy instead of being
-    dropped unrecorded by the update. Whether the schedule is enabled is the caller's matter.
-    """
-    if last_fire_at is None and timetable.run_at is not None:
-        # A one-time run asked for "now" reaches us a moment late: still fire it.
-        fire = timetable.next_fire(now - dt.timedelta(seconds=grace), inclusive=True)
-    else:
-        fire = timetable.next_fire(max(now, last_fire_at) if last_fire_at else now)
-    if due_since is not None:
-        if last_fire_at is not None and last_fire_at >= due_since:
-            pending = timetable.next_fire(last_fire_at)
-        else:
-            pending = timetable.next_fire(due_since, inclusive=True)
-        if pending is not None and (fire is None or pending.utc < fire.utc):
-            fire = pending
-    return fire.utc if fire else None
-
-
-# -- the misfire policy: which due fires run ----------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What to do with the fires a schedule has due."""
-
-    run: list[Fire]
-    missed: list[tuple[Fire, str]]
-    next_fire: Fire | None
-    newest: dt.datetime | None  # the newest nominal time handled (run or missed)
-
-
-def plan_fires(
-    timetable: Timetable,
-    since: dt.datetime,
-    now: dt.datetime,
-    *,
-    policy: str,
-    grace: float,
-    catchup_window: float,
-    cap: int,
-) -> Plan:
-    """Sort the fires due in [since, now] into those to run and those missed.
-
-    A fire more than `grace` seconds old is a misfire (the scheduler was down or late):
-    `skip` records it missed; `runOnce` runs only the newest due fire and records the others
-    missed; `runAll` runs those within `catchup_window` and records older ones missed. At most
-    `cap` fires are looked at one by one; the last one recorded says if more were missed.
-    """
-    head: list[Fire] = []
-    next_fire: Fire | None = None
-    more = False
-    for fire in timetable.fires_after(since, inclusive=True):
-        if fire.utc > now:
-            next_fire = fire
-            break
-        if len(head) == cap:
-            more = True
-            break
-        if not head or fire.utc != head[-1].utc:
-            head.append(fire)
-    if not head:
-        return Plan([], [], next_fire, None)
-    if more:
-        next_fire = timetable.next_fire(now)
-    on_time_from = now - dt.timedelta(seconds=grace)
-    window_from = now - dt.timedelta(seconds=max(grace, catchup_window))
-    late = any(f.utc < on_time_from for f in head)
-    if policy == "runOnce" and (late or more):
-        newest = _newest_fire(timetable, head[-1].utc, now) if more else None
-        run = [newest or head[-1]]
-        missed = [f for f in head if f.utc != run[0].utc]
-        reason = "misfire_run_once"
-    else:
-        cut = window_from if policy == "runAll" else on_time_from
-        run = [f for f in head if f.utc >= cut]
-        missed = [f for f in head if f.utc < cut]
-        reason = "misfire_run_all_outside_window" if policy == "runAll" else "misfire_skip"
-        if more:
-            run += [
-                f
-                for f in timetable.fires_between(max(head[-1].utc, cut), now)
-                if f.utc > head[-1].utc
-            ]
-    records = [(f, reason) for f in missed]
-    if more and records:
-        last, why = records[-1]
-        records[-1] = (
-            last,
-            f"{why}; more than {cap} fires due at once: later missed fires up to "
-            f"{now.isoformat(timespec='seconds')} are not recorded one by one",
-        )
-    newest_time = max([f.utc for f in run] + [head[-1].utc])
-    return Plan(run, records, next_fire, newest_time)
-
-
-def _newest_fire(timetable: Timetable, after: dt.datetime, now: dt.datetime) -> Fire | None:
-    """The newest fire in (after, now], found without walking every fire since `after`."""
-    for seconds in _LOOKBACK:
-        start = max(after, now - dt.timedelta(seconds=seconds))
-        newest = None
-        for fire in timetable.fires_after(start):
-            if fire.utc > now:
-                break
-            newest = fire
-        if newest is not None or start == after:
-            return newest
-    return None
 
 
 # -- one write transaction's fires: records, the overlap policy, runs ---------------------------
@@ -255,6 +136,34 @@ class Batch:
             self.jobs[job_id] = (job, JobSpec.model_validate(job["spec"]))
         return self.jobs[job_id]
 
+    def has_recorded(self, schedule: dict[str, Any], fire: Fire) -> bool:
+        """Whether this fire time of the schedule is recorded already (stored or pending)."""
+        return (schedule["id"], fire.utc) in self.recorded
+
+    def record(
+        self,
+        schedule: dict[str, Any],
+        fire: Fire,
+        *,
+        kind: str,
+        outcome: str,
+        reason: str | None = None,
+        execution_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Add the row of one fire to those flush() writes, and count its time recorded."""
+        row = fires.fire_row(
+            schedule,
+            fire,
+            kind=kind,
+            outcome=outcome,
+            now=self.now,
+            reason=reason,
+            execution_id=execution_id,
+        )
+        self.recorded.add((schedule["id"], fire.utc))
+        self.pending_fires.append(row)
+        return row
+
     def flush(self) -> None:
         """Write the pending runs and fires. DuplicateFire: a time was recorded meanwhile;
         the caller's transaction must roll back (nothing of it stays)."""
@@ -271,40 +180,13 @@ class Batch:
                 rt.dispatcher.notify_final(execution_id)
 
 
-def fire_row(
-    schedule: dict[str, Any],
-    fire: Fire,
-    *,
-    kind: str,
-    outcome: str,
-    now: dt.datetime,
-    reason: str | None = None,
-    execution_id: str | None = None,
-) -> dict[str, Any]:
-    return {
-        "id": new_id(),
-        "schedule_id": schedule["id"],
-        "fire_at": fire.utc,
-        "local": fire.local.isoformat(),
-        "dst": fire.dst,
-        "kind": kind,
-        "outcome": outcome,
-        "reason": reason[:300] if reason else None,
-        "execution_id": execution_id,
-        "recorded_at": now,
-    }
-
-
 def record_missed(
     batch: Batch, schedule: dict[str, Any], fire: Fire, reason: str
 ) -> dict[str, Any] | None:
     """Record a fire that will not run. None if the time is recorded already."""
-    if (schedule["id"], fire.utc) in batch.recorded:
+    if batch.has_recorded(schedule, fire):
         return None
-    row = fire_row(schedule, fire, kind="schedule", outcome="missed", now=batch.now, reason=reason)
-    batch.recorded.add((schedule["id"], fire.utc))
-    batch.pending_fires.append(row)
-    return row
+    return batch.record(schedule, fire, kind="schedule", outcome="missed", reason=reason)
 
 
 def record_fire(
@@ -325,21 +207,22 @@ def record_fire(
     raises the job's refusal (concurrency, parameters) instead of recording a skipped fire.
     """
     schedule_id = schedule["id"]
-    if (schedule_id, fire.utc) in batch.recorded:
+    if batch.has_recorded(schedule, fire):
         return None
     active = batch.active.get(schedule_id, [])
-    policy = spec.overlap_policy if overlap else "allow"
+    decision = fires.overlap(
+        spec.overlap_policy if overlap else "allow",
+        previous_active=bool(active),
+        buffer_full=schedule_id in batch.buffered,
+    )
     outcome, reason, execution_id = "started", None, None
-    if active and policy == "skip":
-        outcome, reason = "skipped", "overlap"
-    elif active and policy == "bufferOne":
-        if schedule_id in batch.buffered:
-            outcome, reason = "skipped", "buffer_full"
-        else:
-            outcome = "buffered"
-            batch.buffered.add(schedule_id)
+    if decision in ("overlap", "buffer_full"):
+        outcome, reason = "skipped", decision
+    elif decision == "buffer":
+        outcome = "buffered"
+        batch.buffered.add(schedule_id)
     else:
-        if active and policy == "cancelPrevious":
+        if decision == "cancel_previous":
             batch.flush()
             for row in active:
                 if execution_service.cancel_in(batch.conn, row) == Status.CANCELLED:
@@ -358,18 +241,9 @@ def record_fire(
                 {"id": execution_id, "status": Status.QUEUED.value}
             )
             batch.cancelled.extend(i for i, o in started.replaced if o == Status.CANCELLED)
-    row = fire_row(
-        schedule,
-        fire,
-        kind=kind,
-        outcome=outcome,
-        now=batch.now,
-        reason=reason,
-        execution_id=execution_id,
+    return batch.record(
+        schedule, fire, kind=kind, outcome=outcome, reason=reason, execution_id=execution_id
     )
-    batch.recorded.add((schedule_id, fire.utc))
-    batch.pending_fires.append(row)
-    return row
 
 
 def _start(
@@ -487,8 +361,8 @@ def _fire_schedule(
     """Record one schedule's due fires; returns its move (id, next fire, last fire)."""
     settings = rt.settings
     try:
-        spec, timetable = _compiled(schedule)
-        plan = plan_fires(
+        spec, timetable = compiled(schedule["spec"])
+        plan = fires.plan_fires(
             timetable,
             schedule["next_fire_at"],
             now,
@@ -512,23 +386,6 @@ def _fire_schedule(
         last = plan.newest
     next_at = plan.next_fire.utc if plan.next_fire else None
     return schedule["id"], next_at, last
-
-
-_COMPILED: dict[str, tuple[ScheduleSpec, Timetable]] = {}
-
-
-def _compiled(schedule: dict[str, Any]) -> tuple[ScheduleSpec, Timetable]:
-    # Keyed by the definition without its name: schedules that share a definition (the
-    # common case) share one parsed spec and timetable.
-    key = json.dumps({**schedule["spec"], "name": None}, sort_keys=True)
-    cached = _COMPILED.get(key)
-    if cached is None:
-        spec = ScheduleSpec.model_validate(schedule["spec"])
-        cached = (spec, spec.timetable())
-        if len(_COMPILED) > 50_000:
-            _COMPILED.clear()
-        _COMPILED[key] = cached
-    return cached
 
 
 def _release_buffered(rt: Runtime, now: dt.datetime, limit: int) -> Batch | None:

@@ -17,6 +17,7 @@ from jobport.domain.ids import new_id
 from jobport.domain.jobs import NAME_PATTERN, JobSpec
 from jobport.domain.pages import Page
 from jobport.domain.schedules import Fire, Schedule, ScheduleFire, ScheduleSpec, Timetable
+from jobport.domain.schedules.fires import next_fire_at
 from jobport.errors import Conflict, Invalid, error_details, invalid
 from jobport.services import firing
 from jobport.services.runtime import Runtime
@@ -160,7 +161,7 @@ def put(
         current = schedule_store.find(conn, job["id"], name, lock=True)
         last = current["last_fire_at"] if current else None
         due = current["next_fire_at"] if current else None
-        upcoming = firing.next_fire_at(
+        upcoming = next_fire_at(
             timetable,
             last,
             now,

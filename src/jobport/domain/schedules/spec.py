@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Annotated, Any, Literal
@@ -148,6 +150,26 @@ class ScheduleSpec(Wire):
 def timetable_for(spec_json: str) -> Timetable:
     """The timetable of a stored spec (its JSON), cached: the scheduler's hot path."""
     return ScheduleSpec.model_validate_json(spec_json).timetable()
+
+
+_COMPILED: dict[str, tuple[ScheduleSpec, Timetable]] = {}
+
+
+def compiled(stored: Mapping[str, Any]) -> tuple[ScheduleSpec, Timetable]:
+    """A stored spec (the JSON object) parsed, and its timetable: cached, for firing.
+
+    Keyed by the definition without its name: schedules that share a definition (the
+    common case) share one parsed spec and timetable.
+    """
+    key = json.dumps({**stored, "name": None}, sort_keys=True)
+    cached = _COMPILED.get(key)
+    if cached is None:
+        spec = ScheduleSpec.model_validate(stored)
+        cached = (spec, spec.timetable())
+        if len(_COMPILED) > 50_000:
+            _COMPILED.clear()
+        _COMPILED[key] = cached
+    return cached
 
 
 @lru_cache(maxsize=16384)
