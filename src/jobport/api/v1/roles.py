@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Response
@@ -15,10 +18,6 @@ from jobport.domain.access import RESOURCES, SCOPES, Principal
 from jobport.domain.jobs import NAME_PATTERN
 from jobport.services import access
 from jobport.services.runtime import Runtime
-
-app_router = APIRouter(prefix="/api/v1/roles", tags=["roles"])
-project_router = APIRouter(prefix="/api/v1/projects/{project}/roles", tags=["roles"])
-
 
 # The rules below are stated in the document (json_schema_extra) and checked by the service,
 # which names them in its own error code (`invalid_role`, `invalid_member`).
@@ -91,146 +90,125 @@ def _level(row: dict[str, Any]) -> str:
 RoleBody = Annotated[RoleCreate, Body(openapi_examples=_EXAMPLES)]
 RolePatchBody = Annotated[RolePatch, Body(openapi_examples=_PATCH_EXAMPLES)]
 MemberBody = Annotated[Member, Body(openapi_examples=_MEMBER_EXAMPLES)]
+Endpoint = Callable[..., Awaitable[Any]]
 
 
-# Application roles -----------------------------------------------------------------------
+def _at_level(in_project: bool) -> Callable[[Endpoint], Endpoint]:
+    """Fits an endpoint written for both levels to one. Its first parameter, `project`, is the
+    `{project}` path parameter in a project; at the application level it is not in the path,
+    so FastAPI does not see it and the endpoint gets None."""
+
+    def fit(endpoint: Endpoint) -> Endpoint:
+        signature = inspect.signature(endpoint)
+        project, *rest = signature.parameters.values()
+        if in_project:
+            parameters = [project.replace(annotation=str), *rest]
+            endpoint.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+            return endpoint
+
+        @functools.wraps(endpoint)
+        async def at_application_level(**kwargs: Any) -> Any:
+            return await endpoint(None, **kwargs)
+
+        at_application_level.__signature__ = signature.replace(parameters=rest)  # type: ignore[attr-defined]
+        return at_application_level
+
+    return fit
 
 
-@app_router.get("")
-async def list_roles(
-    rt: Runtime = Depends(wire.runtime), caller: Principal = require("roles:read")
-) -> dict[str, Any]:
-    return {"items": [render(r) for r in access.list_roles(rt, None)]}
+def _role_routes(prefix: str, *, in_project: bool) -> APIRouter:
+    """The role routes of one level: the application's roles, or one project's.
+
+    Each route keeps the name it has always had (`create_role`, `create_project_role`): the
+    name is the audit action and the OpenAPI operation id.
+    """
+    router = APIRouter(prefix=prefix, tags=["roles"])
+    level = "project_" if in_project else ""
+    at_level = _at_level(in_project)
+
+    @router.get("", name=f"list_{level}roles")
+    @at_level
+    async def list_roles(
+        project: str | None,
+        rt: Runtime = Depends(wire.runtime),
+        caller: Principal = require("roles:read"),
+    ) -> dict[str, Any]:
+        return {"items": [render(r) for r in access.list_roles(rt, project)]}
+
+    @router.post("", name=f"create_{level}role", status_code=201, responses=_EXISTS)
+    @at_level
+    async def create_role(
+        project: str | None,
+        body: RoleBody,
+        rt: Runtime = Depends(wire.runtime),
+        caller: Principal = require("roles:write"),
+    ) -> dict[str, Any]:
+        return render(access.create_role(rt, project, body.model_dump(exclude_unset=True)))
+
+    @router.get("/{role}", name=f"get_{level}role")
+    @at_level
+    async def get_role(
+        project: str | None,
+        role: str,
+        rt: Runtime = Depends(wire.runtime),
+        caller: Principal = require("roles:read"),
+    ) -> dict[str, Any]:
+        return render(access.get_role(rt, project, role))
+
+    @router.patch("/{role}", name=f"patch_{level}role", responses=_EXISTS)
+    @at_level
+    async def patch_role(
+        project: str | None,
+        role: str,
+        body: RolePatchBody,
+        rt: Runtime = Depends(wire.runtime),
+        caller: Principal = require("roles:write"),
+    ) -> dict[str, Any]:
+        changes = body.model_dump(exclude_unset=True)
+        return render(access.patch_role(rt, project, role, changes))
+
+    @router.delete("/{role}", name=f"delete_{level}role", status_code=204, responses=_BUILTIN)
+    @at_level
+    async def delete_role(
+        project: str | None,
+        role: str,
+        rt: Runtime = Depends(wire.runtime),
+        caller: Principal = require("roles:write"),
+    ) -> Response:
+        access.delete_role(rt, project, role)
+        return Response(status_code=204)
+
+    @router.post("/{role}/members", name=f"add_{level}role_member", responses=_ADDED)
+    @at_level
+    async def add_role_member(
+        project: str | None,
+        role: str,
+        member: MemberBody,
+        rt: Runtime = Depends(wire.runtime),
+        caller: Principal = require("roles:write"),
+    ) -> JSONResponse:
+        row, created = access.add_member(rt, project, role, member.type, member.id)
+        return JSONResponse(render(row), status_code=201 if created else 200)
+
+    @router.delete(
+        "/{role}/members/{member_type}/{member_id}",
+        name=f"remove_{level}role_member",
+        status_code=204,
+    )
+    @at_level
+    async def remove_role_member(
+        project: str | None,
+        role: str,
+        member_type: str,
+        member_id: str,
+        rt: Runtime = Depends(wire.runtime),
+        caller: Principal = require("roles:write"),
+    ) -> Response:
+        access.remove_member(rt, project, role, member_type, member_id)
+        return Response(status_code=204)
+
+    return router
 
 
-@app_router.post("", status_code=201, responses=_EXISTS)
-async def create_role(
-    body: RoleBody, rt: Runtime = Depends(wire.runtime), caller: Principal = require("roles:write")
-) -> dict[str, Any]:
-    return render(access.create_role(rt, None, body.model_dump(exclude_unset=True)))
-
-
-@app_router.get("/{role}")
-async def get_role(
-    role: str, rt: Runtime = Depends(wire.runtime), caller: Principal = require("roles:read")
-) -> dict[str, Any]:
-    return render(access.get_role(rt, None, role))
-
-
-@app_router.patch("/{role}", responses=_EXISTS)
-async def patch_role(
-    role: str,
-    body: RolePatchBody,
-    rt: Runtime = Depends(wire.runtime),
-    caller: Principal = require("roles:write"),
-) -> dict[str, Any]:
-    return render(access.patch_role(rt, None, role, body.model_dump(exclude_unset=True)))
-
-
-@app_router.delete("/{role}", status_code=204, responses=_BUILTIN)
-async def delete_role(
-    role: str, rt: Runtime = Depends(wire.runtime), caller: Principal = require("roles:write")
-) -> Response:
-    access.delete_role(rt, None, role)
-    return Response(status_code=204)
-
-
-@app_router.post("/{role}/members", responses=_ADDED)
-async def add_role_member(
-    role: str,
-    member: MemberBody,
-    rt: Runtime = Depends(wire.runtime),
-    caller: Principal = require("roles:write"),
-) -> JSONResponse:
-    row, created = access.add_member(rt, None, role, member.type, member.id)
-    return JSONResponse(render(row), status_code=201 if created else 200)
-
-
-@app_router.delete("/{role}/members/{member_type}/{member_id}", status_code=204)
-async def remove_role_member(
-    role: str,
-    member_type: str,
-    member_id: str,
-    rt: Runtime = Depends(wire.runtime),
-    caller: Principal = require("roles:write"),
-) -> Response:
-    access.remove_member(rt, None, role, member_type, member_id)
-    return Response(status_code=204)
-
-
-# Project roles ---------------------------------------------------------------------------
-
-
-@project_router.get("")
-async def list_project_roles(
-    project: str, rt: Runtime = Depends(wire.runtime), caller: Principal = require("roles:read")
-) -> dict[str, Any]:
-    return {"items": [render(r) for r in access.list_roles(rt, project)]}
-
-
-@project_router.post("", status_code=201, responses=_EXISTS)
-async def create_project_role(
-    project: str,
-    body: RoleBody,
-    rt: Runtime = Depends(wire.runtime),
-    caller: Principal = require("roles:write"),
-) -> dict[str, Any]:
-    return render(access.create_role(rt, project, body.model_dump(exclude_unset=True)))
-
-
-@project_router.get("/{role}")
-async def get_project_role(
-    project: str,
-    role: str,
-    rt: Runtime = Depends(wire.runtime),
-    caller: Principal = require("roles:read"),
-) -> dict[str, Any]:
-    return render(access.get_role(rt, project, role))
-
-
-@project_router.patch("/{role}", responses=_EXISTS)
-async def patch_project_role(
-    project: str,
-    role: str,
-    body: RolePatchBody,
-    rt: Runtime = Depends(wire.runtime),
-    caller: Principal = require("roles:write"),
-) -> dict[str, Any]:
-    changes = body.model_dump(exclude_unset=True)
-    return render(access.patch_role(rt, project, role, changes))
-
-
-@project_router.delete("/{role}", status_code=204, responses=_BUILTIN)
-async def delete_project_role(
-    project: str,
-    role: str,
-    rt: Runtime = Depends(wire.runtime),
-    caller: Principal = require("roles:write"),
-) -> Response:
-    access.delete_role(rt, project, role)
-    return Response(status_code=204)
-
-
-@project_router.post("/{role}/members", responses=_ADDED)
-async def add_project_role_member(
-    project: str,
-    role: str,
-    member: MemberBody,
-    rt: Runtime = Depends(wire.runtime),
-    caller: Principal = require("roles:write"),
-) -> JSONResponse:
-    row, created = access.add_member(rt, project, role, member.type, member.id)
-    return JSONResponse(render(row), status_code=201 if created else 200)
-
-
-@project_router.delete("/{role}/members/{member_type}/{member_id}", status_code=204)
-async def remove_project_role_member(
-    project: str,
-    role: str,
-    member_type: str,
-    member_id: str,
-    rt: Runtime = Depends(wire.runtime),
-    caller: Principal = require("roles:write"),
-) -> Response:
-    access.remove_member(rt, project, role, member_type, member_id)
-    return Response(status_code=204)
+app_router = _role_routes("/api/v1/roles", in_project=False)
+project_router = _role_routes("/api/v1/projects/{project}/roles", in_project=True)
