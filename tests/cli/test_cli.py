@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -10,6 +11,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx2
 import pytest
@@ -32,10 +34,10 @@ def environment(url: str, key: str | None) -> dict[str, str]:
 def jobport(server: Server, tmp_path: Path) -> Run:
     """Run `jobport ARGS...` against the test server as an Administrator key."""
 
-    def run(*args: str, url: str | None = None) -> subprocess.CompletedProcess[str]:
+    def run(*args: str, url: str | None = None, **env: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "jobport.cli", *args],
-            env=environment(url or server.url, server.key),
+            env={**environment(url or server.url, server.key), **env},
             cwd=tmp_path,
             capture_output=True,
             text=True,
@@ -311,3 +313,48 @@ def test_an_unreachable_server_exits_2_naming_the_url(
     # --url beats JOBPORT_URL, before or after the command
     assert jobport("--url", server.url, "jobs", "list", project, url=dead).returncode == 0
     assert jobport("jobs", "list", project, "--url", server.url, url=dead).returncode == 0
+
+
+def test_schedules_set_prints_the_next_fire_in_the_schedules_own_zone(
+    jobport: Run, api: httpx2.Client, project: str
+) -> None:
+    make_job(api, project, "nightly", steps=[sh("go", "true")])
+
+    # A zone that is neither the machine's (New York here) nor UTC, named the Windows way.
+    result = jobport(
+        "schedules", "set", f"{project}/nightly", "night", "--cron", "30 2 * * *",
+        "--tz", "Tokyo Standard Time", TZ="America/New_York",
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    stored = api.get(f"/api/v1/projects/{project}/jobs/nightly/schedules/night").json()
+    fire = dt.datetime.fromisoformat(stored["nextFireAt"].replace("Z", "+00:00"))
+    in_tokyo = fire.astimezone(ZoneInfo("Asia/Tokyo")).strftime("%Y-%m-%d %H:%M:%S")
+    assert in_tokyo.endswith(" 02:30:00")
+    assert result.stdout.strip() == f"night: active, next fire {in_tokyo} (Asia/Tokyo)"
+
+
+def test_schedules_list_names_the_zone_of_next_and_last(
+    jobport: Run, api: httpx2.Client, project: str
+) -> None:
+    make_job(api, project, "nightly", steps=[sh("go", "true")])
+    put = api.put(
+        f"/api/v1/projects/{project}/jobs/nightly/schedules/night",
+        json={"crons": ["30 2 * * *"], "timeZone": "Asia/Tokyo"},
+    )
+    assert put.status_code in {200, 201}, put.text
+    fire = dt.datetime.fromisoformat(put.json()["nextFireAt"].replace("Z", "+00:00"))
+
+    # NEXT and LAST are in the zone of the machine the command runs on: New York here.
+    result = jobport("schedules", "list", f"{project}/nightly", TZ="America/New_York")
+
+    assert result.returncode == 0, result.stderr
+    header, row = result.stdout.splitlines()[:2]
+    assert header.split() == [
+        "NAME", "STATE", "WHEN", "TIME", "ZONE",
+        "NEXT", "(America/New_York)", "LAST", "(America/New_York)",
+    ]  # fmt: skip
+    in_new_york = fire.astimezone(ZoneInfo("America/New_York")).strftime("%Y-%m-%d %H:%M:%S")
+    assert row.split() == [
+        "night", "active", "30", "2", "*", "*", "*", "Asia/Tokyo", *in_new_york.split(), "-"
+    ]  # fmt: skip
