@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DataError, StatementError
+from sqlalchemy.exc import DataError, IntegrityError, StatementError
 from sqlalchemy.pool import NullPool
 
 from jobport.errors import Invalid
@@ -124,6 +124,18 @@ def _configure_sqlite(engine: Engine) -> None:
             conn.exec_driver_sql("BEGIN")
         else:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+@contextlib.contextmanager
+def savepoint(conn: Connection, *, clash: Exception) -> Iterator[None]:
+    """The statements inside, in a savepoint: if they break a constraint (a name or an id
+    taken meanwhile), the savepoint rolls back, the transaction goes on, and `clash` is
+    raised from the database's error."""
+    try:
+        with conn.begin_nested():
+            yield
+    except IntegrityError as exc:
+        raise clash from exc
 
 
 @contextlib.contextmanager

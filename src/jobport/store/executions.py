@@ -7,12 +7,12 @@ from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
 
 from jobport.domain.executions import ACTIVE, Status
 from jobport.domain.pages import Page
 from jobport.errors import NotFound
-from jobport.store.pagination import page_of, paginate
+from jobport.store.db import savepoint
+from jobport.store.pagination import fetch_page
 from jobport.store.tables import executions, jobs
 
 _ACTIVE = [s.value for s in ACTIVE]
@@ -24,11 +24,8 @@ class DuplicateExecution(Exception):
 
 
 def insert_execution(conn: Connection, row: dict[str, Any]) -> None:
-    try:
-        with conn.begin_nested():
-            conn.execute(insert(executions).values(**row))
-    except IntegrityError as exc:
-        raise DuplicateExecution(row["id"]) from exc
+    with savepoint(conn, clash=DuplicateExecution(row["id"])):
+        conn.execute(insert(executions).values(**row))
 
 
 def insert_executions(conn: Connection, rows: list[dict[str, Any]]) -> None:
@@ -128,7 +125,8 @@ def list_page(
         query = query.where(executions.c.created_at >= created_after)
     if created_before:
         query = query.where(executions.c.created_at < created_before)
-    query = paginate(
+    return fetch_page(
+        conn,
         query,
         executions.c.created_at,
         executions.c.id,
@@ -136,8 +134,6 @@ def list_page(
         cursor=cursor,
         limit=limit,
     )
-    rows = [dict(r._mapping) for r in conn.execute(query)]
-    return page_of(rows, limit, "created_at")
 
 
 def transition(

@@ -5,25 +5,24 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Connection, delete, insert, or_, select, update
-from sqlalchemy.exc import IntegrityError
 
 from jobport.domain.pages import Page
 from jobport.errors import Conflict, NotFound
-from jobport.store.pagination import encode_cursor, page_of, paginate
+from jobport.store.db import savepoint
+from jobport.store.pagination import fetch_page, page_of
 from jobport.store.tables import jobs
 
 SORTS = {"name": jobs.c.name, "createdAt": jobs.c.created_at, "updatedAt": jobs.c.updated_at}
-SORT_KEYS = {"name": "name", "createdAt": "created_at", "updatedAt": "updated_at"}
+
+
+def _named(name: Any) -> Conflict:
+    """What a write that meets a job of the same name in the project raises."""
+    return Conflict(f"a job named {name!r} exists in this project", code="already_exists")
 
 
 def create(conn: Connection, row: dict[str, Any]) -> dict[str, Any]:
-    try:
-        with conn.begin_nested():
-            conn.execute(insert(jobs).values(**row))
-    except IntegrityError as exc:
-        raise Conflict(
-            f"a job named {row['name']!r} exists in this project", code="already_exists"
-        ) from exc
+    with savepoint(conn, clash=_named(row["name"])):
+        conn.execute(insert(jobs).values(**row))
     return row
 
 
@@ -71,36 +70,28 @@ def list_page(
         escaped = name_contains.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         query = query.where(jobs.c.name.ilike(f"%{escaped}%", escape="\\"))
     if label is None:
-        query = paginate(
-            query, SORTS[key], jobs.c.id, descending=descending, cursor=cursor, limit=limit
+        return fetch_page(
+            conn, query, SORTS[key], jobs.c.id, descending=descending, cursor=cursor, limit=limit
         )
-        rows = [dict(r._mapping) for r in conn.execute(query)]
-    else:
-        # Labels live inside the JSON spec; filter them in Python over the ordered scan.
-        rows = []
-        scan_cursor = cursor
-        while len(rows) <= limit:
-            batch_query = paginate(
-                query, SORTS[key], jobs.c.id, descending=descending, cursor=scan_cursor, limit=500
-            )
-            batch = [dict(r._mapping) for r in conn.execute(batch_query)]
-            scanned = batch[:500]
-            rows.extend(r for r in scanned if r["spec"].get("labels", {}).get(label[0]) == label[1])
-            if len(batch) <= 500:
-                break
-            last = scanned[-1]
-            scan_cursor = encode_cursor(last[SORT_KEYS[key]], last["id"])
-    return page_of(rows, limit, SORT_KEYS[key])
+    # Labels live inside the JSON spec; filter them in Python over the ordered scan.
+    rows: list[dict[str, Any]] = []
+    scan_cursor = cursor
+    while len(rows) <= limit:
+        scanned = fetch_page(
+            conn, query, SORTS[key], jobs.c.id, descending=descending, cursor=scan_cursor, limit=500
+        )
+        rows.extend(
+            r for r in scanned.items if r["spec"].get("labels", {}).get(label[0]) == label[1]
+        )
+        if scanned.next_cursor is None:
+            break
+        scan_cursor = scanned.next_cursor
+    return page_of(rows, limit, SORTS[key].key)
 
 
 def update_fields(conn: Connection, job_id: str, values: dict[str, Any]) -> None:
-    try:
-        with conn.begin_nested():
-            conn.execute(update(jobs).where(jobs.c.id == job_id).values(**values))
-    except IntegrityError as exc:
-        raise Conflict(
-            f"a job named {values.get('name')!r} exists in this project", code="already_exists"
-        ) from exc
+    with savepoint(conn, clash=_named(values.get("name"))):
+        conn.execute(update(jobs).where(jobs.c.id == job_id).values(**values))
 
 
 def remove(conn: Connection, job_id: str) -> None:

@@ -7,7 +7,7 @@ import datetime as dt
 import json
 from typing import Any
 
-from sqlalchemy import Column, Select, and_, or_
+from sqlalchemy import Column, Connection, Select, and_, or_
 
 from jobport.domain.pages import Page
 from jobport.errors import Invalid
@@ -53,6 +53,23 @@ def paginate(
     else:
         query = query.order_by(sort_col.asc(), id_col.asc())
     return query.limit(limit + 1)
+
+
+def fetch_page(
+    conn: Connection,
+    query: Select[Any],
+    sort_col: Column[Any],
+    id_col: Column[Any],
+    *,
+    descending: bool,
+    cursor: str | None,
+    limit: int,
+) -> Page:
+    """The page of `query`'s rows after `cursor`, ordered by (sort, id), with the cursor of
+    the next page. The rows are dicts keyed by column; `id_col` must be their "id"."""
+    query = paginate(query, sort_col, id_col, descending=descending, cursor=cursor, limit=limit)
+    rows = [dict(r._mapping) for r in conn.execute(query)]
+    return page_of(rows, limit, sort_col.key)
 
 
 def _check_sort_value(sort_col: Column[Any], value: Any) -> None:

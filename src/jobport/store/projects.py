@@ -5,20 +5,22 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, insert, or_, select, update
-from sqlalchemy.exc import IntegrityError
 
 from jobport.domain.pages import Page
 from jobport.errors import Conflict, NotFound
-from jobport.store.pagination import page_of, paginate
+from jobport.store.db import savepoint
+from jobport.store.pagination import fetch_page
 from jobport.store.tables import projects
 
 
+def _named(name: Any) -> Conflict:
+    """What a write that meets a project of the same name raises."""
+    return Conflict(f"a project named {name!r} exists", code="already_exists")
+
+
 def create(conn: Connection, row: dict[str, Any]) -> dict[str, Any]:
-    try:
-        with conn.begin_nested():
-            conn.execute(insert(projects).values(**row))
-    except IntegrityError as exc:
-        raise Conflict(f"a project named {row['name']!r} exists", code="already_exists") from exc
+    with savepoint(conn, clash=_named(row["name"])):
+        conn.execute(insert(projects).values(**row))
     return row
 
 
@@ -49,26 +51,14 @@ def list_page(
     base = select(projects)
     if only is not None:
         base = base.where(projects.c.id.in_(sorted(only)))
-    query = paginate(
-        base,
-        projects.c.name,
-        projects.c.id,
-        descending=False,
-        cursor=cursor,
-        limit=limit,
+    return fetch_page(
+        conn, base, projects.c.name, projects.c.id, descending=False, cursor=cursor, limit=limit
     )
-    rows = [dict(r._mapping) for r in conn.execute(query)]
-    return page_of(rows, limit, "name")
 
 
 def update_fields(conn: Connection, project_id: str, values: dict[str, Any]) -> None:
-    try:
-        with conn.begin_nested():
-            conn.execute(update(projects).where(projects.c.id == project_id).values(**values))
-    except IntegrityError as exc:
-        raise Conflict(
-            f"a project named {values.get('name')!r} exists", code="already_exists"
-        ) from exc
+    with savepoint(conn, clash=_named(values.get("name"))):
+        conn.execute(update(projects).where(projects.c.id == project_id).values(**values))
 
 
 def remove(conn: Connection, project_id: str) -> None:

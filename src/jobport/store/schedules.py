@@ -11,7 +11,8 @@ from sqlalchemy.exc import IntegrityError
 
 from jobport.domain.pages import Page
 from jobport.errors import Conflict, NotFound
-from jobport.store.pagination import page_of, paginate
+from jobport.store.db import savepoint
+from jobport.store.pagination import fetch_page
 from jobport.store.tables import jobs, schedule_fires, schedules
 
 
@@ -20,14 +21,12 @@ class DuplicateFire(Exception):
 
 
 def insert_schedule(conn: Connection, row: dict[str, Any]) -> None:
-    try:
-        with conn.begin_nested():
-            conn.execute(insert(schedules).values(**row))
-    except IntegrityError as exc:
-        raise Conflict(
-            f"the job got a schedule named {row['name']!r} meanwhile; retry",
-            code="concurrent_update",
-        ) from exc
+    taken = Conflict(
+        f"the job got a schedule named {row['name']!r} meanwhile; retry",
+        code="concurrent_update",
+    )
+    with savepoint(conn, clash=taken):
+        conn.execute(insert(schedules).values(**row))
 
 
 def find(conn: Connection, job_id: str, name: str, *, lock: bool = False) -> dict[str, Any] | None:
@@ -161,7 +160,8 @@ def fire_times(
 
 
 def fires_page(conn: Connection, schedule_id: str, *, cursor: str | None, limit: int) -> Page:
-    query = paginate(
+    return fetch_page(
+        conn,
         select(schedule_fires).where(schedule_fires.c.schedule_id == schedule_id),
         schedule_fires.c.fire_at,
         schedule_fires.c.id,
@@ -169,7 +169,6 @@ def fires_page(conn: Connection, schedule_id: str, *, cursor: str | None, limit:
         cursor=cursor,
         limit=limit,
     )
-    return page_of([dict(r._mapping) for r in conn.execute(query)], limit, "fire_at")
 
 
 def find_fire(conn: Connection, fire_id: str) -> dict[str, Any] | None:
