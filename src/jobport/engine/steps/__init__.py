@@ -70,6 +70,15 @@ def validate(kind: str, config: dict[str, Any]) -> None:
     module.validate(config)
 
 
+def check_keys(kind: str, config: dict[str, Any], allowed: tuple[str, ...]) -> None:
+    """Refuse the config keys a kind does not know (ValueError), naming those it does."""
+    unknown = set(config) - set(allowed)
+    if unknown:
+        raise ValueError(
+            f"unknown {kind} config keys {sorted(unknown)} (allowed: {', '.join(allowed)})"
+        )
+
+
 def render(kind: str, config: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
     """The step's config with its templates filled in, the way its kind requires."""
     module = kinds()[kind]

@@ -15,17 +15,13 @@ from typing import IO, Any
 
 from jobport.engine import isolation, reaper, templating
 from jobport.engine.processes import kill_run_processes, signal_run_processes
-from jobport.engine.steps import StepContext, StepFailed, StepInterrupted
+from jobport.engine.steps import StepContext, StepFailed, StepInterrupted, check_keys
 
-_ALLOWED = {"command", "env", "cwd"}
+_ALLOWED = ("command", "env", "cwd")
 
 
 def validate(config: dict[str, Any]) -> None:
-    unknown = set(config) - _ALLOWED
-    if unknown:
-        raise ValueError(
-            f"unknown command config keys {sorted(unknown)} (allowed: command, env, cwd)"
-        )
+    check_keys("command", config, _ALLOWED)
     command = config.get("command")
     if isinstance(command, str):
         if not command.strip():

@@ -7,17 +7,13 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from jobport.engine.steps import StepContext, StepFailed
+from jobport.engine.steps import StepContext, StepFailed, check_keys
 
-_ALLOWED = {"callable", "kwargs"}
+_ALLOWED = ("callable", "kwargs")
 
 
 def validate(config: dict[str, Any]) -> None:
-    unknown = set(config) - _ALLOWED
-    if unknown:
-        raise ValueError(
-            f"unknown python config keys {sorted(unknown)} (allowed: callable, kwargs)"
-        )
+    check_keys("python", config, _ALLOWED)
     target = config.get("callable")
     if not isinstance(target, str) or target.count(":") != 1 or not all(target.split(":")):
         raise ValueError("callable must be 'module:function', e.g. 'mypkg.reports:top_customers'")
