@@ -148,7 +148,8 @@ class ScheduleSpec(Wire):
 
 @lru_cache(maxsize=4096)
 def timetable_for(spec_json: str) -> Timetable:
-    """The timetable of a stored spec (its JSON), cached: the scheduler's hot path."""
+    """The timetable of a spec given as its JSON, cached (firing reads stored specs through
+    compiled())."""
     return ScheduleSpec.model_validate_json(spec_json).timetable()
 
 
