@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Any, Generic, Literal, TypeVar
 from urllib.parse import quote
 
 import httpx2
 
 from jobport.client._auth import USER_AGENT, resolve
+from jobport.client._errors import error_from
 from jobport.errors import TransportError
 
 Verdict = Literal["created", "updated", "unchanged"]
+# The transport a client takes: httpx2.BaseTransport (Client) or AsyncBaseTransport.
+TransportT = TypeVar("TransportT")
 
 # Fields of a job that the server owns; the rest is the definition a user wrote.
 _SERVER_FIELDS = frozenset(
@@ -107,20 +111,55 @@ def apply_target(definition: dict[str, Any]) -> tuple[str | None, dict[str, Any]
     return (name if isinstance(name, str) and name else None), body, valid
 
 
-def log_event(event: httpx2.ServerSentEvent) -> dict[str, Any] | None:
-    """A log line from a `log` event; None for anything else."""
-    if event.event != "log":
-        return None
-    line: dict[str, Any] = json.loads(event.data)
-    return line
-
-
-def resume_headers(after: int) -> dict[str, str]:
-    return {"Last-Event-ID": str(after)} if after else {}
-
-
 def _backoff(failures: int) -> float:
     return float(min(0.2 * 2 ** (failures - 1), 5.0))
+
+
+class LogFollow:
+    """Following one run's log stream: where to resume, and when to give up.
+
+    Both clients' `follow_logs` open the stream with `request()`, pass each event to
+    `line()`, and on a stream that closed before its `end` (`dropped()`) or a request that
+    failed (`failed()`) wait the pause it returns and open it again from the last line seen;
+    after `_RECONNECTS` failures in a row it raises instead.
+    """
+
+    def __init__(self, client: Base[Any], execution_id: str, after: int) -> None:
+        self.client = client
+        self.path = path("executions", execution_id, "logs")
+        self.after = after
+        self.failures = 0
+
+    def request(self) -> dict[str, Any]:
+        """The keywords of the stream's request: resume after the last line seen."""
+        return {
+            "params": {"follow": "true", "after": self.after},
+            "headers": {"Last-Event-ID": str(self.after)} if self.after else {},
+            "timeout": self.client._stream_timeout(),
+        }
+
+    def line(self, event: httpx2.ServerSentEvent) -> dict[str, Any] | None:
+        """The log line of a `log` event; None for anything else (keep-alives)."""
+        if event.event != "log":
+            return None
+        line: dict[str, Any] = json.loads(event.data)
+        self.after, self.failures = int(line["seq"]), 0
+        return line
+
+    def dropped(self) -> float:
+        """The pause before reopening a stream that closed without its `end` event (a proxy or
+        the network cut it)."""
+        self.failures += 1
+        if self.failures > _RECONNECTS:
+            raise self.client._dropped(self.path)
+        return _backoff(self.failures)
+
+    def failed(self, exc: httpx2.RequestError) -> float:
+        """The pause before reopening after the request failed (call it in the except)."""
+        self.failures += 1
+        if self.failures > _RECONNECTS:
+            raise self.client._unreachable(exc) from exc
+        return _backoff(self.failures)
 
 
 def stamp(value: dt.datetime | str | None) -> str | None:
@@ -205,19 +244,80 @@ def audit_query(
     )
 
 
-class Base:
-    """The state both clients keep: the server's URL, the credential, timeouts, headers."""
+class Base(Generic[TransportT]):
+    """The state both clients keep: the server's URL, the credential, timeouts, headers, and
+    the httpx2 session they send with (`_session`: httpx2.Client or httpx2.AsyncClient)."""
+
+    _session: Callable[..., Any]
 
     def __init__(
         self,
-        url: str | None,
-        timeout: float,
-        headers: dict[str, str] | None,
-        credentials: dict[str, Any],
+        url: str | None = None,
+        *,
+        key: str | None = None,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        token: str | None = None,
+        scope: str | None = None,
+        timeout: float = 30,
+        transport: TransportT | None = None,
+        headers: dict[str, str] | None = None,
+        anonymous: bool = False,
     ) -> None:
-        self.url, self._auth = resolve(url, headers, **credentials)
+        """A client of the jobport server at `url` (default: $JOBPORT_URL, the profile's, local).
+
+        Credentials (see the package docstring for the order): `key` an API key string;
+        `client_id` + `client_secret` OAuth2 client credentials, with `scope` to ask for
+        fewer scopes than the key holds; `token` an access token; `anonymous=True` none at
+        all, and none looked for. `transport` is the httpx2 transport to send with, as in
+        httpx2 (for instance an app in this process: `jobport.client.InProcessTransport`).
+        """
+        self.url, self._auth = resolve(
+            url,
+            headers,
+            key=key,
+            client_id=client_id,
+            client_secret=client_secret,
+            token=token,
+            scope=scope,
+            anonymous=anonymous,
+        )
         self.timeout = timeout
         self._headers = {"User-Agent": USER_AGENT, **(headers or {})}
+        self._http = self._session(
+            base_url=self.url,
+            timeout=timeout,
+            transport=transport,
+            headers=self._headers,
+            auth=self._auth,
+        )
+
+    def _options(
+        self,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        data: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+        timeout: float | None = None,
+        anonymous: bool = False,
+    ) -> dict[str, Any]:
+        """The keywords of `_http.request` for one call (`anonymous`: without credentials)."""
+        return {
+            "params": params,
+            "json": json,
+            "data": data,
+            "headers": headers,
+            "timeout": httpx2.USE_CLIENT_DEFAULT if timeout is None else timeout,
+            "auth": None if anonymous else httpx2.USE_CLIENT_DEFAULT,
+        }
+
+    @staticmethod
+    def _checked(response: httpx2.Response) -> httpx2.Response:
+        """The answer, or the error it carries raised (read it first when streamed)."""
+        if response.is_error:
+            raise error_from(response)
+        return response
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.url!r})"
