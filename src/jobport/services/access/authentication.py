@@ -1,0 +1,387 @@
+"""Authentication: who calls. API keys and their access tokens, console sessions (login,
+logout), and the failed-attempt counting that slows down whoever keeps getting it wrong:
+one module, because they share one rule, read together below (a credential is always
+checked before any count can refuse it)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import secrets
+import time
+from typing import Any, NamedTuple, NoReturn
+
+import jwt
+from limits import parse
+
+from jobport.domain import access as rules
+from jobport.domain.access import Grant, Principal
+from jobport.domain.clock import utcnow
+from jobport.domain.ids import new_id
+from jobport.errors import Forbidden, Invalid, RateLimited, Unauthenticated
+from jobport.services.access.bootstrap import state_of
+from jobport.services.access.state import AccessState, write
+from jobport.services.access.users import hasher, password_user
+from jobport.services.runtime import Runtime
+from jobport.store import access as access_store
+
+# Failed attempts are counted per address and per client id (per address and username for
+# password logins). For API keys and tokens the counts only ever change the answer of an
+# attempt that failed anyway (429 instead of 401): the credential is always checked first,
+# so a flood of bad attempts from a shared address (a proxy, a NAT) or against a public
+# client id never locks out the holder of a valid key or token. Guessing a key's secret is
+# hopeless (about 238 bits, one HMAC to check), so these limits slow down and flag
+# misbehaving clients rather than protect the secret. Passwords can be guessed: see login().
+#
+# A deleted, disabled or unknown key answers a wrong secret exactly like any other wrong
+# secret, and the attempt counts the same way, so neither the answer nor the point where
+# 429 starts tells whether a client id exists or what became of it. Only a caller who
+# proves the secret learns that the key is revoked or expired.
+
+_BAD_TOKEN = "the access token is not valid"
+_BAD_LOGIN = "wrong username or password"
+
+
+class _Counter(NamedTuple):
+    """A count of failed attempts: its limit (a setting), identifiers, and name in a 429."""
+
+    limit: str
+    ident: tuple[str, ...]
+    what: str
+
+
+def _by_address(rt: Runtime, address: str) -> _Counter:
+    return _Counter(rt.settings.auth_failures_per_address, ("address", address), f"from {address}")
+
+
+def _by_client(rt: Runtime, client_id: str) -> _Counter:
+    return _Counter(rt.settings.auth_failures_per_client, ("client", client_id), f"for {client_id}")
+
+
+def _by_login(rt: Runtime, address: str, username: str) -> _Counter:
+    return _Counter(
+        rt.settings.auth_failures_per_client,
+        ("login", address, username),
+        f"for user {username} from {address}",
+    )
+
+
+def _retry_after(state: AccessState, item: Any, ident: tuple[str, ...]) -> int:
+    reset = state.limiter.get_window_stats(item, *ident).reset_time
+    return max(1, int(reset - dt.datetime.now(dt.UTC).timestamp()) + 1)
+
+
+def _rate_limited(state: AccessState, item: Any, ident: tuple[str, ...], what: str) -> RateLimited:
+    retry = _retry_after(state, item, ident)
+    return RateLimited(f"too many failed attempts {what}; retry in {retry} s", retry_after=retry)
+
+
+def _refuse(rt: Runtime, refusal: Unauthenticated, *counters: _Counter) -> NoReturn:
+    """Count a failed attempt on every counter and raise its answer: `refusal`, or 429 once
+    any counter is over its limit (naming the one that frees up last)."""
+    state = state_of(rt)
+    over: list[RateLimited] = []
+    for limit, ident, what in counters:
+        item = parse(limit)
+        # Every counter is hit, even past another's limit, so each one counts every failure.
+        if not state.limiter.hit(item, *ident):
+            over.append(_rate_limited(state, item, ident, what))
+    if over:
+        raise max(over, key=lambda e: e.retry_after) from None
+    raise refusal from None
+
+
+def _invalid(message: str = "the credentials are not valid") -> Unauthenticated:
+    return Unauthenticated(message, code="invalid_credentials")
+
+
+def _grants(conn: Any, member_type: str, member_id: str) -> tuple[Grant, ...]:
+    return tuple(
+        Grant(role=g["name"], project_id=g["project_id"], scopes=frozenset(g["scopes"]))
+        for g in access_store.grants_of(conn, member_type, member_id)
+    )
+
+
+def _check_key_usable(row: dict[str, Any], now: dt.datetime) -> None:
+    """Only for a caller who proved the key's secret: it may learn what became of the key."""
+    if row["deleted_at"] is not None:
+        raise Unauthenticated(f"API key {row['client_id']} was deleted", code="key_revoked")
+    if not row["enabled"]:
+        raise Unauthenticated(f"API key {row['client_id']} is disabled", code="key_revoked")
+    if row["expires_at"] is not None and row["expires_at"] <= now:
+        raise Unauthenticated(
+            f"API key {row['client_id']} expired at {row['expires_at'].isoformat()}",
+            code="key_expired",
+        )
+
+
+def _key_usable(row: dict[str, Any], now: dt.datetime) -> bool:
+    return (
+        row["deleted_at"] is None
+        and bool(row["enabled"])
+        and (row["expires_at"] is None or row["expires_at"] > now)
+    )
+
+
+def _secret_ok(rt: Runtime, row: dict[str, Any], secret: str, now: dt.datetime) -> bool:
+    pepper = rt.settings.key_pepper
+    if rules.secret_matches(secret, row["secret_hash"], pepper):
+        return True
+    until = row["previous_valid_until"]
+    return (
+        until is not None
+        and until > now
+        and rules.secret_matches(secret, row["previous_secret_hash"], pepper)
+    )
+
+
+def _key_principal(
+    row: dict[str, Any], grants: tuple[Grant, ...], address: str, via: str
+) -> Principal:
+    if not rules.address_allowed(row["firewall_rules"], address):
+        raise Forbidden(
+            f"address {address} is not allowed by the firewall rules of API key {row['client_id']}",
+            code="ip_not_allowed",
+            details={"address": address},
+        )
+    return Principal(
+        kind="apiKey",
+        id=row["client_id"],
+        name=row["client_id"],
+        grants=grants,
+        address=address,
+        via=via,
+    )
+
+
+def _load_key(rt: Runtime, client_id: str) -> tuple[dict[str, Any] | None, tuple[Grant, ...]]:
+    """The key row (None when unknown) and its grants, read together, and kept for
+    `auth_cache_seconds`.
+
+    Every check (secret, deleted, disabled, expiry, firewall) still runs on each call against
+    the kept row. Any change to keys or roles made through this process empties the cache at
+    once; a change made by another process (another node, `--local`) is seen within the
+    cache time (default 1 s; 0 turns the cache off).
+    """
+    state = state_of(rt)
+    ttl = rt.settings.auth_cache_seconds
+    now = time.monotonic()
+    cached = state.keys.get(client_id)
+    if cached is not None and now - cached[0] < ttl:
+        return cached[1], cached[2]
+    with rt.db.read() as conn:
+        row = access_store.find_key(conn, client_id)
+        grants = _grants(conn, "apiKey", client_id) if row is not None else ()
+    if row is not None and ttl > 0:
+        if len(state.keys) > 10_000:
+            state.keys.clear()
+        state.keys[client_id] = (now, row, grants)
+    return row, grants
+
+
+def _proven_key(
+    rt: Runtime, client_id: str, secret: str, address: str, now: dt.datetime
+) -> tuple[dict[str, Any], tuple[Grant, ...]]:
+    """The key whose secret this is, still usable; any wrong secret is one and the same
+    failure, whatever the key's state (unknown, deleted, disabled)."""
+    row, grants = _load_key(rt, client_id)
+    if row is None or not _secret_ok(rt, row, secret, now):
+        _refuse(rt, _invalid(), _by_address(rt, address), _by_client(rt, client_id))
+    _check_key_usable(row, now)
+    return row, grants
+
+
+def authenticate_key(rt: Runtime, key: str, address: str) -> Principal:
+    """The principal of an API key string (`Authorization: Bearer jpk_...`)."""
+    try:
+        client_id, secret = rules.parse_key_string(key)
+    except ValueError as exc:
+        # The string's shape and checksum are public rules: saying which failed tells
+        # nothing about any key, and there is no client id worth counting.
+        _refuse(rt, _invalid(f"the API key is not valid: {exc}"), _by_address(rt, address))
+    now = utcnow()
+    row, grants = _proven_key(rt, client_id, secret, address, now)
+    principal = _key_principal(row, grants, address, "key")
+    _touch(rt, row, address, now)
+    return principal
+
+
+def _touch(rt: Runtime, row: dict[str, Any], address: str, now: dt.datetime) -> None:
+    """Record last use, but write at most once per resolution period (or on a new address)."""
+    last = row["last_used_at"]
+    resolution = rt.settings.key_last_used_resolution_seconds
+    if (
+        last is not None
+        and row["last_used_ip"] == address
+        and (now - last).total_seconds() < resolution
+    ):
+        return
+    with rt.db.write() as conn:
+        access_store.update_key(
+            conn, row["client_id"], {"last_used_at": now, "last_used_ip": address}
+        )
+    # The cached row (see _load_key) learns it too, so the next call does not write again.
+    row["last_used_at"], row["last_used_ip"] = now, address
+
+
+def issue_token(
+    rt: Runtime, client_id: str, secret: str, scope: str | None, address: str
+) -> dict[str, Any]:
+    """OAuth2 client credentials: a signed JWT for the key, optionally with fewer scopes."""
+    now = utcnow()
+    if not rules.looks_like_client_id(client_id):
+        # No key can have this id; it is not kept as a counter (it could be anything, and
+        # long). The answer is the same as for a wrong secret.
+        _refuse(rt, _invalid(), _by_address(rt, address))
+    row, grants = _proven_key(rt, client_id, secret, address, now)
+    principal = _key_principal(row, grants, address, "token")
+    held = sorted({s for g in principal.grants for s in g.scopes})
+    if scope:
+        asked = sorted(set(scope.split()))
+        for s in asked:
+            try:
+                rules.check_scope(s)
+            except ValueError as exc:
+                raise Invalid(str(exc), code="invalid_scope") from None
+            if not any(rules.scope_covers(g, s) for g in held):
+                raise Invalid(f"the key does not hold scope {s!r}", code="invalid_scope")
+        granted = asked
+    else:
+        granted = held
+    lifetime = rt.settings.token_lifetime_seconds
+    expires = now + dt.timedelta(seconds=lifetime)
+    if row["expires_at"] is not None and row["expires_at"] < expires:
+        expires = row["expires_at"]
+    claims = {
+        "iss": rt.settings.token_issuer,
+        "aud": rt.settings.token_audience,
+        "sub": client_id,
+        "iat": int(now.timestamp()),
+        "exp": int(expires.timestamp()),
+        "jti": new_id(),
+        "scope": " ".join(granted),
+    }
+    token = jwt.encode(claims, state_of(rt).signing_key, algorithm="HS256")
+    _touch(rt, row, address, now)
+    return {
+        "access_token": token,
+        "token_type": "Bearer",
+        "expires_in": max(0, int((expires - now).total_seconds())),
+        "scope": " ".join(granted),
+    }
+
+
+def authenticate_token(rt: Runtime, token: str, address: str) -> Principal:
+    """The principal of an OAuth access token; the key is re-checked on every call.
+
+    A token whose key was deleted, disabled or has expired is refused like a forged one, and
+    counts as a failure: a token is not the secret, so its bearer (perhaps someone who found
+    it in a log) does not learn what became of the key. The holder of the secret learns it
+    at the token endpoint, where the SDK goes for a new token after a 401.
+    """
+    try:
+        claims = jwt.decode(
+            token,
+            state_of(rt).signing_key,
+            algorithms=["HS256"],
+            audience=rt.settings.token_audience,
+            issuer=rt.settings.token_issuer,
+            options={"require": ["exp", "iss", "aud", "sub"]},
+        )
+    except jwt.ExpiredSignatureError:
+        # Genuine but stale (the SDK replaces it on this 401): not a failed attempt.
+        raise _invalid("the access token has expired") from None
+    except jwt.PyJWTError:
+        _refuse(rt, _invalid(_BAD_TOKEN), _by_address(rt, address))
+    client_id = str(claims["sub"])
+    now = utcnow()
+    row, grants = _load_key(rt, client_id)
+    if row is None or not _key_usable(row, now):
+        _refuse(rt, _invalid(_BAD_TOKEN), _by_address(rt, address), _by_client(rt, client_id))
+    principal = _key_principal(row, grants, address, "token")
+    scopes = frozenset(str(claims.get("scope", "")).split())
+    return dataclasses.replace(principal, token_scopes=scopes)
+
+
+def _session_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def login(rt: Runtime, username: str, password: str, address: str) -> dict[str, Any]:
+    """Check a user's password; a new session (token, CSRF token, expiry).
+
+    Passwords can be guessed, so unlike keys a login can be refused before its password is
+    checked. The rule: failures count per (address, username) pair and per address. Once a
+    pair is over `auth_failures_per_client`, that username is refused from that address with
+    429 before any password check, the right password included (that is what stops guessing,
+    and it costs no argon2). The address count only turns failing logins into 429s. So a
+    flood from one address, or guessing against other usernames, never locks a user out:
+    only failures for that very username from that very address do, until the window frees.
+    """
+    state = state_of(rt)
+    if not rules.is_valid_username(username):
+        # No user can have this name (a public rule), so it costs no password check, and it
+        # is not kept as a counter.
+        _refuse(rt, _invalid(_BAD_LOGIN), _by_address(rt, address))
+    pair = _by_login(rt, address, username)
+    item = parse(pair.limit)
+    if not state.limiter.test(item, *pair.ident):
+        raise _rate_limited(state, item, pair.ident, pair.what)
+    user = password_user(rt, username, password)
+    if user is None:
+        _refuse(rt, _invalid(_BAD_LOGIN), _by_address(rt, address), pair)
+    now = utcnow()
+    token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
+    expires = now + dt.timedelta(seconds=rt.settings.session_lifetime_seconds)
+    with write(rt) as conn:
+        access_store.delete_expired_sessions(conn, now)
+        access_store.insert_session(
+            conn,
+            {
+                "token_hash": _session_hash(token),
+                "user_id": user["id"],
+                "csrf_token": csrf,
+                "address": address,
+                "created_at": now,
+                "expires_at": expires,
+            },
+        )
+        values: dict[str, Any] = {"last_login_at": now}
+        if hasher.check_needs_rehash(user["password_hash"]):
+            values["password_hash"] = hasher.hash(password)
+        access_store.update_user(conn, user["id"], values)
+    return {"token": token, "csrf_token": csrf, "expires_at": expires, "username": username}
+
+
+def logout(rt: Runtime, token: str) -> None:
+    with write(rt) as conn:
+        access_store.delete_session(conn, _session_hash(token))
+
+
+def authenticate_session(
+    rt: Runtime, token: str, address: str, *, unsafe: bool, csrf: str | None
+) -> Principal:
+    """The user of a session cookie; unsafe methods must echo the CSRF token."""
+    now = utcnow()
+    with rt.db.read() as conn:
+        session = access_store.find_session(conn, _session_hash(token))
+        user = access_store.find_user_by_id(conn, session["user_id"]) if session else None
+        if session is None or user is None or session["expires_at"] <= now:
+            raise _invalid("the session has ended; log in again")
+        if not user["enabled"]:
+            raise Unauthenticated(f"user {user['username']} is disabled", code="key_revoked")
+        if unsafe and not (csrf and secrets.compare_digest(csrf, session["csrf_token"])):
+            raise Forbidden(
+                "this request needs the session's X-CSRF-Token header", code="csrf_failed"
+            )
+        grants = _grants(conn, "user", user["username"])
+    return Principal(
+        kind="user",
+        id=user["id"],
+        name=user["username"],
+        grants=grants,
+        address=address,
+        via="session",
+        extra={"csrf_token": session["csrf_token"], "expires_at": session["expires_at"]},
+    )
