@@ -235,7 +235,7 @@ def record_fire(
                 raise
             outcome, reason = "skipped", f"{exc.code}: {exc.message}"
         else:
-            execution_id = _run_id(started)
+            execution_id = started.execution.id
             batch.started.append(started)
             batch.active.setdefault(schedule_id, []).append(
                 {"id": execution_id, "status": Status.QUEUED.value}
@@ -296,17 +296,9 @@ def _start(
     return _queued(row)
 
 
-# The one seam with what services.executions hands back for a run: a change to Started
-# changes these two functions only.
-
-
 def _queued(row: dict[str, Any]) -> execution_service.Started:
-    """A run this batch inserts itself (an `allow` job), as start_in would report it."""
+    """An execution this batch inserts itself (an `allow` job), as start_in reports one."""
     return execution_service.Started(Execution.from_row(row), True)
-
-
-def _run_id(started: execution_service.Started) -> str:
-    return started.execution.id
 
 
 # -- a pass: every fire due at a moment, what the scheduler's loop calls --------------------
@@ -422,7 +414,7 @@ def _release_buffered(rt: Runtime, now: dt.datetime, limit: int) -> Batch | None
                         expected="buffered",
                         outcome="started",
                         reason="buffered until the previous run ended",
-                        execution_id=_run_id(started),
+                        execution_id=started.execution.id,
                     ):
                         raise _Settled()
             except _Settled:
@@ -438,7 +430,9 @@ def _release_buffered(rt: Runtime, now: dt.datetime, limit: int) -> Batch | None
                 )
                 continue
             batch.started.append(started)
-            busy[fire["schedule_id"]] = [{"id": _run_id(started), "status": Status.QUEUED.value}]
+            busy[fire["schedule_id"]] = [
+                {"id": started.execution.id, "status": Status.QUEUED.value}
+            ]
             batch.count += 1
     return batch
 
