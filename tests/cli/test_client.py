@@ -339,3 +339,46 @@ def test_sync_and_async_clients_mirror_each_other_method_for_method() -> None:
 
     assert methods(Client) == methods(AsyncClient)
     assert {"apply_job", "follow_logs", "wait", "execute"} <= set(methods(Client))
+
+
+def _racing_server(asked: list[str]) -> httpx2.MockTransport:
+    """A project `r` that is missing, then made by someone else before our POST lands; a
+    project `gone` whose GET is a 404 of another kind."""
+
+    def answer(request: httpx2.Request) -> httpx2.Response:
+        asked.append(f"{request.method} {request.url.path}")
+        if request.url.path.endswith("/gone"):
+            return httpx2.Response(404, json={"error": "route_not_found", "message": "no"})
+        if request.method == "POST":
+            return httpx2.Response(409, json={"error": "already_exists", "message": "taken"})
+        if len(asked) == 1:
+            return httpx2.Response(404, json={"error": "project_not_found", "message": "no"})
+        return httpx2.Response(200, json={"name": "r", "id": "p1"})
+
+    return httpx2.MockTransport(answer)
+
+
+def test_both_clients_ensure_a_project_that_someone_else_creates_meanwhile() -> None:
+    asked: list[str] = []
+    with Client("http://jobport.test", transport=_racing_server(asked), anonymous=True) as jp:
+        assert jp.ensure_project("r") == {"name": "r", "id": "p1"}
+        with pytest.raises(NotFound, match="no"):
+            jp.ensure_project("gone")
+    sync_asked = list(asked)
+    assert sync_asked == [
+        "GET /api/v1/projects/r",
+        "POST /api/v1/projects",
+        "GET /api/v1/projects/r",
+        "GET /api/v1/projects/gone",
+    ]
+
+    async def scenario() -> None:
+        transport = _racing_server(asked)
+        async with AsyncClient("http://jobport.test", transport=transport, anonymous=True) as jp:
+            assert await jp.ensure_project("r") == {"name": "r", "id": "p1"}
+            with pytest.raises(NotFound, match="no"):
+                await jp.ensure_project("gone")
+
+    asked.clear()
+    asyncio.run(scenario())
+    assert asked == sync_asked

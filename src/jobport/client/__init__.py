@@ -27,9 +27,10 @@ answer is an `APIError` (`.status`, `.code`, `.message`, `.details`, `.response`
 class for its status (`NotFound` for a 404, `Invalid` alias `ValidationFailed` for a 422,
 `RateLimited` with `.retry_after`, ...); no answer at all is a `TransportError` (`.url`).
 
-The package: _errors (the tree, and reading an error answer), _auth (credentials and the
-profile), _common (request shaping both clients share), _sync (`Client`), _async
-(`AsyncClient`), _inprocess (`InProcessTransport`).
+The package: _operations (every operation, written once for both clients), _sync
+(`Client`) and _async (`AsyncClient`): how each sends, awaited or not; _common (request
+shaping and the state both share), _auth (credentials and the profile), _errors (reading an
+error answer into the classes of jobport.errors), _inprocess (`InProcessTransport`).
 """
 
 from __future__ import annotations
@@ -44,7 +45,10 @@ from jobport.client._auth import (
     save_profile,
 )
 from jobport.client._common import Verdict, definition_of
-from jobport.client._errors import (
+from jobport.client._inprocess import InProcessTransport
+from jobport.client._sync import Client
+from jobport.domain.executions import FINAL_STATUSES
+from jobport.errors import (
     APIError,
     BadRequest,
     Conflict,
@@ -60,9 +64,6 @@ from jobport.client._errors import (
     Unauthorized,
     ValidationFailed,
 )
-from jobport.client._inprocess import InProcessTransport
-from jobport.client._sync import Client
-from jobport.domain.executions import FINAL_STATUSES
 
 __all__ = [
     "DEFAULT_URL",

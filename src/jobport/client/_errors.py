@@ -1,44 +1,10 @@
-"""The SDK's errors: jobport.errors' tree, and the one function that reads an error answer."""
+"""Reading an error answer: the one function that turns it into jobport.errors' class for it."""
 
 from __future__ import annotations
 
 import httpx2
 
-from jobport.errors import (
-    APIError,
-    BadRequest,
-    Conflict,
-    Forbidden,
-    Invalid,
-    JobportError,
-    NotFound,
-    PayloadTooLarge,
-    RateLimited,
-    ServerError,
-    TransportError,
-    Unauthenticated,
-    Unauthorized,
-    ValidationFailed,
-    for_status,
-)
-
-__all__ = [
-    "APIError",
-    "BadRequest",
-    "Conflict",
-    "Forbidden",
-    "Invalid",
-    "JobportError",
-    "NotFound",
-    "PayloadTooLarge",
-    "RateLimited",
-    "ServerError",
-    "TransportError",
-    "Unauthenticated",
-    "Unauthorized",
-    "ValidationFailed",
-    "error_from",
-]
+from jobport.errors import APIError, for_status
 
 
 def error_from(response: httpx2.Response) -> APIError:
