@@ -5,11 +5,15 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import typer
 
 # rich is imported where it is used: with yaml it cost every call 0.15 s.
+
+T = TypeVar("T")
+Row = Callable[[dict[str, Any]], list[str]]
 
 
 def print_table(columns: list[str], rows: list[list[str]]) -> None:
@@ -29,8 +33,41 @@ def print_table(columns: list[str], rows: list[list[str]]) -> None:
     console.print(table)
 
 
+def print_fields(fields: dict[str, str]) -> None:
+    """One object for people: a line a field, the names in a column."""
+    for name, value in fields.items():
+        typer.echo(f"{name:<11} {value}")
+
+
 def print_json(value: Any) -> None:
     typer.echo(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def print_json_or(value: T, as_json: bool, render: Callable[[T], str | None]) -> None:
+    """What a command prints of the server's answer: with --json the answer as it came, else
+    `render(value)`, which prints it for people or returns the one line to print."""
+    if as_json:
+        print_json(value)
+        return
+    line = render(value)
+    if line is not None:
+        typer.echo(line)
+
+
+def print_rows(items: list[dict[str, Any]], as_json: bool, columns: list[str], row: Row) -> None:
+    """A list the server returned: with --json as it came, else a table of `row(item)`s."""
+    print_json_or(items, as_json, lambda _: print_table(columns, [row(item) for item in items]))
+
+
+def print_page(page: dict[str, Any], as_json: bool, columns: list[str], row: Row) -> None:
+    """One page of a list, as `print_rows`; for people, then how to ask for the next page."""
+
+    def render(page: dict[str, Any]) -> None:
+        print_table(columns, [row(item) for item in page["items"]])
+        if page.get("nextCursor"):
+            typer.echo(f"more: --cursor {page['nextCursor']}", err=True)
+
+    print_json_or(page, as_json, render)
 
 
 def _moment(stamp: str) -> dt.datetime:

@@ -39,6 +39,15 @@ ProjectOption = Annotated[
     str | None,
     typer.Option("--project", help="A project's roles (name or id); default: application level."),
 ]
+GrantProjectOption = Annotated[
+    str | None, typer.Option("--project", help="Give the roles in this project only.")
+]
+TargetArgument = Annotated[str, typer.Argument(metavar="PROJECT/JOB")]  # then split_target
+LimitOption = Annotated[int, typer.Option("--limit", min=1, max=500)]
+CursorOption = Annotated[str | None, typer.Option("--cursor", help="Next page, as printed.")]
+TimeoutOption = Annotated[
+    float | None, typer.Option("--timeout", min=0, help="Stop waiting after this many seconds.")
+]
 
 
 def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
@@ -61,12 +70,15 @@ def api_message(exc: JobportError) -> str:
 
 
 @contextlib.contextmanager
-def session(ctx: typer.Context, url: str | None, *, local: bool = False) -> Iterator[Client]:
+def session(
+    ctx: typer.Context, url: str | None, *, local: bool = False, **credentials: str
+) -> Iterator[Client]:
     """The one client every command talks to; its errors end the command with 2.
 
-    Over HTTP: a `Client` of the chosen server, with the credentials of the environment or
-    the profile. With --local: the same `Client`, of the same API app run in this process
-    on this machine's database, as the local principal (boot.local_client).
+    Over HTTP: a `Client` of the chosen server, with `credentials` (`Client`'s keywords, for
+    `login`) or else those of the environment or the profile. With --local: the same
+    `Client`, of the same API app run in this process on this machine's database, as the
+    local principal (boot.local_client).
     """
     try:
         if local:
@@ -75,8 +87,8 @@ def session(ctx: typer.Context, url: str | None, *, local: bool = False) -> Iter
 
             client = boot.local_client()
         else:
-            # Credentials: $JOBPORT_KEY, $JOBPORT_CLIENT_ID/SECRET, the profile.
-            client = Client(url or (ctx.obj or {}).get("url"))
+            # Credentials: these, or $JOBPORT_KEY, $JOBPORT_CLIENT_ID/SECRET, the profile.
+            client = Client(url or (ctx.obj or {}).get("url"), **credentials)
     except ValueError as exc:
         fail(f"error: {exc}")
     except JobportError as exc:  # --local: the database could not be opened
@@ -88,6 +100,11 @@ def session(ctx: typer.Context, url: str | None, *, local: bool = False) -> Iter
         fail(f"error: {exc.message}")
     except JobportError as exc:
         fail(api_message(exc))
+
+
+def grants(roles: list[str] | None, project: str | None) -> list[dict[str, str | None]]:
+    """--role (repeatable) and --project as the roles a new key or user is given."""
+    return [{"role": name, "project": project} for name in roles or []]
 
 
 def split_target(target: str) -> tuple[str, str]:

@@ -8,11 +8,29 @@ from typing import Annotated, Any
 
 import typer
 
-from jobport.cli._output import print_json, print_line, print_table, took, when
-from jobport.cli._shared import EXIT_RUN_FAILED, JsonOption, UrlOption, session
+from jobport.cli._output import (
+    print_fields,
+    print_json,
+    print_json_or,
+    print_line,
+    print_page,
+    print_table,
+    took,
+    when,
+)
+from jobport.cli._shared import (
+    EXIT_RUN_FAILED,
+    CursorOption,
+    JsonOption,
+    LimitOption,
+    TimeoutOption,
+    UrlOption,
+    session,
+)
 from jobport.client import FINAL_STATUSES, Client
 
 executions_app = typer.Typer(no_args_is_help=True, help="List, show, follow and cancel runs.")
+IdArgument = Annotated[str, typer.Argument(metavar="ID")]
 
 
 def await_with_spinner(
@@ -49,54 +67,19 @@ def follow_run(
     return client.get_execution(execution_id)
 
 
-@executions_app.command("list")
-def executions_list(
-    ctx: typer.Context,
-    project: Annotated[str, typer.Argument(help="Project name or id.")],
-    job: Annotated[str | None, typer.Option("--job", help="Only this job's runs.")] = None,
-    status: Annotated[
-        list[str] | None, typer.Option("--status", help="Only runs in this status (repeatable).")
-    ] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, max=500)] = 20,
-    cursor: Annotated[str | None, typer.Option("--cursor", help="Next page, as printed.")] = None,
-    as_json: JsonOption = False,
-    url: UrlOption = None,
-) -> None:
-    """A project's runs, newest first."""
-    with session(ctx, url) as client:
-        page = client.list_executions(project, job=job, status=status, limit=limit, cursor=cursor)
-    if as_json:
-        print_json(page)
-        return
-    rows = [
-        [
-            execution["id"],
-            execution["jobName"],
-            execution["status"],
-            execution["trigger"],
-            when(execution["createdAt"]),
-            took(execution),
-        ]
-        for execution in page["items"]
+def _execution_row(execution: dict[str, Any]) -> list[str]:
+    return [
+        execution["id"],
+        execution["jobName"],
+        execution["status"],
+        execution["trigger"],
+        when(execution["createdAt"]),
+        took(execution),
     ]
-    print_table(["ID", "JOB", "STATUS", "TRIGGER", "CREATED", "TOOK"], rows)
-    if page.get("nextCursor"):
-        typer.echo(f"more: --cursor {page['nextCursor']}", err=True)
 
 
-@executions_app.command("show")
-def executions_show(
-    ctx: typer.Context,
-    execution_id: Annotated[str, typer.Argument(metavar="ID")],
-    as_json: JsonOption = False,
-    url: UrlOption = None,
-) -> None:
-    """One run: status, parameters, steps, error and result."""
-    with session(ctx, url) as client:
-        execution = client.get_execution(execution_id)
-    if as_json:
-        print_json(execution)
-        return
+def _print_execution(execution: dict[str, Any]) -> None:
+    """A run's fields, a table of its steps, and its result."""
     error = execution.get("error")
     fields = {
         "id": execution["id"],
@@ -112,8 +95,7 @@ def executions_show(
         "error": f"{error['code']}: {error['message']}" if error else "-",
         "log lines": str(execution["logLines"]),
     }
-    for key, value in fields.items():
-        typer.echo(f"{key:<11} {value}")
+    print_fields(fields)
     steps = [
         [
             step["name"],
@@ -131,10 +113,42 @@ def executions_show(
         print_json(execution["result"])
 
 
+@executions_app.command("list")
+def executions_list(
+    ctx: typer.Context,
+    project: Annotated[str, typer.Argument(help="Project name or id.")],
+    job: Annotated[str | None, typer.Option("--job", help="Only this job's runs.")] = None,
+    status: Annotated[
+        list[str] | None, typer.Option("--status", help="Only runs in this status (repeatable).")
+    ] = None,
+    limit: LimitOption = 20,
+    cursor: CursorOption = None,
+    as_json: JsonOption = False,
+    url: UrlOption = None,
+) -> None:
+    """A project's runs, newest first."""
+    with session(ctx, url) as client:
+        page = client.list_executions(project, job=job, status=status, limit=limit, cursor=cursor)
+    print_page(page, as_json, ["ID", "JOB", "STATUS", "TRIGGER", "CREATED", "TOOK"], _execution_row)
+
+
+@executions_app.command("show")
+def executions_show(
+    ctx: typer.Context,
+    execution_id: IdArgument,
+    as_json: JsonOption = False,
+    url: UrlOption = None,
+) -> None:
+    """One run: status, parameters, steps, error and result."""
+    with session(ctx, url) as client:
+        execution = client.get_execution(execution_id)
+    print_json_or(execution, as_json, _print_execution)
+
+
 @executions_app.command("logs")
 def executions_logs(
     ctx: typer.Context,
-    execution_id: Annotated[str, typer.Argument(metavar="ID")],
+    execution_id: IdArgument,
     follow: Annotated[bool, typer.Option("--follow", help="Keep printing until the end.")] = False,
     after: Annotated[int, typer.Option("--after", min=0, help="Start after this seq.")] = 0,
     url: UrlOption = None,
@@ -159,11 +173,9 @@ def executions_logs(
 @executions_app.command("cancel")
 def executions_cancel(
     ctx: typer.Context,
-    execution_id: Annotated[str, typer.Argument(metavar="ID")],
+    execution_id: IdArgument,
     wait: Annotated[bool, typer.Option("--wait", help="Wait until it has stopped.")] = False,
-    timeout: Annotated[
-        float | None, typer.Option("--timeout", min=0, help="Stop waiting after this many seconds.")
-    ] = None,
+    timeout: TimeoutOption = None,
     url: UrlOption = None,
 ) -> None:
     """Stop a run. With --wait, exit 0 once it is cancelled, 1 if it ended otherwise."""

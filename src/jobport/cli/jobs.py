@@ -9,11 +9,13 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
-from jobport.cli._output import print_json, print_table, summary, when
+from jobport.cli._output import print_json_or, print_rows, summary, when
 from jobport.cli._shared import (
     EXIT_OK,
     EXIT_RUN_FAILED,
     JsonOption,
+    TargetArgument,
+    TimeoutOption,
     UrlOption,
     api_message,
     fail,
@@ -104,6 +106,26 @@ def jobs_apply(
         raise typer.Exit(EXIT_RUN_FAILED)
 
 
+def _job_row(job: dict[str, Any]) -> list[str]:
+    last = job.get("lastExecution") or {}
+    return [
+        job["name"],
+        str(len(job["steps"])),
+        f"{last['status']} {when(last.get('createdAt'))}" if last else "-",
+        when(job.get("updatedAt")),
+        job.get("description") or "",
+    ]
+
+
+def _print_job(job: dict[str, Any]) -> None:
+    """The definition as YAML, ready for `jobs apply`, and the last run as a comment."""
+    import yaml
+
+    typer.echo(yaml.safe_dump(definition_of(job), sort_keys=False, allow_unicode=True).rstrip())
+    last = job.get("lastExecution") or {}
+    typer.echo(f"# last run: {summary(last) if last else 'never'}")
+
+
 @jobs_app.command("list")
 def jobs_list(
     ctx: typer.Context,
@@ -115,28 +137,13 @@ def jobs_list(
     """The jobs of a project, with their last run."""
     with session(ctx, url) as client:
         jobs = client.list_jobs(project, q=q)
-    if as_json:
-        print_json(jobs)
-        return
-    rows = []
-    for job in jobs:
-        last = job.get("lastExecution") or {}
-        rows.append(
-            [
-                job["name"],
-                str(len(job["steps"])),
-                f"{last['status']} {when(last.get('createdAt'))}" if last else "-",
-                when(job.get("updatedAt")),
-                job.get("description") or "",
-            ]
-        )
-    print_table(["NAME", "STEPS", "LAST RUN", "UPDATED", "DESCRIPTION"], rows)
+    print_rows(jobs, as_json, ["NAME", "STEPS", "LAST RUN", "UPDATED", "DESCRIPTION"], _job_row)
 
 
 @jobs_app.command("show")
 def jobs_show(
     ctx: typer.Context,
-    target: Annotated[str, typer.Argument(metavar="PROJECT/JOB")],
+    target: TargetArgument,
     as_json: JsonOption = False,
     url: UrlOption = None,
 ) -> None:
@@ -144,14 +151,7 @@ def jobs_show(
     project, name = split_target(target)
     with session(ctx, url) as client:
         job = client.get_job(project, name)
-    if as_json:
-        print_json(job)
-        return
-    import yaml
-
-    typer.echo(yaml.safe_dump(definition_of(job), sort_keys=False, allow_unicode=True).rstrip())
-    last = job.get("lastExecution") or {}
-    typer.echo(f"# last run: {summary(last) if last else 'never'}")
+    print_json_or(job, as_json, _print_job)
 
 
 # -- run -------------------------------------------------------------------------------------
@@ -180,10 +180,7 @@ def _parse_parameters(pairs: list[str], params_json: str | None) -> dict[str, An
 def _end(execution: dict[str, Any], as_json: bool, waited: float | None) -> NoReturn:
     """Report a run that was waited for and exit 0 (succeeded) or 1 (anything else)."""
     status = execution["status"]
-    if as_json:
-        print_json(execution)
-    else:
-        typer.echo(summary(execution))
+    print_json_or(execution, as_json, summary)
     if status == "succeeded":
         raise typer.Exit(EXIT_OK)
     if status not in FINAL_STATUSES:
@@ -208,7 +205,7 @@ def _interrupted(execution_id: str) -> NoReturn:
 
 def run(
     ctx: typer.Context,
-    target: Annotated[str, typer.Argument(metavar="PROJECT/JOB")],
+    target: TargetArgument,
     param: Annotated[
         list[str] | None,
         typer.Option("--param", help="k=v; v is read as JSON when it parses (n=3 is a number)."),
@@ -221,10 +218,7 @@ def run(
     follow: Annotated[
         bool, typer.Option("--follow", help="Print the log lines until the end.")
     ] = False,
-    timeout: Annotated[
-        float | None,
-        typer.Option("--timeout", min=0, help="Stop waiting after this many seconds."),
-    ] = None,
+    timeout: TimeoutOption = None,
     idempotency_key: Annotated[
         str | None, typer.Option("--idempotency-key", help="Replays return the same run.")
     ] = None,
@@ -242,7 +236,7 @@ def run(
             project, job, parameters, mode=mode.value, idempotency_key=idempotency_key
         )
         if not (wait or follow):
-            print_json(execution) if as_json else typer.echo(execution["id"])
+            print_json_or(execution, as_json, lambda started: started["id"])
             return
         try:
             if follow:

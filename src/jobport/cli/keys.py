@@ -7,14 +7,24 @@ from typing import Annotated, Any
 
 import typer
 
-from jobport.cli._output import print_json, print_table, when
-from jobport.cli._shared import JsonOption, LocalOption, UrlOption, fail, parse_time, session
+from jobport.cli._output import print_fields, print_json_or, print_rows, print_table, when
+from jobport.cli._shared import (
+    GrantProjectOption,
+    JsonOption,
+    LocalOption,
+    UrlOption,
+    fail,
+    grants,
+    parse_time,
+    session,
+)
 
 keys_app = typer.Typer(no_args_is_help=True, help="API keys: create, list, rotate, delete.")
 firewall_app = typer.Typer(no_args_is_help=True, help="The addresses a key may be used from.")
 keys_app.add_typer(firewall_app, name="firewall")
 
 Rules = list[dict[str, Any]]
+ClientIdArgument = Annotated[str, typer.Argument(metavar="CLIENT_ID")]
 
 
 def _roles_text(grants: list[dict[str, Any]]) -> str:
@@ -44,6 +54,16 @@ def _print_rules(rules: Rules) -> None:
     )
 
 
+def _key_row(key: dict[str, Any]) -> list[str]:
+    return [
+        key["clientId"],
+        _roles_text(key.get("roles") or []) or "-",
+        _expiry_text(key) if key["enabled"] else "disabled",
+        when(key.get("lastUsedAt")) if key.get("lastUsedAt") else "never",
+        key.get("description") or "",
+    ]
+
+
 def _print_key(key: dict[str, Any]) -> None:
     used = key.get("lastUsedAt")
     fields = {
@@ -58,8 +78,7 @@ def _print_key(key: dict[str, Any]) -> None:
     }
     if key.get("previousSecretValidUntil"):
         fields["old secret"] = f"valid until {when(key['previousSecretValidUntil'])}"
-    for name, value in fields.items():
-        typer.echo(f"{name:<11} {value}")
+    print_fields(fields)
     _print_rules(key.get("firewallRules") or [])
 
 
@@ -77,6 +96,12 @@ def _print_new_secret(key: dict[str, Any], verb: str) -> None:
     )
 
 
+def _print_rotated(key: dict[str, Any]) -> None:
+    _print_new_secret(key, "rotated")
+    if key.get("previousSecretValidUntil"):
+        typer.echo(f"the old secret works until {when(key['previousSecretValidUntil'])}", err=True)
+
+
 @keys_app.command("create")
 def keys_create(
     ctx: typer.Context,
@@ -85,9 +110,7 @@ def keys_create(
         list[str] | None,
         typer.Option("--role", help="Give it this role (repeatable): Administrator, Operator, ..."),
     ] = None,
-    project: Annotated[
-        str | None, typer.Option("--project", help="Give the roles in this project only.")
-    ] = None,
+    project: GrantProjectOption = None,
     expires_at: Annotated[
         str | None,
         typer.Option("--expires-at", help="ISO 8601 date-time (default: in 90 days)."),
@@ -112,13 +135,9 @@ def keys_create(
     elif expires_at:
         expiry["expires_at"] = parse_time(expires_at, "--expires-at")
     # One call: the key and its roles are made together, or (a role missing) not at all.
-    roles = [{"role": name, "project": project} for name in role or []]
     with session(ctx, url, local=local) as client:
-        key = client.create_key(description, roles=roles, **expiry)
-    if as_json:
-        print_json(key)
-    else:
-        _print_new_secret(key, "created")
+        key = client.create_key(description, roles=grants(role, project), **expiry)
+    print_json_or(key, as_json, lambda new: _print_new_secret(new, "created"))
 
 
 @keys_app.command("list")
@@ -131,26 +150,15 @@ def keys_list(
     """Every API key, newest first (never their secrets)."""
     with session(ctx, url, local=local) as client:
         keys = client.list_keys()
-    if as_json:
-        print_json(keys)
-        return
-    rows = [
-        [
-            key["clientId"],
-            _roles_text(key.get("roles") or []) or "-",
-            _expiry_text(key) if key["enabled"] else "disabled",
-            when(key.get("lastUsedAt")) if key.get("lastUsedAt") else "never",
-            key.get("description") or "",
-        ]
-        for key in keys
-    ]
-    print_table(["CLIENT ID", "ROLES", "EXPIRES", "LAST USED", "DESCRIPTION"], rows)
+    print_rows(
+        keys, as_json, ["CLIENT ID", "ROLES", "EXPIRES", "LAST USED", "DESCRIPTION"], _key_row
+    )
 
 
 @keys_app.command("show")
 def keys_show(
     ctx: typer.Context,
-    client_id: Annotated[str, typer.Argument(metavar="CLIENT_ID")],
+    client_id: ClientIdArgument,
     as_json: JsonOption = False,
     local: LocalOption = False,
     url: UrlOption = None,
@@ -158,16 +166,13 @@ def keys_show(
     """One key: roles, expiry, last use, firewall rules."""
     with session(ctx, url, local=local) as client:
         key = client.get_key(client_id)
-    if as_json:
-        print_json(key)
-    else:
-        _print_key(key)
+    print_json_or(key, as_json, _print_key)
 
 
 @keys_app.command("rotate")
 def keys_rotate(
     ctx: typer.Context,
-    client_id: Annotated[str, typer.Argument(metavar="CLIENT_ID")],
+    client_id: ClientIdArgument,
     old_secret_valid_until: Annotated[
         str | None,
         typer.Option(
@@ -189,18 +194,13 @@ def keys_rotate(
     )
     with session(ctx, url, local=local) as client:
         key = client.rotate_key(client_id, until)
-    if as_json:
-        print_json(key)
-        return
-    _print_new_secret(key, "rotated")
-    if key.get("previousSecretValidUntil"):
-        typer.echo(f"the old secret works until {when(key['previousSecretValidUntil'])}", err=True)
+    print_json_or(key, as_json, _print_rotated)
 
 
 @keys_app.command("delete")
 def keys_delete(
     ctx: typer.Context,
-    client_id: Annotated[str, typer.Argument(metavar="CLIENT_ID")],
+    client_id: ClientIdArgument,
     local: LocalOption = False,
     url: UrlOption = None,
 ) -> None:
@@ -239,7 +239,7 @@ ForceOption = Annotated[
 @firewall_app.command("add")
 def firewall_add(
     ctx: typer.Context,
-    client_id: Annotated[str, typer.Argument(metavar="CLIENT_ID")],
+    client_id: ClientIdArgument,
     name: Annotated[str | None, typer.Option("--name", help="The rule's name.")] = None,
     start: Annotated[str | None, typer.Option("--start", help="First address allowed.")] = None,
     end: Annotated[
@@ -274,7 +274,7 @@ def firewall_add(
 @firewall_app.command("remove")
 def firewall_remove(
     ctx: typer.Context,
-    client_id: Annotated[str, typer.Argument(metavar="CLIENT_ID")],
+    client_id: ClientIdArgument,
     name: Annotated[str, typer.Option("--name", help="The rule to remove.")],
     force: ForceOption = False,
     local: LocalOption = False,

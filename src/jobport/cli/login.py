@@ -6,8 +6,8 @@ from typing import Annotated
 
 import typer
 
-from jobport.cli._shared import UrlOption, api_message, fail
-from jobport.client import Client, JobportError, TransportError, remove_profile, save_profile
+from jobport.cli._shared import UrlOption, session
+from jobport.client import remove_profile, save_profile
 
 
 def login(
@@ -21,18 +21,8 @@ def login(
 ) -> None:
     """Check a key's client credentials and keep them for the next commands (a profile)."""
     secret = client_secret or str(typer.prompt("Client secret", hide_input=True))
-    url = url or (ctx.obj or {}).get("url")
-    try:
-        client = Client(url, client_id=client_id, client_secret=secret)
-    except ValueError as exc:
-        fail(f"error: {exc}")
-    try:
-        with client:
-            granted = client.token(client_id, secret)
-    except TransportError as exc:
-        fail(f"error: {exc.message}")
-    except JobportError as exc:
-        fail(api_message(exc))
+    with session(ctx, url, client_id=client_id, client_secret=secret) as client:
+        granted = client.token(client_id, secret)
     path = save_profile(client.url, client_id, secret)
     typer.echo(f"logged in to {client.url} as API key {client_id}")
     typer.echo(f"scopes: {granted.get('scope') or '-'}; profile: {path}", err=True)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from jobport.cli._output import print_json, print_table
+from jobport.cli._output import print_json_or, print_rows
 from jobport.cli._shared import JsonOption, LocalOption, ProjectOption, UrlOption, session
 
 roles_app = typer.Typer(no_args_is_help=True, help="Roles (sets of scopes) and their members.")
@@ -15,12 +15,45 @@ KeyMemberOption = Annotated[
     str | None, typer.Option("--key", metavar="CLIENT_ID", help="An API key, by client id.")
 ]
 UserMemberOption = Annotated[str | None, typer.Option("--user", help="A user, by username.")]
+RoleArgument = Annotated[str, typer.Argument(metavar="ROLE")]
 
 
 def _member(key: str | None, user: str | None) -> tuple[str, str]:
     if bool(key) == bool(user):
         raise typer.BadParameter("give --key CLIENT_ID or --user USERNAME")
     return ("apiKey", key) if key else ("user", user)  # type: ignore[return-value]
+
+
+def _where(project: str | None) -> str:
+    return f" in project {project}" if project else ""
+
+
+def _role_row(role: dict[str, Any]) -> list[str]:
+    members = ", ".join(f"{m['type']}:{m['id']}" for m in role["members"])
+    return [role["name"], role["level"], " ".join(role["scopes"]), members or "-"]
+
+
+def _change_member(
+    ctx: typer.Context,
+    role: str,
+    key: str | None,
+    user: str | None,
+    project: str | None,
+    *,
+    add: bool,
+    as_json: bool = False,
+    local: bool,
+    url: str | None,
+) -> None:
+    """add-member (`add`) and remove-member: the --key or --user gains or loses ROLE."""
+    member_type, member_id = _member(key, user)
+    with session(ctx, url, local=local) as client:
+        change = client.add_role_member if add else client.remove_role_member
+        answer = change(role, member_type, member_id, project)
+    has = "has" if add else "no longer has"
+    print_json_or(
+        answer, as_json, lambda _: f"{member_type} {member_id} {has} role {role}{_where(project)}"
+    )
 
 
 @roles_app.command("list")
@@ -34,19 +67,7 @@ def roles_list(
     """The roles, built-in ones first, with their scopes and members."""
     with session(ctx, url, local=local) as client:
         roles = client.list_roles(project)
-    if as_json:
-        print_json(roles)
-        return
-    rows = [
-        [
-            role["name"],
-            role["level"],
-            " ".join(role["scopes"]),
-            ", ".join(f"{m['type']}:{m['id']}" for m in role["members"]) or "-",
-        ]
-        for role in roles
-    ]
-    print_table(["ROLE", "LEVEL", "SCOPES", "MEMBERS"], rows)
+    print_rows(roles, as_json, ["ROLE", "LEVEL", "SCOPES", "MEMBERS"], _role_row)
 
 
 @roles_app.command("create")
@@ -66,17 +87,17 @@ def roles_create(
     """A role of your own: a named set of scopes, for every project or for one."""
     with session(ctx, url, local=local) as client:
         role = client.create_role(name, scope, description, project)
-    if as_json:
-        print_json(role)
-        return
-    where = f" in project {project}" if project else ""
-    typer.echo(f"created role {role['name']}{where}: {' '.join(role['scopes'])}")
+    print_json_or(
+        role,
+        as_json,
+        lambda r: f"created role {r['name']}{_where(project)}: {' '.join(r['scopes'])}",
+    )
 
 
 @roles_app.command("add-member")
 def roles_add_member(
     ctx: typer.Context,
-    role: Annotated[str, typer.Argument(metavar="ROLE")],
+    role: RoleArgument,
     key: KeyMemberOption = None,
     user: UserMemberOption = None,
     project: ProjectOption = None,
@@ -85,20 +106,13 @@ def roles_add_member(
     url: UrlOption = None,
 ) -> None:
     """Give a role to an API key or a user (in --project only, if given)."""
-    member_type, member_id = _member(key, user)
-    with session(ctx, url, local=local) as client:
-        answer = client.add_role_member(role, member_type, member_id, project)
-    if as_json:
-        print_json(answer)
-        return
-    where = f" in project {project}" if project else ""
-    typer.echo(f"{member_type} {member_id} has role {role}{where}")
+    _change_member(ctx, role, key, user, project, add=True, as_json=as_json, local=local, url=url)
 
 
 @roles_app.command("remove-member")
 def roles_remove_member(
     ctx: typer.Context,
-    role: Annotated[str, typer.Argument(metavar="ROLE")],
+    role: RoleArgument,
     key: KeyMemberOption = None,
     user: UserMemberOption = None,
     project: ProjectOption = None,
@@ -106,8 +120,4 @@ def roles_remove_member(
     url: UrlOption = None,
 ) -> None:
     """Take a role away from an API key or a user."""
-    member_type, member_id = _member(key, user)
-    with session(ctx, url, local=local) as client:
-        client.remove_role_member(role, member_type, member_id, project)
-    where = f" in project {project}" if project else ""
-    typer.echo(f"{member_type} {member_id} no longer has role {role}{where}")
+    _change_member(ctx, role, key, user, project, add=False, local=local, url=url)

@@ -7,12 +7,21 @@ from typing import Annotated, Any
 
 import typer
 
-from jobport.cli._output import local_zone, print_json, print_table, when, when_in
-from jobport.cli._shared import JsonOption, UrlOption, session, split_target
+from jobport.cli._output import local_zone, print_json_or, print_page, print_rows, when, when_in
+from jobport.cli._shared import (
+    CursorOption,
+    JsonOption,
+    LimitOption,
+    TargetArgument,
+    UrlOption,
+    session,
+    split_target,
+)
 
 schedules_app = typer.Typer(
     no_args_is_help=True, help="Define, preview and trigger a job's cron schedules."
 )
+NameArgument = Annotated[str, typer.Argument(metavar="NAME")]
 
 
 def _schedule_row(schedule: dict[str, Any]) -> list[str]:
@@ -27,10 +36,24 @@ def _schedule_row(schedule: dict[str, Any]) -> list[str]:
     ]
 
 
+def _next_fire(schedule: dict[str, Any]) -> str:
+    # The API gives the fire time in UTC: shown in the zone it is labelled with.
+    zone = schedule["timeZoneIana"]
+    return (
+        f"{schedule['name']}: {schedule['state']}, next fire "
+        f"{when_in(schedule.get('nextFireAt'), zone)} ({zone})"
+    )
+
+
+def _fire_row(fire: dict[str, Any]) -> list[str]:
+    outcome = fire.get("executionId") or fire.get("reason") or ""
+    return [fire["fireAt"], fire["kind"], fire["outcome"], outcome]
+
+
 @schedules_app.command("list")
 def schedules_list(
     ctx: typer.Context,
-    target: Annotated[str, typer.Argument(metavar="PROJECT/JOB")],
+    target: TargetArgument,
     as_json: JsonOption = False,
     url: UrlOption = None,
 ) -> None:
@@ -38,22 +61,17 @@ def schedules_list(
     project, job = split_target(target)
     with session(ctx, url) as client:
         schedules = client.list_schedules(project, job)
-    if as_json:
-        print_json(schedules)
-        return
     # NEXT and LAST are this machine's time, whatever zone each schedule fires in: say which.
     zone = local_zone()
-    print_table(
-        ["NAME", "STATE", "WHEN", "TIME ZONE", f"NEXT ({zone})", f"LAST ({zone})"],
-        [_schedule_row(s) for s in schedules],
-    )
+    columns = ["NAME", "STATE", "WHEN", "TIME ZONE", f"NEXT ({zone})", f"LAST ({zone})"]
+    print_rows(schedules, as_json, columns, _schedule_row)
 
 
 @schedules_app.command("set")
 def schedules_set(
     ctx: typer.Context,
-    target: Annotated[str, typer.Argument(metavar="PROJECT/JOB")],
-    name: Annotated[str, typer.Argument(metavar="NAME")],
+    target: TargetArgument,
+    name: NameArgument,
     cron: Annotated[
         list[str] | None, typer.Option("--cron", help="A cron expression (repeatable).")
     ] = None,
@@ -90,22 +108,14 @@ def schedules_set(
         body["enabled"] = False
     with session(ctx, url) as client:
         schedule = client.put_schedule(project, job, name, body)
-    if as_json:
-        print_json(schedule)
-        return
-    # The API gives the fire time in UTC: shown in the zone it is labelled with.
-    zone = schedule["timeZoneIana"]
-    typer.echo(
-        f"{schedule['name']}: {schedule['state']}, next fire "
-        f"{when_in(schedule.get('nextFireAt'), zone)} ({zone})"
-    )
+    print_json_or(schedule, as_json, _next_fire)
 
 
 @schedules_app.command("delete")
 def schedules_delete(
     ctx: typer.Context,
-    target: Annotated[str, typer.Argument(metavar="PROJECT/JOB")],
-    name: Annotated[str, typer.Argument(metavar="NAME")],
+    target: TargetArgument,
+    name: NameArgument,
     url: UrlOption = None,
 ) -> None:
     """Remove a schedule and its fire history."""
@@ -118,8 +128,8 @@ def schedules_delete(
 @schedules_app.command("preview")
 def schedules_preview(
     ctx: typer.Context,
-    target: Annotated[str, typer.Argument(metavar="PROJECT/JOB")],
-    name: Annotated[str, typer.Argument(metavar="NAME")],
+    target: TargetArgument,
+    name: NameArgument,
     count: Annotated[int, typer.Option("--count", min=1, max=1000)] = 10,
     start: Annotated[
         str | None, typer.Option("--from", help="Start after this date-time (default now).")
@@ -131,21 +141,21 @@ def schedules_preview(
     project, job = split_target(target)
     with session(ctx, url) as client:
         fires = client.preview_schedule(project, job, name, count=count, start=start)
-    if as_json:
-        print_json(fires)
-        return
-    print_table(
-        ["UTC", "LOCAL", "DST"], [[f["utc"], f["local"], f.get("dst") or ""] for f in fires]
+    print_rows(
+        fires,
+        as_json,
+        ["UTC", "LOCAL", "DST"],
+        lambda f: [f["utc"], f["local"], f.get("dst") or ""],
     )
 
 
 @schedules_app.command("fires")
 def schedules_fires(
     ctx: typer.Context,
-    target: Annotated[str, typer.Argument(metavar="PROJECT/JOB")],
-    name: Annotated[str, typer.Argument(metavar="NAME")],
-    limit: Annotated[int, typer.Option("--limit", min=1, max=500)] = 20,
-    cursor: Annotated[str | None, typer.Option("--cursor", help="Next page, as printed.")] = None,
+    target: TargetArgument,
+    name: NameArgument,
+    limit: LimitOption = 20,
+    cursor: CursorOption = None,
     as_json: JsonOption = False,
     url: UrlOption = None,
 ) -> None:
@@ -153,23 +163,14 @@ def schedules_fires(
     project, job = split_target(target)
     with session(ctx, url) as client:
         page = client.schedule_fires(project, job, name, limit=limit, cursor=cursor)
-    if as_json:
-        print_json(page)
-        return
-    rows = [
-        [f["fireAt"], f["kind"], f["outcome"], f.get("executionId") or f.get("reason") or ""]
-        for f in page["items"]
-    ]
-    print_table(["FIRE AT", "KIND", "OUTCOME", "EXECUTION / REASON"], rows)
-    if page.get("nextCursor"):
-        typer.echo(f"more: --cursor {page['nextCursor']}", err=True)
+    print_page(page, as_json, ["FIRE AT", "KIND", "OUTCOME", "EXECUTION / REASON"], _fire_row)
 
 
 @schedules_app.command("trigger")
 def schedules_trigger(
     ctx: typer.Context,
-    target: Annotated[str, typer.Argument(metavar="PROJECT/JOB")],
-    name: Annotated[str, typer.Argument(metavar="NAME")],
+    target: TargetArgument,
+    name: NameArgument,
     as_json: JsonOption = False,
     url: UrlOption = None,
 ) -> None:
@@ -177,7 +178,5 @@ def schedules_trigger(
     project, job = split_target(target)
     with session(ctx, url) as client:
         answer = client.trigger_schedule(project, job, name)
-    if as_json:
-        print_json(answer)
-        return
-    typer.echo(f"queued: {answer['execution']['jobName']} {answer['execution']['id']}")
+    run = answer["execution"]
+    print_json_or(answer, as_json, lambda _: f"queued: {run['jobName']} {run['id']}")

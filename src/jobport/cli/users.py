@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from jobport.cli._shared import LocalOption, fail, session
+from jobport.cli._shared import GrantProjectOption, LocalOption, fail, grants, session
 
 users_app = typer.Typer(no_args_is_help=True, help="Console users (on the database: --local).")
 
@@ -25,15 +25,13 @@ PasswordStdinOption = Annotated[
 ]
 
 
-def _only_local(local: bool) -> None:
+def _new_password(local: bool, from_stdin: bool) -> str:
+    """The password a --local command sets: from stdin's first line, or asked for twice."""
     if not local:
         raise typer.BadParameter(
             "users are managed on the server's database: run this where it can be opened, "
             "with --local"
         )
-
-
-def _read_password(from_stdin: bool) -> str:
     if from_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
         if not password:
@@ -64,18 +62,14 @@ def users_create(
     role: Annotated[
         list[str] | None, typer.Option("--role", help="Give the user this role (repeatable).")
     ] = None,
-    project: Annotated[
-        str | None, typer.Option("--project", help="Give the roles in this project only.")
-    ] = None,
+    project: GrantProjectOption = None,
     password_stdin: PasswordStdinOption = False,
     local: LocalOption = False,
 ) -> None:
     """A console user with a password (at least 8 characters) and the given roles."""
-    _only_local(local)
-    password = _read_password(password_stdin)
-    roles = [{"role": name, "project": project} for name in role or []]
+    password = _new_password(local, password_stdin)
     with session(ctx, None, local=local) as client:
-        client.create_user(username, password, roles)
+        client.create_user(username, password, grants(role, project))
     typer.echo(f"created user {username}")
 
 
@@ -87,8 +81,7 @@ def users_passwd(
     local: LocalOption = False,
 ) -> None:
     """Set a user's password (for instance the admin's, when it is lost)."""
-    _only_local(local)
-    password = _read_password(password_stdin)
+    password = _new_password(local, password_stdin)
     with session(ctx, None, local=local) as client:
         client.set_password(username, password)
     _keep_make_run_password(username, password)
