@@ -177,6 +177,11 @@ def _parse_parameters(pairs: list[str], params_json: str | None) -> dict[str, An
     return parameters
 
 
+def _keeps_running(execution: dict[str, Any]) -> str:
+    ident = execution["id"]
+    return f"execution {ident} keeps running (stop it: jobport executions cancel {ident})"
+
+
 def _end(execution: dict[str, Any], as_json: bool, waited: float | None) -> NoReturn:
     """Report a run that was waited for and exit 0 (succeeded) or 1 (anything else)."""
     status = execution["status"]
@@ -184,23 +189,11 @@ def _end(execution: dict[str, Any], as_json: bool, waited: float | None) -> NoRe
     if status == "succeeded":
         raise typer.Exit(EXIT_OK)
     if status not in FINAL_STATUSES:
-        fail(
-            f"still {status} after {waited or 0:g}s; execution {execution['id']} keeps running "
-            f"(stop it: jobport executions cancel {execution['id']})",
-            EXIT_RUN_FAILED,
-        )
+        fail(f"still {status} after {waited or 0:g}s; {_keeps_running(execution)}", EXIT_RUN_FAILED)
     error = execution.get("error") or {}
     if error and not as_json:
         typer.echo(f"error: {error.get('code')}: {error.get('message')}", err=True)
     raise typer.Exit(EXIT_RUN_FAILED)
-
-
-def _interrupted(execution_id: str) -> NoReturn:
-    fail(
-        f"interrupted; execution {execution_id} keeps running "
-        f"(stop it: jobport executions cancel {execution_id})",
-        130,
-    )
 
 
 def run(
@@ -245,5 +238,5 @@ def run(
             else:
                 execution = await_with_spinner(client, execution, timeout)
         except KeyboardInterrupt:
-            _interrupted(execution["id"])
+            fail(f"interrupted; {_keeps_running(execution)}", 130)
     _end(execution, as_json, timeout)
