@@ -66,7 +66,7 @@ def admin_key(database_url: str, *, role: str = "Administrator", project: str | 
         )
     finally:
         db.dispose()
-    return key_string(row["client_id"], secret)
+    return key_string(row.client_id, secret)
 
 
 def sqlite_path(database_url: str) -> Path | None:

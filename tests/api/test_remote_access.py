@@ -143,9 +143,9 @@ def test_a_tombstoned_client_id_is_never_issued_again(server: Server) -> None:
     rt = Runtime(Settings(database_url=server.database_url), db)
     try:
         row, _ = access.create_key(rt, description="to delete")
-        access.delete_key(rt, row["client_id"])
+        access.delete_key(rt, row.client_id)
         original = access.rules.new_client_id
-        access.rules.new_client_id = lambda: row["client_id"]  # type: ignore[assignment]
+        access.rules.new_client_id = lambda: row.client_id  # type: ignore[assignment]
         try:
             with pytest.raises(Conflict, match="already issued"):
                 access.create_key(rt, description="reuse")

@@ -63,7 +63,7 @@ def test_concurrent_bootstraps_agree_on_one_signing_key(db: Database) -> None:
 def test_a_key_authenticates_and_carries_its_project_grants(rt: Runtime) -> None:
     project = projects.create(rt, "alpha")
     row, secret = access.create_key(rt, description="ci", roles=[("Operator", "alpha")])
-    principal = access.authenticate_key(rt, key_string(row["client_id"], secret), "10.0.0.1")
+    principal = access.authenticate_key(rt, key_string(row.client_id, secret), "10.0.0.1")
     assert principal.allows("jobs:execute", project.id)
     assert not principal.allows("jobs:write", project.id)
     assert access.authorize(rt, principal, "jobs:read", "alpha") == project.id
@@ -81,13 +81,15 @@ def refusal(call: Callable[[], object]) -> tuple[str, str]:
 
 def test_deleting_a_key_keeps_a_tombstone_and_drops_memberships(rt: Runtime) -> None:
     row, secret = access.create_key(rt, roles=[("Viewer", None)])
-    client_id = row["client_id"]
+    client_id = row.client_id
+    with rt.db.read() as conn:
+        stored = access_store.find_key(conn, client_id)
     access.delete_key(rt, client_id)
     with rt.db.read() as conn:
         tomb = access_store.find_key(conn, client_id)
         assert tomb is not None and tomb["deleted_at"] is not None
         # The hash stays, so the holder of the secret (and only they) hear why.
-        assert tomb["secret_hash"] == row["secret_hash"]
+        assert tomb["secret_hash"] == stored["secret_hash"]
         assert access_store.grants_of(conn, "apiKey", client_id) == []
     with pytest.raises(NotFound):
         access.get_key(rt, client_id)
@@ -105,7 +107,7 @@ def test_deleting_a_key_keeps_a_tombstone_and_drops_memberships(rt: Runtime) -> 
         == ("invalid_credentials", "the credentials are not valid")
     )
     with rt.db.write() as conn, pytest.raises(Conflict):
-        access_store.insert_key(conn, {**row, "deleted_at": None})
+        access_store.insert_key(conn, {**stored, "deleted_at": None})
 
 
 def test_a_tombstone_kept_without_its_hashes_refuses_even_the_right_secret_alike(
@@ -113,10 +115,10 @@ def test_a_tombstone_kept_without_its_hashes_refuses_even_the_right_secret_alike
 ) -> None:
     """Tombstones made before the hashes were kept: every secret is simply wrong."""
     row, secret = access.create_key(rt)
-    access.delete_key(rt, row["client_id"])
+    access.delete_key(rt, row.client_id)
     with rt.db.write() as conn:
-        access_store.update_key(conn, row["client_id"], {"secret_hash": None})
-    right = key_string(row["client_id"], secret)
+        access_store.update_key(conn, row.client_id, {"secret_hash": None})
+    right = key_string(row.client_id, secret)
     assert refusal(lambda: access.authenticate_key(rt, right, "10.0.0.1")) == (
         "invalid_credentials",
         "the credentials are not valid",
@@ -132,7 +134,7 @@ def test_failures_never_refuse_a_valid_key_but_do_stop_password_guessing(db: Dat
     rt = Runtime(settings, db)
     access.bootstrap(rt)
     row, secret = access.create_key(rt, roles=[("Viewer", None)])
-    client_id, here = row["client_id"], "10.0.0.9"
+    client_id, here = row.client_id, "10.0.0.9"
     wrong = key_string(client_id, new_secret())
     codes = []
     for _ in range(5):
@@ -157,13 +159,13 @@ def test_project_roles_go_with_their_project(rt: Runtime) -> None:
     projects.create(rt, "gamma")
     access.create_role(rt, "gamma", {"name": "Runner", "scopes": ["jobs:execute"]})
     row, _ = access.create_key(rt)
-    access.add_member(rt, "gamma", "Runner", "apiKey", row["client_id"])
-    access.add_member(rt, "gamma", "Viewer", "apiKey", row["client_id"])
-    assert {r["name"] for r in access.list_roles(rt, "gamma")} >= {"Runner", "Viewer"}
-    assert "Runner" not in {r["name"] for r in access.list_roles(rt, None)}
+    access.add_member(rt, "gamma", "Runner", "apiKey", row.client_id)
+    access.add_member(rt, "gamma", "Viewer", "apiKey", row.client_id)
+    assert {r.name for r in access.list_roles(rt, "gamma")} >= {"Runner", "Viewer"}
+    assert "Runner" not in {r.name for r in access.list_roles(rt, None)}
     projects.delete(rt, "gamma")
     with rt.db.read() as conn:
-        assert access_store.grants_of(conn, "apiKey", row["client_id"]) == []
+        assert access_store.grants_of(conn, "apiKey", row.client_id) == []
 
 
 def test_sessions_end_at_logout(rt: Runtime) -> None:

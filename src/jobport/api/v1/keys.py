@@ -11,7 +11,7 @@ from pydantic import Field, StrictBool
 from jobport.api import openapi
 from jobport.api.auth import address_of, require
 from jobport.api.v1 import wire
-from jobport.domain.access import FirewallRule, Principal
+from jobport.domain.access import ApiKey, FirewallRule, Principal, RoleHeld, key_string
 from jobport.services import access
 from jobport.services.runtime import Runtime
 
@@ -72,38 +72,40 @@ def checked_grants(
     return [(grant.role, grant.project) for grant in grants]
 
 
-def render(row: dict[str, Any], rt: Runtime) -> dict[str, Any]:
+def render_roles(roles: tuple[RoleHeld, ...]) -> list[dict[str, Any]]:
+    """The roles a key or user holds, as `[{role, project}]` (the project's name or null)."""
+    return [{"role": r.role, "project": r.project} for r in roles]
+
+
+def render(key: ApiKey, rt: Runtime) -> dict[str, Any]:
     now = dt.datetime.now(dt.UTC)
-    expires = row["expires_at"]
+    expires = key.expires_at
     soon = now + dt.timedelta(days=rt.settings.key_expiry_warning_days)
+    previous = key.previous_valid_until
     return {
-        "clientId": row["client_id"],
-        "description": row["description"],
-        "enabled": row["enabled"],
+        "clientId": key.client_id,
+        "description": key.description,
+        "enabled": key.enabled,
         "expiresAt": wire.ts(expires),
         "expired": expires is not None and expires <= now,
         "expiresSoon": expires is not None and now < expires <= soon,
-        "firewallRules": row["firewall_rules"],
-        "roles": row.get("roles", []),
-        "createdBy": row["created_by"],
-        "createdAt": wire.ts(row["created_at"]),
-        "updatedAt": wire.ts(row["updated_at"]),
-        "rotatedAt": wire.ts(row["rotated_at"]),
-        "previousSecretValidUntil": wire.ts(row["previous_valid_until"])
-        if row["previous_valid_until"] and row["previous_valid_until"] > now
-        else None,
-        "lastUsedAt": wire.ts(row["last_used_at"]),
-        "lastUsedIp": row["last_used_ip"],
+        "firewallRules": list(key.firewall_rules),
+        "roles": render_roles(key.roles),
+        "createdBy": key.created_by,
+        "createdAt": wire.ts(key.created_at),
+        "updatedAt": wire.ts(key.updated_at),
+        "rotatedAt": wire.ts(key.rotated_at),
+        "previousSecretValidUntil": wire.ts(previous) if previous and previous > now else None,
+        "lastUsedAt": wire.ts(key.last_used_at),
+        "lastUsedIp": key.last_used_ip,
     }
 
 
-def with_secret(row: dict[str, Any], secret: str, rt: Runtime) -> dict[str, Any]:
-    from jobport.domain.access import key_string
-
+def with_secret(key: ApiKey, secret: str, rt: Runtime) -> dict[str, Any]:
     return {
-        **render(row, rt),
+        **render(key, rt),
         "clientSecret": secret,
-        "key": key_string(row["client_id"], secret),
+        "key": key_string(key.client_id, secret),
     }
 
 
@@ -168,7 +170,7 @@ async def create_key(
     if "expires_at" in fields:
         kwargs["expires_at"] = body.expires_at
     roles = checked_grants(rt, caller, body.roles)
-    row, secret = access.create_key(
+    key, secret = access.create_key(
         rt,
         description=body.description,
         firewall_rules=body.firewall_rules,
@@ -176,8 +178,8 @@ async def create_key(
         roles=roles,
         **kwargs,
     )
-    response.headers["Location"] = f"/api/v1/keys/{row['client_id']}"
-    return with_secret(access.get_key(rt, row["client_id"]), secret, rt)
+    response.headers["Location"] = f"/api/v1/keys/{key.client_id}"
+    return with_secret(key, secret, rt)
 
 
 @router.get("/{client_id}")
@@ -199,8 +201,7 @@ async def patch_key(
 ) -> dict[str, Any]:
     changes = body.model_dump(exclude_unset=True)
     force = changes.pop("force", False)
-    row = access.patch_key(rt, client_id, changes, caller=caller, force=force)
-    return render(row, rt)
+    return render(access.patch_key(rt, client_id, changes, caller=caller, force=force), rt)
 
 
 @router.delete("/{client_id}", status_code=204)
@@ -219,8 +220,8 @@ async def rotate_key(
     caller: Principal = require("keys:write"),
 ) -> dict[str, Any]:
     until = body.old_secret_valid_until if body else None
-    row, secret = access.rotate_key(rt, client_id, old_valid_until=until)
-    return with_secret(row, secret, rt)
+    key, secret = access.rotate_key(rt, client_id, old_valid_until=until)
+    return with_secret(key, secret, rt)
 
 
 @router.post("/{client_id}/firewall-rules/current-address")
@@ -232,7 +233,7 @@ async def add_current_address(
     caller: Principal = require("keys:write"),
 ) -> dict[str, Any]:
     """Add a rule for the address this request comes from."""
-    row = access.add_current_address(
+    key = access.add_current_address(
         rt, client_id, address_of(request), body.name if body else None
     )
-    return render(row, rt)
+    return render(key, rt)

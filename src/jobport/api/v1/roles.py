@@ -14,7 +14,7 @@ from jobport.api import openapi
 from jobport.api.auth import require
 from jobport.api.responses import JSONResponse
 from jobport.api.v1 import wire
-from jobport.domain.access import RESOURCES, SCOPES, Principal
+from jobport.domain.access import RESOURCES, SCOPES, Principal, Role
 from jobport.domain.jobs import NAME_PATTERN
 from jobport.services import access
 from jobport.services.runtime import Runtime
@@ -67,24 +67,18 @@ _EXISTS = {409: {"description": "a role of that name exists here, or it is built
 _BUILTIN = {409: {"description": "a built-in role cannot be changed or deleted"}}
 
 
-def render(row: dict[str, Any]) -> dict[str, Any]:
+def render(role: Role) -> dict[str, Any]:
     return {
-        "id": row["id"],
-        "name": row["name"],
-        "description": row["description"],
-        "scopes": row["scopes"],
-        "builtin": row["builtin"],
-        "level": _level(row),
-        "members": [{"type": m["member_type"], "id": m["member_id"]} for m in row["members"]],
-        "createdAt": wire.ts(row["created_at"]),
-        "updatedAt": wire.ts(row["updated_at"]),
+        "id": role.id,
+        "name": role.name,
+        "description": role.description,
+        "scopes": list(role.scopes),
+        "builtin": role.builtin,
+        "level": role.level,
+        "members": [{"type": m.type, "id": m.id} for m in role.members],
+        "createdAt": wire.ts(role.created_at),
+        "updatedAt": wire.ts(role.updated_at),
     }
-
-
-def _level(row: dict[str, Any]) -> str:
-    if row["builtin"]:
-        return "builtin"
-    return "project" if row["project_id"] else "application"
 
 
 RoleBody = Annotated[RoleCreate, Body(openapi_examples=_EXAMPLES)]
@@ -187,8 +181,8 @@ def _role_routes(prefix: str, *, in_project: bool) -> APIRouter:
         rt: Runtime = Depends(wire.runtime),
         caller: Principal = require("roles:write"),
     ) -> JSONResponse:
-        row, created = access.add_member(rt, project, role, member.type, member.id)
-        return JSONResponse(render(row), status_code=201 if created else 200)
+        held, created = access.add_member(rt, project, role, member.type, member.id)
+        return JSONResponse(render(held), status_code=201 if created else 200)
 
     @router.delete(
         "/{role}/members/{member_type}/{member_id}",

@@ -17,7 +17,8 @@ from jobport.api.auth import (
 )
 from jobport.api.responses import JSONResponse
 from jobport.api.v1 import wire
-from jobport.domain.access import Principal
+from jobport.api.v1.keys import render_roles
+from jobport.domain.access import Identity, Principal
 from jobport.services import access
 from jobport.services.runtime import Runtime
 
@@ -32,6 +33,22 @@ class Login(wire.Body):
 _LOGIN_EXAMPLES = {
     "admin": openapi.example("Log in as admin", {"username": "admin", "password": "your password"})
 }
+
+
+def render(identity: Identity) -> dict[str, Any]:
+    """Who the caller is, with which roles, and the scopes it holds at each level."""
+    principal = identity.principal
+    token_scopes = principal.token_scopes
+    return {
+        "type": principal.kind,
+        "id": principal.id,
+        "name": principal.name,
+        "authenticatedBy": principal.via,
+        "address": principal.address,
+        "roles": render_roles(identity.roles),
+        "scopes": identity.scopes,
+        "tokenScopes": sorted(token_scopes) if token_scopes is not None else None,
+    }
 
 
 @router.post(
@@ -65,7 +82,7 @@ async def login(
             "username": session["username"],
             "csrfToken": session["csrf_token"],
             "expiresAt": wire.ts(session["expires_at"]),
-            "me": access.describe(rt, principal),
+            "me": render(access.describe(rt, principal)),
         },
         status_code=201,
     )
@@ -110,7 +127,7 @@ async def get_session(
         "username": caller.name if caller.kind == "user" else None,
         "csrfToken": caller.extra.get("csrf_token"),
         "expiresAt": wire.ts(caller.extra.get("expires_at")),
-        "me": access.describe(rt, caller),
+        "me": render(access.describe(rt, caller)),
     }
 
 
@@ -118,4 +135,4 @@ async def get_session(
 async def me(
     rt: Runtime = Depends(wire.runtime), caller: Principal = authenticated()
 ) -> dict[str, Any]:
-    return access.describe(rt, caller)
+    return render(access.describe(rt, caller))

@@ -11,8 +11,8 @@ from pydantic import Field
 from jobport.api import openapi
 from jobport.api.auth import require
 from jobport.api.v1 import wire
-from jobport.api.v1.keys import RoleGrant, checked_grants
-from jobport.domain.access import Principal
+from jobport.api.v1.keys import RoleGrant, checked_grants, render_roles
+from jobport.domain.access import Principal, User
 from jobport.services import access
 from jobport.services.runtime import Runtime
 
@@ -50,14 +50,14 @@ _CREATE_EXAMPLES = {
 _PASSWORD_EXAMPLES = {"new": openapi.example("A new password", {"password": "a new passphrase"})}
 
 
-def render(row: dict[str, Any]) -> dict[str, Any]:
+def render(user: User) -> dict[str, Any]:
     return {
-        "username": row["username"],
-        "enabled": row["enabled"],
-        "roles": row.get("roles", []),
-        "createdAt": wire.ts(row["created_at"]),
-        "updatedAt": wire.ts(row["updated_at"]),
-        "lastLoginAt": wire.ts(row["last_login_at"]),
+        "username": user.username,
+        "enabled": user.enabled,
+        "roles": render_roles(user.roles),
+        "createdAt": wire.ts(user.created_at),
+        "updatedAt": wire.ts(user.updated_at),
+        "lastLoginAt": wire.ts(user.last_login_at),
     }
 
 
@@ -86,7 +86,7 @@ async def create_user(
     roles = checked_grants(rt, caller, body.roles)
     # argon2 costs tens of milliseconds on purpose: off the event loop.
     await asyncio.to_thread(access.create_user, rt, body.username, body.password, roles)
-    return next(render(u) for u in access.list_users(rt) if u["username"] == body.username)
+    return next(render(u) for u in access.list_users(rt) if u.username == body.username)
 
 
 @router.put("/{username}/password", status_code=204)

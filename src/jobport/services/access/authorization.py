@@ -3,11 +3,9 @@ why not, the --local principal, and what a principal may do (GET /me)."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from jobport.domain.access import Grant, Principal
+from jobport.domain.access import Grant, Identity, Principal
 from jobport.errors import Forbidden
-from jobport.services.access.roles import project_names
+from jobport.services.access.roles import held, project_names
 from jobport.services.runtime import Runtime
 from jobport.store import projects as project_store
 
@@ -70,26 +68,13 @@ def local_principal(name: str = "local") -> Principal:
     )
 
 
-def describe(rt: Runtime, principal: Principal) -> dict[str, Any]:
-    """The principal, its roles and effective scopes (GET /me)."""
+def describe(rt: Runtime, principal: Principal) -> Identity:
+    """The principal, its roles and effective scopes by level (GET /me)."""
     with rt.db.read() as conn:
         names = project_names(conn)
     scopes = {
         (names.get(level, level) if level != "application" else level): s
         for level, s in principal.effective_scopes().items()
     }
-    return {
-        "type": principal.kind,
-        "id": principal.id,
-        "name": principal.name,
-        "authenticatedBy": principal.via,
-        "address": principal.address,
-        "roles": [
-            {"role": g.role, "project": names.get(g.project_id) if g.project_id else None}
-            for g in principal.grants
-        ],
-        "scopes": scopes,
-        "tokenScopes": sorted(principal.token_scopes)
-        if principal.token_scopes is not None
-        else None,
-    }
+    roles = tuple(held(names, g.role, g.project_id) for g in principal.grants)
+    return Identity(principal, roles, scopes)

@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from jobport.domain import access as rules
-from jobport.domain.access import FirewallRule, Principal
+from jobport.domain.access import ApiKey, FirewallRule, Principal
 from jobport.domain.clock import utcnow
 from jobport.domain.pages import Page
 from jobport.errors import Conflict, Invalid, error_details, invalid
@@ -47,8 +47,8 @@ def create_key(
     firewall_rules: list[Any] | None = None,
     created_by: str | None = None,
     roles: list[tuple[str, str | None]] = (),  # type: ignore[assignment]
-) -> tuple[dict[str, Any], str]:
-    """A new key; returns (row, secret). The secret is never stored or shown again."""
+) -> tuple[ApiKey, str]:
+    """A new key; returns (key, secret). The secret is never stored or shown again."""
     now = utcnow()
     if expires_at is _DEFAULT:
         expires_at = now + dt.timedelta(days=rt.settings.key_default_days)
@@ -75,22 +75,23 @@ def create_key(
     with write(rt) as conn:
         access_store.insert_key(conn, row)
         add_memberships(conn, roles, "apiKey", row["client_id"], now)
-    return row, secret
+        return _key(conn, access_store.get_key(conn, row["client_id"])), secret
 
 
-def get_key(rt: Runtime, client_id: str) -> dict[str, Any]:
+def _key(conn: Any, row: dict[str, Any]) -> ApiKey:
+    return ApiKey.from_row(row, roles_of(conn, "apiKey", row["client_id"]))
+
+
+def get_key(rt: Runtime, client_id: str) -> ApiKey:
     with rt.db.read() as conn:
-        row = access_store.get_key(conn, client_id)
-        row["roles"] = roles_of(conn, "apiKey", client_id)
-    return row
+        return _key(conn, access_store.get_key(conn, client_id))
 
 
 def list_keys(rt: Runtime, *, cursor: str | None, limit: int) -> Page:
+    """A page of keys (ApiKey items), the newest first."""
     with rt.db.read() as conn:
         page = access_store.list_keys(conn, cursor=cursor, limit=limit)
-        for row in page.items:
-            row["roles"] = roles_of(conn, "apiKey", row["client_id"])
-    return page
+        return Page([_key(conn, row) for row in page.items], page.next_cursor)
 
 
 def patch_key(
@@ -100,7 +101,7 @@ def patch_key(
     *,
     caller: Principal | None = None,
     force: bool = False,
-) -> dict[str, Any]:
+) -> ApiKey:
     """Edit description, expiry, firewall rules or enabled; refuse to lock the caller out."""
     now = utcnow()
     values: dict[str, Any] = {}
@@ -139,7 +140,7 @@ def _guard_lock_out(after: dict[str, Any], address: str) -> None:
 
 def add_current_address(
     rt: Runtime, client_id: str, address: str, name: str | None = None
-) -> dict[str, Any]:
+) -> ApiKey:
     """Append a single-address rule for the caller's address (the 'add my address' helper)."""
     with rt.db.read() as conn:
         row = access_store.get_key(conn, client_id)
@@ -153,7 +154,7 @@ def add_current_address(
 
 def rotate_key(
     rt: Runtime, client_id: str, *, old_valid_until: dt.datetime | None = None
-) -> tuple[dict[str, Any], str]:
+) -> tuple[ApiKey, str]:
     """A new secret; the old one keeps working until `old_valid_until` (default 24 h)."""
     now = utcnow()
     if old_valid_until is None:

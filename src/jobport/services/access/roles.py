@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from jobport.domain import access as rules
-from jobport.domain.access import BUILTIN_ROLES, RoleSpec
+from jobport.domain.access import BUILTIN_ROLES, Role, RoleHeld, RoleSpec
 from jobport.domain.clock import utcnow
 from jobport.domain.ids import new_id
 from jobport.errors import Conflict, Invalid, NotFound, error_details, invalid
@@ -35,17 +35,17 @@ def _role(conn: Any, project_ref: str | None, name: str) -> tuple[dict[str, Any]
     return role, key, project_id
 
 
-def _with_members(conn: Any, role: dict[str, Any], key: str) -> dict[str, Any]:
-    return {**role, "members": access_store.members_of(conn, role["id"], key)}
+def _with_members(conn: Any, role: dict[str, Any], key: str) -> Role:
+    return Role.from_row(role, access_store.members_of(conn, role["id"], key))
 
 
-def list_roles(rt: Runtime, project_ref: str | None) -> list[dict[str, Any]]:
+def list_roles(rt: Runtime, project_ref: str | None) -> list[Role]:
     with rt.db.read() as conn:
         key, _ = _level(conn, project_ref)
         return [_with_members(conn, r, key) for r in access_store.list_roles(conn, key)]
 
 
-def get_role(rt: Runtime, project_ref: str | None, name: str) -> dict[str, Any]:
+def get_role(rt: Runtime, project_ref: str | None, name: str) -> Role:
     with rt.db.read() as conn:
         role, key, _ = _role(conn, project_ref, name)
         return _with_members(conn, role, key)
@@ -101,7 +101,7 @@ def create_builtin_roles(conn: Any, now: dt.datetime) -> None:
             access_store.insert_role(conn, row)
 
 
-def create_role(rt: Runtime, project_ref: str | None, data: dict[str, Any]) -> dict[str, Any]:
+def create_role(rt: Runtime, project_ref: str | None, data: dict[str, Any]) -> Role:
     spec = _parse_role(RoleSpec, data)
     if spec.name in BUILTIN_ROLES:
         raise Conflict(f"{spec.name!r} is a built-in role", code="already_exists")
@@ -115,9 +115,7 @@ def create_role(rt: Runtime, project_ref: str | None, data: dict[str, Any]) -> d
         return _with_members(conn, row, key)
 
 
-def patch_role(
-    rt: Runtime, project_ref: str | None, name: str, data: dict[str, Any]
-) -> dict[str, Any]:
+def patch_role(rt: Runtime, project_ref: str | None, name: str, data: dict[str, Any]) -> Role:
     changes = _parse_role(rules.RolePatch, data).model_dump(exclude_unset=True)
     with write(rt) as conn:
         role, key, _ = _role(conn, project_ref, name)
@@ -200,7 +198,8 @@ def add_memberships(
 
 def add_member(
     rt: Runtime, project_ref: str | None, role_name: str, member_type: str, member_id: str
-) -> tuple[dict[str, Any], bool]:
+) -> tuple[Role, bool]:
+    """Give a key or user a role; True if it is a new member, False if it was one."""
     with write(rt) as conn:
         role, key, project_id = _role(conn, project_ref, role_name)
         created = add_membership(conn, role["name"], project_id, member_type, member_id, utcnow())
@@ -225,10 +224,15 @@ def project_names(conn: Any) -> dict[str, str]:
     return {p["id"]: p["name"] for p in items}
 
 
-def roles_of(conn: Any, member_type: str, member_id: str) -> list[dict[str, Any]]:
-    """The roles a key or user holds, as {role, project name or None}."""
+def held(names: dict[str, str], role: str, project_id: str | None) -> RoleHeld:
+    """A role held at a level, named by `names` (project_names)."""
+    return RoleHeld(role, names.get(project_id) if project_id else None)
+
+
+def roles_of(conn: Any, member_type: str, member_id: str) -> list[RoleHeld]:
+    """The roles a key or user holds, and where."""
     names = project_names(conn)
     return [
-        {"role": g["name"], "project": names.get(g["project_id"]) if g["project_id"] else None}
+        held(names, g["name"], g["project_id"])
         for g in access_store.grants_of(conn, member_type, member_id)
     ]

@@ -10,6 +10,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from jobport.domain import access as rules
+from jobport.domain.access import User
 from jobport.domain.clock import utcnow
 from jobport.domain.ids import new_id
 from jobport.errors import Invalid, NotFound
@@ -78,12 +79,13 @@ def create_user(
     username: str,
     password: str,
     roles: list[tuple[str, str | None]] = (),  # type: ignore[assignment]
-) -> dict[str, Any]:
+) -> User:
+    """A user with a password and, in the same transaction, roles as (role, project)."""
     now = utcnow()
     with write(rt) as conn:
         row = insert_user(conn, username, password, now)
         add_memberships(conn, roles, "user", username, now)
-    return row
+        return User.from_row(row, roles_of(conn, "user", username))
 
 
 def set_password(rt: Runtime, username: str, password: str) -> None:
@@ -97,9 +99,9 @@ def set_password(rt: Runtime, username: str, password: str) -> None:
         )
 
 
-def list_users(rt: Runtime) -> list[dict[str, Any]]:
+def list_users(rt: Runtime) -> list[User]:
     with rt.db.read() as conn:
-        users = access_store.list_users(conn)
-        for user in users:
-            user["roles"] = roles_of(conn, "user", user["username"])
-    return users
+        return [
+            User.from_row(u, roles_of(conn, "user", u["username"]))
+            for u in access_store.list_users(conn)
+        ]
