@@ -355,6 +355,22 @@ def test_heartbeat_returns_the_status_and_only_the_holder_beats(
         assert execution_store.heartbeat(conn, "missing", "node-a:1", utcnow()) is None
 
 
+def test_a_beat_that_lost_the_race_with_the_end_of_its_run_writes_nothing(
+    db: Database, job: dict[str, Any]
+) -> None:
+    with db.write() as conn:
+        row = add_execution(conn, job, **running("node-a:1"))
+        execution_store.transition(conn, row["id"], Status.SUCCEEDED, [Status.RUNNING])
+    with db.read() as conn:
+        final = execution_store.get(conn, row["id"])
+    late = [{**row["steps"][0], "status": "running"}]
+    with db.write() as conn:
+        status = execution_store.heartbeat(conn, row["id"], "node-a:1", utcnow(), steps=late)
+    assert status == "succeeded"  # the worker learns the run is over
+    with db.read() as conn:
+        assert execution_store.get(conn, row["id"]) == final
+
+
 def test_lock_job_works_inside_a_write(db: Database, job: dict[str, Any]) -> None:
     with db.write() as conn:
         execution_store.lock_job(conn, job["id"])

@@ -175,10 +175,17 @@ def lock_job(conn: Connection, job_id: str) -> None:
 def heartbeat(
     conn: Connection, execution_id: str, worker: str, now: dt.datetime, **values: Any
 ) -> str | None:
-    """Record that `worker` still runs the execution; returns the current status."""
+    """Record that `worker` still runs the execution; returns the current status.
+
+    Only while it runs: a beat that lost the race with the run's end must not write its
+    step states over the final ones."""
     conn.execute(
         update(executions)
-        .where(executions.c.id == execution_id, executions.c.worker == worker)
+        .where(
+            executions.c.id == execution_id,
+            executions.c.worker == worker,
+            executions.c.status.in_(_RUNNING),
+        )
         .values(heartbeat_at=now, **values)
     )
     return conn.execute(
