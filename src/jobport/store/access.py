@@ -10,7 +10,8 @@ from sqlalchemy.exc import IntegrityError
 
 from jobport.domain.pages import Page
 from jobport.errors import Conflict, NotFound
-from jobport.store.pagination import page_of, paginate
+from jobport.store.db import savepoint
+from jobport.store.pagination import fetch_page
 from jobport.store.tables import (
     api_keys,
     audit_log,
@@ -33,11 +34,9 @@ def _one(conn: Connection, query: Any) -> dict[str, Any] | None:
 
 
 def insert_user(conn: Connection, row: dict[str, Any]) -> None:
-    try:
-        with conn.begin_nested():
-            conn.execute(insert(users).values(**row))
-    except IntegrityError as exc:
-        raise Conflict(f"a user named {row['username']!r} exists", code="already_exists") from exc
+    clash = Conflict(f"a user named {row['username']!r} exists", code="already_exists")
+    with savepoint(conn, clash=clash):
+        conn.execute(insert(users).values(**row))
 
 
 def find_user(conn: Connection, username: str) -> dict[str, Any] | None:
@@ -64,13 +63,9 @@ def update_user(conn: Connection, user_id: str, values: dict[str, Any]) -> None:
 
 
 def insert_key(conn: Connection, row: dict[str, Any]) -> None:
-    try:
-        with conn.begin_nested():
-            conn.execute(insert(api_keys).values(**row))
-    except IntegrityError as exc:
-        raise Conflict(
-            f"client id {row['client_id']!r} was already issued", code="client_id_taken"
-        ) from exc
+    clash = Conflict(f"client id {row['client_id']!r} was already issued", code="client_id_taken")
+    with savepoint(conn, clash=clash):
+        conn.execute(insert(api_keys).values(**row))
 
 
 # Built once: authentication runs these on every request, and building a statement costs
@@ -101,7 +96,8 @@ def get_key(conn: Connection, client_id: str) -> dict[str, Any]:
 
 
 def list_keys(conn: Connection, *, cursor: str | None, limit: int) -> Page:
-    query = paginate(
+    return fetch_page(
+        conn,
         select(api_keys).where(api_keys.c.deleted_at.is_(None)),
         api_keys.c.created_at,
         api_keys.c.client_id,
@@ -109,8 +105,6 @@ def list_keys(conn: Connection, *, cursor: str | None, limit: int) -> Page:
         cursor=cursor,
         limit=limit,
     )
-    rows = [{**dict(r._mapping), "id": r.client_id} for r in conn.execute(query)]
-    return page_of(rows, limit, "created_at")
 
 
 def update_key(conn: Connection, client_id: str, values: dict[str, Any]) -> None:
@@ -121,11 +115,9 @@ def update_key(conn: Connection, client_id: str, values: dict[str, Any]) -> None
 
 
 def insert_role(conn: Connection, row: dict[str, Any]) -> None:
-    try:
-        with conn.begin_nested():
-            conn.execute(insert(roles).values(**row))
-    except IntegrityError as exc:
-        raise Conflict(f"a role named {row['name']!r} exists here", code="already_exists") from exc
+    clash = Conflict(f"a role named {row['name']!r} exists here", code="already_exists")
+    with savepoint(conn, clash=clash):
+        conn.execute(insert(roles).values(**row))
 
 
 def find_role(conn: Connection, project_key: str, name: str) -> dict[str, Any] | None:
@@ -150,13 +142,9 @@ def list_roles(conn: Connection, project_key: str) -> list[dict[str, Any]]:
 
 
 def update_role(conn: Connection, role_id: str, values: dict[str, Any]) -> None:
-    try:
-        with conn.begin_nested():
-            conn.execute(update(roles).where(roles.c.id == role_id).values(**values))
-    except IntegrityError as exc:
-        raise Conflict(
-            f"a role named {values.get('name')!r} exists here", code="already_exists"
-        ) from exc
+    clash = Conflict(f"a role named {values.get('name')!r} exists here", code="already_exists")
+    with savepoint(conn, clash=clash):
+        conn.execute(update(roles).where(roles.c.id == role_id).values(**values))
 
 
 def delete_role(conn: Connection, role_id: str) -> None:
@@ -262,10 +250,9 @@ def list_audit(
         query = query.where(audit_log.c.at >= since)
     if until:
         query = query.where(audit_log.c.at < until)
-    query = paginate(
-        query, audit_log.c.at, audit_log.c.id, descending=True, cursor=cursor, limit=limit
+    return fetch_page(
+        conn, query, audit_log.c.at, audit_log.c.id, descending=True, cursor=cursor, limit=limit
     )
-    return page_of([dict(r._mapping) for r in conn.execute(query)], limit, "at")
 
 
 # --- server secrets -------------------------------------------------------------------------

@@ -31,7 +31,7 @@ def decode_cursor(cursor: str) -> tuple[Any, str]:
         raise Invalid("cursor is not one this server issued", code="invalid_cursor") from exc
 
 
-def paginate(
+def _paginate(
     query: Select[Any],
     sort_col: Column[Any],
     id_col: Column[Any],
@@ -66,10 +66,10 @@ def fetch_page(
     limit: int,
 ) -> Page:
     """The page of `query`'s rows after `cursor`, ordered by (sort, id), with the cursor of
-    the next page. The rows are dicts keyed by column; `id_col` must be their "id"."""
-    query = paginate(query, sort_col, id_col, descending=descending, cursor=cursor, limit=limit)
+    the next page. The rows are dicts keyed by column."""
+    query = _paginate(query, sort_col, id_col, descending=descending, cursor=cursor, limit=limit)
     rows = [dict(r._mapping) for r in conn.execute(query)]
-    return page_of(rows, limit, sort_col.key)
+    return page_of(rows, limit, sort_col.key, id_col.key)
 
 
 def _check_sort_value(sort_col: Column[Any], value: Any) -> None:
@@ -84,9 +84,11 @@ def _check_sort_value(sort_col: Column[Any], value: Any) -> None:
         raise Invalid("cursor is not one this server issued", code="invalid_cursor")
 
 
-def page_of(rows: list[dict[str, Any]], limit: int, sort_key: str) -> Page:
+def page_of(rows: list[dict[str, Any]], limit: int, sort_key: str, id_key: str = "id") -> Page:
+    """The first `limit` of `rows` (fetched limit + 1), with the cursor after the last if
+    there are more."""
     if len(rows) <= limit:
         return Page(rows, None)
     rows = rows[:limit]
     last = rows[-1]
-    return Page(rows, encode_cursor(last[sort_key], last["id"]))
+    return Page(rows, encode_cursor(last[sort_key], last[id_key]))
