@@ -10,7 +10,7 @@ from fastapi.security import HTTPBearer, OAuth2
 
 from jobport.domain.access import KEY_PREFIX, SCOPES, Principal, client_address
 from jobport.errors import Unauthenticated
-from jobport.services import access
+from jobport.services.access import authentication, authorization
 from jobport.services.runtime import Runtime
 
 SESSION_COOKIE = "jobport_session"
@@ -68,11 +68,11 @@ def authenticate(request: Request) -> Principal:
             )
         if value.startswith(KEY_PREFIX):
             request.state.attempted = value[len(KEY_PREFIX) :].split("_", 1)[0]
-            principal = access.authenticate_key(rt, value, address)
+            principal = authentication.authenticate_key(rt, value, address)
         else:
-            principal = access.authenticate_token(rt, value, address)
+            principal = authentication.authenticate_token(rt, value, address)
     elif session := request.cookies.get(SESSION_COOKIE):
-        principal = access.authenticate_session(
+        principal = authentication.authenticate_session(
             rt,
             session,
             address,
@@ -100,7 +100,7 @@ def require(scope: str, *, deferred: bool = False) -> Any:
     On a route with a `{project}` path parameter the scope must be held in that project; on
     other routes at the application level. `deferred=True` is for routes whose project is
     only known after a lookup (an execution by id): the dependency checks that the scope is
-    held somewhere, and the route calls `access.check()` with the project it found.
+    held somewhere, and the route calls `authorization.check()` with the project it found.
     Use as a parameter default: `caller: Principal = require("jobs:read")`.
     """
 
@@ -113,10 +113,10 @@ def require(scope: str, *, deferred: bool = False) -> Any:
         rt: Runtime = request.app.state.runtime
         if deferred:
             if principal.project_ids(scope) == set():
-                access.check(principal, scope, None)
+                authorization.check(principal, scope, None)
         else:
             project = request.path_params.get("project")
-            request.state.project_id = access.authorize(rt, principal, scope, project)
+            request.state.project_id = authorization.authorize(rt, principal, scope, project)
         return principal
 
     caller.jobport_scope = scope  # type: ignore[attr-defined]

@@ -12,7 +12,7 @@ from jobport.api.auth import address_of, public
 from jobport.api.responses import JSONResponse
 from jobport.api.v1 import wire
 from jobport.errors import Forbidden, Invalid, RateLimited, Unauthenticated
-from jobport.services import access
+from jobport.services.access import authentication
 from jobport.services.runtime import Runtime
 
 router = APIRouter(tags=["oauth"])
@@ -63,7 +63,9 @@ async def token(
         )
     request.state.attempted = client_id
     try:
-        result = access.issue_token(rt, client_id, client_secret, scope, address_of(request))
+        result = authentication.issue_token(
+            rt, client_id, client_secret, scope, address_of(request)
+        )
     except Unauthenticated as exc:
         return _error(
             401,

@@ -16,8 +16,8 @@ from jobport.api.v1 import wire
 from jobport.domain.access import Principal
 from jobport.domain.executions import FINAL_STATUSES, Execution, LogLine, Status, drop_schema
 from jobport.errors import Conflict
-from jobport.services import access
 from jobport.services import executions as execution_service
+from jobport.services.access import authorization
 from jobport.services.runtime import Runtime
 
 router = APIRouter(tags=["executions"])
@@ -111,7 +111,7 @@ async def get_execution(
 def _readable(rt: Runtime, caller: Principal, execution_id: str, scope: str) -> Execution:
     """The execution, if the caller holds `scope` in its project (checked before any change)."""
     execution = execution_service.get(rt, execution_id)
-    access.check(caller, scope, execution.project_id)
+    authorization.check(caller, scope, execution.project_id)
     return execution
 
 

@@ -12,7 +12,9 @@ from jobport.api import openapi
 from jobport.api.auth import address_of, require
 from jobport.api.v1 import wire
 from jobport.domain.access import ApiKey, FirewallRule, Principal, RoleHeld, key_string
-from jobport.services import access
+from jobport.services.access import authorization
+from jobport.services.access import keys as key_service
+from jobport.services.access import roles as role_service
 from jobport.services.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1/keys", tags=["keys"])
@@ -67,8 +69,8 @@ def checked_grants(
     level, as for adding a member) and each role exists there; before anything is made, so
     that a refused or missing role makes nothing."""
     for grant in grants:
-        access.authorize(rt, caller, "roles:write", grant.project)
-        access.get_role(rt, grant.project, grant.role)
+        authorization.authorize(rt, caller, "roles:write", grant.project)
+        role_service.get_role(rt, grant.project, grant.role)
     return [(grant.role, grant.project) for grant in grants]
 
 
@@ -116,7 +118,7 @@ async def list_keys(
     rt: Runtime = Depends(wire.runtime),
     caller: Principal = require("keys:read"),
 ) -> dict[str, Any]:
-    page = access.list_keys(rt, cursor=cursor, limit=limit)
+    page = key_service.list_keys(rt, cursor=cursor, limit=limit)
     return wire.page(page, lambda r: render(r, rt))
 
 
@@ -170,7 +172,7 @@ async def create_key(
     if "expires_at" in fields:
         kwargs["expires_at"] = body.expires_at
     roles = checked_grants(rt, caller, body.roles)
-    key, secret = access.create_key(
+    key, secret = key_service.create_key(
         rt,
         description=body.description,
         firewall_rules=body.firewall_rules,
@@ -186,7 +188,7 @@ async def create_key(
 async def get_key(
     client_id: str, rt: Runtime = Depends(wire.runtime), caller: Principal = require("keys:read")
 ) -> dict[str, Any]:
-    return render(access.get_key(rt, client_id), rt)
+    return render(key_service.get_key(rt, client_id), rt)
 
 
 @router.patch(
@@ -201,14 +203,14 @@ async def patch_key(
 ) -> dict[str, Any]:
     changes = body.model_dump(exclude_unset=True)
     force = changes.pop("force", False)
-    return render(access.patch_key(rt, client_id, changes, caller=caller, force=force), rt)
+    return render(key_service.patch_key(rt, client_id, changes, caller=caller, force=force), rt)
 
 
 @router.delete("/{client_id}", status_code=204)
 async def delete_key(
     client_id: str, rt: Runtime = Depends(wire.runtime), caller: Principal = require("keys:write")
 ) -> Response:
-    access.delete_key(rt, client_id)
+    key_service.delete_key(rt, client_id)
     return Response(status_code=204)
 
 
@@ -220,7 +222,7 @@ async def rotate_key(
     caller: Principal = require("keys:write"),
 ) -> dict[str, Any]:
     until = body.old_secret_valid_until if body else None
-    key, secret = access.rotate_key(rt, client_id, old_valid_until=until)
+    key, secret = key_service.rotate_key(rt, client_id, old_valid_until=until)
     return with_secret(key, secret, rt)
 
 
@@ -233,7 +235,7 @@ async def add_current_address(
     caller: Principal = require("keys:write"),
 ) -> dict[str, Any]:
     """Add a rule for the address this request comes from."""
-    key = access.add_current_address(
+    key = key_service.add_current_address(
         rt, client_id, address_of(request), body.name if body else None
     )
     return render(key, rt)

@@ -16,7 +16,7 @@ from jobport.api.responses import JSONResponse
 from jobport.api.v1 import wire
 from jobport.domain.access import RESOURCES, SCOPES, Principal, Role
 from jobport.domain.jobs import NAME_PATTERN
-from jobport.services import access
+from jobport.services.access import roles as role_service
 from jobport.services.runtime import Runtime
 
 # The rules below are stated in the document (json_schema_extra) and checked by the service,
@@ -127,7 +127,7 @@ def _role_routes(prefix: str, *, in_project: bool) -> APIRouter:
         rt: Runtime = Depends(wire.runtime),
         caller: Principal = require("roles:read"),
     ) -> dict[str, Any]:
-        return {"items": [render(r) for r in access.list_roles(rt, project)]}
+        return {"items": [render(r) for r in role_service.list_roles(rt, project)]}
 
     @router.post("", name=f"create_{level}role", status_code=201, responses=_EXISTS)
     @at_level
@@ -137,7 +137,7 @@ def _role_routes(prefix: str, *, in_project: bool) -> APIRouter:
         rt: Runtime = Depends(wire.runtime),
         caller: Principal = require("roles:write"),
     ) -> dict[str, Any]:
-        return render(access.create_role(rt, project, body.model_dump(exclude_unset=True)))
+        return render(role_service.create_role(rt, project, body.model_dump(exclude_unset=True)))
 
     @router.get("/{role}", name=f"get_{level}role")
     @at_level
@@ -147,7 +147,7 @@ def _role_routes(prefix: str, *, in_project: bool) -> APIRouter:
         rt: Runtime = Depends(wire.runtime),
         caller: Principal = require("roles:read"),
     ) -> dict[str, Any]:
-        return render(access.get_role(rt, project, role))
+        return render(role_service.get_role(rt, project, role))
 
     @router.patch("/{role}", name=f"patch_{level}role", responses=_EXISTS)
     @at_level
@@ -159,7 +159,7 @@ def _role_routes(prefix: str, *, in_project: bool) -> APIRouter:
         caller: Principal = require("roles:write"),
     ) -> dict[str, Any]:
         changes = body.model_dump(exclude_unset=True)
-        return render(access.patch_role(rt, project, role, changes))
+        return render(role_service.patch_role(rt, project, role, changes))
 
     @router.delete("/{role}", name=f"delete_{level}role", status_code=204, responses=_BUILTIN)
     @at_level
@@ -169,7 +169,7 @@ def _role_routes(prefix: str, *, in_project: bool) -> APIRouter:
         rt: Runtime = Depends(wire.runtime),
         caller: Principal = require("roles:write"),
     ) -> Response:
-        access.delete_role(rt, project, role)
+        role_service.delete_role(rt, project, role)
         return Response(status_code=204)
 
     @router.post("/{role}/members", name=f"add_{level}role_member", responses=_ADDED)
@@ -181,7 +181,7 @@ def _role_routes(prefix: str, *, in_project: bool) -> APIRouter:
         rt: Runtime = Depends(wire.runtime),
         caller: Principal = require("roles:write"),
     ) -> JSONResponse:
-        held, created = access.add_member(rt, project, role, member.type, member.id)
+        held, created = role_service.add_member(rt, project, role, member.type, member.id)
         return JSONResponse(render(held), status_code=201 if created else 200)
 
     @router.delete(
@@ -198,7 +198,7 @@ def _role_routes(prefix: str, *, in_project: bool) -> APIRouter:
         rt: Runtime = Depends(wire.runtime),
         caller: Principal = require("roles:write"),
     ) -> Response:
-        access.remove_member(rt, project, role, member_type, member_id)
+        role_service.remove_member(rt, project, role, member_type, member_id)
         return Response(status_code=204)
 
     return router

@@ -19,7 +19,7 @@ from jobport.api.responses import JSONResponse
 from jobport.api.v1 import wire
 from jobport.api.v1.keys import render_roles
 from jobport.domain.access import Identity, Principal
-from jobport.services import access
+from jobport.services.access import authentication, authorization
 from jobport.services.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1", tags=["session"])
@@ -71,9 +71,9 @@ async def login(
     # argon2 costs tens of milliseconds on purpose: off the event loop, so a login flood
     # does not stall every other request of this process.
     session = await asyncio.to_thread(
-        access.login, rt, body.username, body.password, address_of(request)
+        authentication.login, rt, body.username, body.password, address_of(request)
     )
-    principal = access.authenticate_session(
+    principal = authentication.authenticate_session(
         rt, session["token"], address_of(request), unsafe=False, csrf=None
     )
     request.state.principal = principal
@@ -82,7 +82,7 @@ async def login(
             "username": session["username"],
             "csrfToken": session["csrf_token"],
             "expiresAt": wire.ts(session["expires_at"]),
-            "me": render(access.describe(rt, principal)),
+            "me": render(authorization.describe(rt, principal)),
         },
         status_code=201,
     )
@@ -112,7 +112,7 @@ async def logout(
 ) -> Response:
     token = request.cookies.get(SESSION_COOKIE)
     if token:
-        access.logout(rt, token)
+        authentication.logout(rt, token)
     response = Response(status_code=204)
     response.delete_cookie(SESSION_COOKIE, path="/")
     response.delete_cookie(CSRF_COOKIE)
@@ -127,7 +127,7 @@ async def get_session(
         "username": caller.name if caller.kind == "user" else None,
         "csrfToken": caller.extra.get("csrf_token"),
         "expiresAt": wire.ts(caller.extra.get("expires_at")),
-        "me": render(access.describe(rt, caller)),
+        "me": render(authorization.describe(rt, caller)),
     }
 
 
@@ -135,4 +135,4 @@ async def get_session(
 async def me(
     rt: Runtime = Depends(wire.runtime), caller: Principal = authenticated()
 ) -> dict[str, Any]:
-    return render(access.describe(rt, caller))
+    return render(authorization.describe(rt, caller))

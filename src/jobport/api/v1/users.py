@@ -13,7 +13,7 @@ from jobport.api.auth import require
 from jobport.api.v1 import wire
 from jobport.api.v1.keys import RoleGrant, checked_grants, render_roles
 from jobport.domain.access import Principal, User
-from jobport.services import access
+from jobport.services.access import users as user_service
 from jobport.services.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1/users", tags=["users"])
@@ -22,7 +22,7 @@ router = APIRouter(prefix="/api/v1/users", tags=["users"])
 # (`invalid_username`, `weak_password`); tests/api/test_users.py holds them equal.
 USERNAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.@\-]{0,199}$"
 _USERNAME = {"pattern": USERNAME_PATTERN}
-_PASSWORD = {"minLength": access.MIN_PASSWORD_LENGTH}
+_PASSWORD = {"minLength": user_service.MIN_PASSWORD_LENGTH}
 
 
 class UserCreate(wire.Body):
@@ -65,7 +65,7 @@ def render(user: User) -> dict[str, Any]:
 async def list_users(
     rt: Runtime = Depends(wire.runtime), caller: Principal = require("users:read")
 ) -> dict[str, Any]:
-    return {"items": [render(u) for u in access.list_users(rt)]}
+    return {"items": [render(u) for u in user_service.list_users(rt)]}
 
 
 @router.post(
@@ -85,8 +85,8 @@ async def create_user(
     where they apply, as adding a member does)."""
     roles = checked_grants(rt, caller, body.roles)
     # argon2 costs tens of milliseconds on purpose: off the event loop.
-    await asyncio.to_thread(access.create_user, rt, body.username, body.password, roles)
-    return next(render(u) for u in access.list_users(rt) if u.username == body.username)
+    await asyncio.to_thread(user_service.create_user, rt, body.username, body.password, roles)
+    return next(render(u) for u in user_service.list_users(rt) if u.username == body.username)
 
 
 @router.put("/{username}/password", status_code=204)
@@ -96,5 +96,5 @@ async def set_password(
     rt: Runtime = Depends(wire.runtime),
     caller: Principal = require("users:write"),
 ) -> Response:
-    await asyncio.to_thread(access.set_password, rt, username, body.password)
+    await asyncio.to_thread(user_service.set_password, rt, username, body.password)
     return Response(status_code=204)
