@@ -38,9 +38,9 @@ def create(rt: Runtime, name: str, description: str = "") -> Project:
         return Project.from_row(project_store.create(conn, row))
 
 
-def get(rt: Runtime, ref: str) -> Project:
+def get(rt: Runtime, project_ref: str) -> Project:
     with rt.db.read() as conn:
-        return Project.from_row(project_store.get(conn, ref))
+        return Project.from_row(project_store.get(conn, project_ref))
 
 
 def ensure(rt: Runtime, name: str, description: str = "") -> tuple[Project, bool]:
@@ -62,19 +62,19 @@ def list_page(rt: Runtime, *, cursor: str | None, limit: int, only: set[str] | N
     return Page([Project.from_row(r) for r in page.items], page.next_cursor)
 
 
-def patch(rt: Runtime, ref: str, changes: dict[str, Any]) -> Project:
+def patch(rt: Runtime, project_ref: str, changes: dict[str, Any]) -> Project:
     if "name" in changes:
         _check_name(changes["name"])
     with rt.db.write() as conn:
-        project = project_store.get(conn, ref)
+        project = project_store.get(conn, project_ref)
         if changes:
             project_store.update_fields(conn, project["id"], {**changes, "updated_at": utcnow()})
         return Project.from_row(project_store.get(conn, project["id"]))
 
 
-def delete(rt: Runtime, ref: str) -> None:
+def delete(rt: Runtime, project_ref: str) -> None:
     with rt.db.write() as conn:
-        project = project_store.get(conn, ref)
+        project = project_store.get(conn, project_ref)
         active = execution_store.first_active_in_project(conn, project["id"])
         if active is not None:
             raise Conflict(

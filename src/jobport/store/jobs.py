@@ -27,24 +27,24 @@ def create(conn: Connection, row: dict[str, Any]) -> dict[str, Any]:
 
 
 def find(
-    conn: Connection, project_id: str, ref: str, *, lock: bool = False
+    conn: Connection, project_id: str, job_ref: str, *, lock: bool = False
 ) -> dict[str, Any] | None:
     """A job of the project by id or by name; `lock` takes a row lock on PostgreSQL."""
     query = select(jobs).where(
-        jobs.c.project_id == project_id, or_(jobs.c.id == ref, jobs.c.name == ref)
+        jobs.c.project_id == project_id, or_(jobs.c.id == job_ref, jobs.c.name == job_ref)
     )
     if lock and conn.dialect.name == "postgresql":
         query = query.with_for_update()
     rows = conn.execute(query).all()
     # A name may look like another job's id: the id wins, so a reference never drifts.
-    rows.sort(key=lambda r: r.id != ref)
+    rows.sort(key=lambda r: r.id != job_ref)
     return dict(rows[0]._mapping) if rows else None
 
 
-def get(conn: Connection, project_id: str, ref: str, *, lock: bool = False) -> dict[str, Any]:
-    job = find(conn, project_id, ref, lock=lock)
+def get(conn: Connection, project_id: str, job_ref: str, *, lock: bool = False) -> dict[str, Any]:
+    job = find(conn, project_id, job_ref, lock=lock)
     if job is None:
-        raise NotFound(f"no job {ref!r} in this project", code="job_not_found")
+        raise NotFound(f"no job {job_ref!r} in this project", code="job_not_found")
     return job
 
 

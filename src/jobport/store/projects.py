@@ -26,22 +26,22 @@ def create(conn: Connection, row: dict[str, Any]) -> dict[str, Any]:
 
 # Built once: every project-scoped request resolves its project, often twice.
 _BY_REF = select(projects).where(
-    or_(projects.c.id == bindparam("ref"), projects.c.name == bindparam("ref"))
+    or_(projects.c.id == bindparam("project_ref"), projects.c.name == bindparam("project_ref"))
 )
 
 
-def find(conn: Connection, ref: str) -> dict[str, Any] | None:
+def find(conn: Connection, project_ref: str) -> dict[str, Any] | None:
     """A project by id or by name."""
-    rows = conn.execute(_BY_REF, {"ref": ref}).all()
+    rows = conn.execute(_BY_REF, {"project_ref": project_ref}).all()
     # A name may look like another project's id: the id wins, so a reference never drifts.
-    rows.sort(key=lambda r: r.id != ref)
+    rows.sort(key=lambda r: r.id != project_ref)
     return dict(rows[0]._mapping) if rows else None
 
 
-def get(conn: Connection, ref: str) -> dict[str, Any]:
-    project = find(conn, ref)
+def get(conn: Connection, project_ref: str) -> dict[str, Any]:
+    project = find(conn, project_ref)
     if project is None:
-        raise NotFound(f"no project {ref!r}", code="project_not_found")
+        raise NotFound(f"no project {project_ref!r}", code="project_not_found")
     return project
 
 
