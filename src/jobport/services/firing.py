@@ -100,7 +100,7 @@ class Batch:
     started: list[execution_service.Started] = field(default_factory=list)
     cancelled: list[str] = field(default_factory=list)
     jobs: dict[str, tuple[dict[str, Any], JobSpec]] = field(default_factory=dict)
-    pending_runs: list[dict[str, Any]] = field(default_factory=list)
+    pending_executions: list[dict[str, Any]] = field(default_factory=list)
     pending_fires: list[dict[str, Any]] = field(default_factory=list)
     count: int = 0  # fires recorded, or buffered fires started: what a pass reports
 
@@ -167,9 +167,9 @@ class Batch:
     def flush(self) -> None:
         """Write the pending runs and fires. DuplicateFire: a time was recorded meanwhile;
         the caller's transaction must roll back (nothing of it stays)."""
-        execution_store.insert_executions(self.conn, self.pending_runs)
+        execution_store.insert_executions(self.conn, self.pending_executions)
         schedule_store.insert_fires(self.conn, self.pending_fires)
-        self.pending_runs, self.pending_fires = [], []
+        self.pending_executions, self.pending_fires = [], []
 
     def announce(self, rt: Runtime) -> None:
         """After the commit: hand the new runs out, wake waiters of the cancelled ones."""
@@ -292,7 +292,7 @@ def _start(
         schedule_name=schedule["name"],
         schedule_fire_at=fire.utc,
     )
-    batch.pending_runs.append(row)
+    batch.pending_executions.append(row)
     return _queued(row)
 
 
