@@ -152,7 +152,7 @@ def test_failures_never_refuse_a_valid_key_but_do_stop_password_guessing(db: Dat
     with pytest.raises(RateLimited) as guessing:
         access.login(rt, "admin", "first-admin-pw", "10.0.0.1")  # the right one, too late
     assert guessing.value.retry_after >= 1 and "admin" in guessing.value.message
-    assert access.login(rt, "admin", "first-admin-pw", "10.0.0.2")["username"] == "admin"
+    assert access.login(rt, "admin", "first-admin-pw", "10.0.0.2").username == "admin"
 
 
 def test_project_roles_go_with_their_project(rt: Runtime) -> None:
@@ -170,11 +170,11 @@ def test_project_roles_go_with_their_project(rt: Runtime) -> None:
 
 def test_sessions_end_at_logout(rt: Runtime) -> None:
     session = access.login(rt, "admin", "first-admin-pw", "10.0.0.2")
-    user = access.authenticate_session(rt, session["token"], "10.0.0.2", unsafe=False, csrf=None)
+    user = access.authenticate_session(rt, session.token, "10.0.0.2", unsafe=False, csrf=None)
     assert user.name == "admin" and user.allows("keys:write")
-    access.logout(rt, session["token"])
+    access.logout(rt, session.token)
     with pytest.raises(Unauthenticated):
-        access.authenticate_session(rt, session["token"], "10.0.0.2", unsafe=False, csrf=None)
+        access.authenticate_session(rt, session.token, "10.0.0.2", unsafe=False, csrf=None)
 
 
 def test_audit_pages_newest_first_with_filters(rt: Runtime) -> None:
@@ -183,8 +183,8 @@ def test_audit_pages_newest_first_with_filters(rt: Runtime) -> None:
         row = audit.entry(action="execute_job", outcome="ok" if i % 2 else "denied")
         audit.record(rt, {**row, "at": base + dt.timedelta(minutes=i), "principal": f"p{i}"})
     first = audit.list_page(rt, limit=2)
-    assert [r["principal"] for r in first.items] == ["p4", "p3"]
+    assert [r.principal for r in first.items] == ["p4", "p3"]
     second = audit.list_page(rt, limit=2, cursor=first.next_cursor)
-    assert [r["principal"] for r in second.items] == ["p2", "p1"]
+    assert [r.principal for r in second.items] == ["p2", "p1"]
     denied = audit.list_page(rt, outcome="denied")
-    assert [r["principal"] for r in denied.items] == ["p4", "p2", "p0"]
+    assert [r.principal for r in denied.items] == ["p4", "p2", "p0"]

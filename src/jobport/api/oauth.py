@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from jobport.api.auth import address_of, public
 from jobport.api.responses import JSONResponse
 from jobport.api.v1 import wire
+from jobport.domain.access import AccessToken
 from jobport.errors import Forbidden, Invalid, RateLimited, Unauthenticated
 from jobport.services.access import authentication
 from jobport.services.runtime import Runtime
@@ -63,7 +64,7 @@ async def token(
         )
     request.state.attempted = client_id
     try:
-        result = authentication.issue_token(
+        issued = authentication.issue_token(
             rt, client_id, client_secret, scope, address_of(request)
         )
     except Unauthenticated as exc:
@@ -82,7 +83,17 @@ async def token(
         return _error(
             429, "rate_limited", exc.message, headers={"Retry-After": str(exc.retry_after)}
         )
-    return JSONResponse(result, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
+    return JSONResponse(render(issued), headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
+
+
+def render(issued: AccessToken) -> dict[str, Any]:
+    """The token answer of RFC 6749 (section 5.1), in its snake_case."""
+    return {
+        "access_token": issued.access_token,
+        "token_type": issued.token_type,
+        "expires_in": issued.expires_in,
+        "scope": issued.scope,
+    }
 
 
 router.add_api_route("/connect/token", token, methods=["POST"], name="token")

@@ -7,6 +7,7 @@ import logging
 import threading
 from typing import Any
 
+from jobport.domain.audit import AuditEntry
 from jobport.domain.clock import utcnow
 from jobport.domain.ids import new_id
 from jobport.domain.pages import Page
@@ -124,6 +125,7 @@ def list_page(
     cursor: str | None = None,
     limit: int = 50,
 ) -> Page:
+    """A page of audit entries (AuditEntry items), newest first, filtered."""
     if outcome is not None and outcome not in OUTCOMES:
         raise Invalid(
             f"outcome must be one of {list(OUTCOMES)}",
@@ -133,7 +135,7 @@ def list_page(
     if rt.audit is not None:
         rt.audit.flush()  # a reader sees every write that answered before it asked
     with rt.db.read() as conn:
-        return access_store.list_audit(
+        page = access_store.list_audit(
             conn,
             principal=principal,
             action=action,
@@ -144,3 +146,4 @@ def list_page(
             cursor=cursor,
             limit=limit,
         )
+    return Page([AuditEntry.from_row(row) for row in page.items], page.next_cursor)

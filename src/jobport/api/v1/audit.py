@@ -9,24 +9,25 @@ from fastapi import APIRouter, Depends, Query
 from jobport.api.auth import require
 from jobport.api.v1 import wire
 from jobport.domain.access import Principal
+from jobport.domain.audit import AuditEntry
 from jobport.services import audit
 from jobport.services.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 
 
-def render(row: dict[str, Any]) -> dict[str, Any]:
+def render(entry: AuditEntry) -> dict[str, Any]:
     return {
-        "id": row["id"],
-        "at": wire.ts(row["at"]),
-        "principal": row["principal"],
-        "address": row["address"],
-        "action": row["action"],
-        "target": row["target"],
-        "projectId": row["project_id"],
-        "outcome": row["outcome"],
-        "status": row["status"],
-        "details": row["details"],
+        "id": entry.id,
+        "at": wire.ts(entry.at),
+        "principal": entry.principal,
+        "address": entry.address,
+        "action": entry.action,
+        "target": entry.target,
+        "projectId": entry.project_id,
+        "outcome": entry.outcome,
+        "status": entry.status,
+        "details": entry.details,
     }
 
 

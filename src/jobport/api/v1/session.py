@@ -74,14 +74,14 @@ async def login(
         authentication.login, rt, body.username, body.password, address_of(request)
     )
     principal = authentication.authenticate_session(
-        rt, session["token"], address_of(request), unsafe=False, csrf=None
+        rt, session.token, address_of(request), unsafe=False, csrf=None
     )
     request.state.principal = principal
     response = JSONResponse(
         {
-            "username": session["username"],
-            "csrfToken": session["csrf_token"],
-            "expiresAt": wire.ts(session["expires_at"]),
+            "username": session.username,
+            "csrfToken": session.csrf_token,
+            "expiresAt": wire.ts(session.expires_at),
             "me": render(authorization.describe(rt, principal)),
         },
         status_code=201,
@@ -90,7 +90,7 @@ async def login(
     secure = rt.settings.secure_cookies
     response.set_cookie(
         SESSION_COOKIE,
-        session["token"],
+        session.token,
         max_age=max_age,
         httponly=True,
         samesite="strict",
@@ -99,7 +99,7 @@ async def login(
     )
     # Readable by the console's script, which echoes it in the X-CSRF-Token header.
     response.set_cookie(
-        CSRF_COOKIE, session["csrf_token"], max_age=max_age, samesite="strict", secure=secure
+        CSRF_COOKIE, session.csrf_token, max_age=max_age, samesite="strict", secure=secure
     )
     return response
 

@@ -28,11 +28,13 @@ from jobport.domain.access.principals import (
     is_valid_username,
 )
 from jobport.domain.access.records import (
+    AccessToken,
     ApiKey,
     Identity,
     Member,
     Role,
     RoleHeld,
+    Session,
     User,
 )
 from jobport.domain.access.scopes import (
@@ -52,6 +54,7 @@ __all__ = [
     "MEMBER_TYPES",
     "RESOURCES",
     "SCOPES",
+    "AccessToken",
     "ApiKey",
     "FirewallRule",
     "Grant",
@@ -64,6 +67,7 @@ __all__ = [
     "RoleHeld",
     "RolePatch",
     "RoleSpec",
+    "Session",
     "User",
     "address_allowed",
     "check_scope",

@@ -133,3 +133,23 @@ class Identity:
     principal: Principal
     roles: tuple[RoleHeld, ...]
     scopes: dict[str, list[str]]
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """A console session just opened: its token (the cookie), its CSRF token, and its end."""
+
+    token: str
+    csrf_token: str
+    expires_at: dt.datetime
+    username: str
+
+
+@dataclass(frozen=True, slots=True)
+class AccessToken:
+    """An OAuth2 access token issued for a key: the token, its lifetime, the scopes granted."""
+
+    access_token: str
+    expires_in: int  # seconds
+    scope: str  # space-separated
+    token_type: str = "Bearer"

@@ -16,7 +16,7 @@ import jwt
 from limits import parse
 
 from jobport.domain import access as rules
-from jobport.domain.access import Grant, Principal
+from jobport.domain.access import AccessToken, Grant, Principal, Session
 from jobport.domain.clock import utcnow
 from jobport.domain.ids import new_id
 from jobport.errors import Forbidden, Invalid, RateLimited, Unauthenticated
@@ -227,7 +227,7 @@ def _touch(rt: Runtime, row: dict[str, Any], address: str, now: dt.datetime) -> 
 
 def issue_token(
     rt: Runtime, client_id: str, secret: str, scope: str | None, address: str
-) -> dict[str, Any]:
+) -> AccessToken:
     """OAuth2 client credentials: a signed JWT for the key, optionally with fewer scopes."""
     now = utcnow()
     if not rules.looks_like_client_id(client_id):
@@ -264,12 +264,11 @@ def issue_token(
     }
     token = jwt.encode(claims, state_of(rt).signing_key, algorithm="HS256")
     _touch(rt, row, address, now)
-    return {
-        "access_token": token,
-        "token_type": "Bearer",
-        "expires_in": max(0, int((expires - now).total_seconds())),
-        "scope": " ".join(granted),
-    }
+    return AccessToken(
+        access_token=token,
+        expires_in=max(0, int((expires - now).total_seconds())),
+        scope=" ".join(granted),
+    )
 
 
 def authenticate_token(rt: Runtime, token: str, address: str) -> Principal:
@@ -308,7 +307,7 @@ def _session_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def login(rt: Runtime, username: str, password: str, address: str) -> dict[str, Any]:
+def login(rt: Runtime, username: str, password: str, address: str) -> Session:
     """Check a user's password; a new session (token, CSRF token, expiry).
 
     Passwords can be guessed, so unlike keys a login can be refused before its password is
@@ -351,7 +350,7 @@ def login(rt: Runtime, username: str, password: str, address: str) -> dict[str, 
         if hasher.check_needs_rehash(user["password_hash"]):
             values["password_hash"] = hasher.hash(password)
         access_store.update_user(conn, user["id"], values)
-    return {"token": token, "csrf_token": csrf, "expires_at": expires, "username": username}
+    return Session(token=token, csrf_token=csrf, expires_at=expires, username=username)
 
 
 def logout(rt: Runtime, token: str) -> None:
