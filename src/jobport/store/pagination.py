@@ -31,30 +31,6 @@ def decode_cursor(cursor: str) -> tuple[Any, str]:
         raise Invalid("cursor is not one this server issued", code="invalid_cursor") from exc
 
 
-def _paginate(
-    query: Select[Any],
-    sort_col: Column[Any],
-    id_col: Column[Any],
-    *,
-    descending: bool,
-    cursor: str | None,
-    limit: int,
-) -> Select[Any]:
-    """Order `query` by (sort, id) and start after `cursor`; fetches limit + 1 rows."""
-    if cursor:
-        value, ident = decode_cursor(cursor)
-        _check_sort_value(sort_col, value)
-        if descending:
-            query = query.where(or_(sort_col < value, and_(sort_col == value, id_col < ident)))
-        else:
-            query = query.where(or_(sort_col > value, and_(sort_col == value, id_col > ident)))
-    if descending:
-        query = query.order_by(sort_col.desc(), id_col.desc())
-    else:
-        query = query.order_by(sort_col.asc(), id_col.asc())
-    return query.limit(limit + 1)
-
-
 def fetch_page(
     conn: Connection,
     query: Select[Any],
@@ -67,8 +43,18 @@ def fetch_page(
 ) -> Page:
     """The page of `query`'s rows after `cursor`, ordered by (sort, id), with the cursor of
     the next page. The rows are dicts keyed by column."""
-    query = _paginate(query, sort_col, id_col, descending=descending, cursor=cursor, limit=limit)
-    rows = [dict(r._mapping) for r in conn.execute(query)]
+    if cursor:
+        value, ident = decode_cursor(cursor)
+        _check_sort_value(sort_col, value)
+        if descending:
+            query = query.where(or_(sort_col < value, and_(sort_col == value, id_col < ident)))
+        else:
+            query = query.where(or_(sort_col > value, and_(sort_col == value, id_col > ident)))
+    if descending:
+        query = query.order_by(sort_col.desc(), id_col.desc())
+    else:
+        query = query.order_by(sort_col.asc(), id_col.asc())
+    rows = [dict(r._mapping) for r in conn.execute(query.limit(limit + 1))]
     return page_of(rows, limit, sort_col.key, id_col.key)
 
 
