@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from jobport.domain.values import clean
@@ -75,6 +75,22 @@ class ErrorCode(enum.StrEnum):
     WORKER_LOST = "worker_lost"
     TEMPLATE_ERROR = "template_error"
     INTERNAL = "internal_error"
+
+
+@dataclass(frozen=True, slots=True)
+class StartRequest:
+    """What an execution is started with: the caller's choices, and what started it (an API
+    call, or a schedule's fire)."""
+
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    mode: str = Mode.FULL.value
+    execution_id: str | None = None
+    idempotency_key: str | None = None
+    trigger: Trigger = Trigger.API
+    principal: str | None = None
+    schedule_id: str | None = None
+    schedule_name: str | None = None
+    schedule_fire_at: dt.datetime | None = None
 
 
 def initial_step_states(spec: dict[str, Any]) -> list[dict[str, Any]]:

@@ -15,8 +15,8 @@ from jobport.domain.executions import (
     Execution,
     LogLine,
     Mode,
+    StartRequest,
     Status,
-    Trigger,
     queued_execution,
 )
 from jobport.domain.ids import new_id
@@ -76,53 +76,22 @@ class Started:
 
 
 def start(
-    rt: Runtime,
-    project_ref: str,
-    job_ref: str,
-    *,
-    parameters: dict[str, Any] | None = None,
-    mode: str = "full",
-    execution_id: str | None = None,
-    idempotency_key: str | None = None,
-    trigger: Trigger = Trigger.API,
-    principal: str | None = None,
+    rt: Runtime, project_ref: str, job_ref: str, request: StartRequest
 ) -> tuple[Execution, bool]:
     """Queue a run of the job. Returns (execution, created); a replayed id or key is not new."""
     with rt.db.write() as conn:
-        started = start_in(
-            conn,
-            project_ref,
-            job_ref,
-            parameters=parameters,
-            mode=mode,
-            execution_id=execution_id,
-            idempotency_key=idempotency_key,
-            trigger=trigger,
-            principal=principal,
-        )
+        started = start_in(conn, project_ref, job_ref, request)
     if started.created:
         announce(rt, started)
     return started.execution, started.created
 
 
-def start_in(
-    conn: Connection,
-    project_ref: str,
-    job_ref: str,
-    *,
-    parameters: dict[str, Any] | None = None,
-    mode: str = "full",
-    execution_id: str | None = None,
-    idempotency_key: str | None = None,
-    trigger: Trigger = Trigger.API,
-    principal: str | None = None,
-    schedule_id: str | None = None,
-    schedule_name: str | None = None,
-    schedule_fire_at: dt.datetime | None = None,
-) -> Started:
+def start_in(conn: Connection, project_ref: str, job_ref: str, request: StartRequest) -> Started:
     """start() inside the caller's write transaction, so a schedule's fire and its run commit
     together. The caller announces the run with announce() after the commit."""
-    parameters = dict(parameters or {})
+    parameters = dict(request.parameters)
+    mode, execution_id = request.mode, request.execution_id
+    idempotency_key = request.idempotency_key
     replaced: list[tuple[str, str]] = []
     project = project_store.get(conn, project_ref)
     job = job_store.get(conn, project["id"], job_ref, lock=True)
@@ -154,15 +123,15 @@ def start_in(
     row = queued_execution(
         execution_id=execution_id or new_id(),
         job=job,
-        trigger=trigger,
+        trigger=request.trigger,
         parameters={**spec.parameters, **parameters},
         mode=mode,
         now=utcnow(),
-        principal=principal,
+        principal=request.principal,
         idempotency_key=idempotency_key,
-        schedule_id=schedule_id,
-        schedule_name=schedule_name,
-        schedule_fire_at=schedule_fire_at,
+        schedule_id=request.schedule_id,
+        schedule_name=request.schedule_name,
+        schedule_fire_at=request.schedule_fire_at,
     )
     try:
         execution_store.insert_execution(conn, row)

@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from jobport.domain.clock import utcnow
-from jobport.domain.executions import Execution, Status, Trigger, queued_execution
+from jobport.domain.executions import Execution, StartRequest, Status, Trigger, queued_execution
 from jobport.domain.ids import new_id
 from jobport.domain.jobs import JobSpec
 from jobport.domain.schedules import Fire, ScheduleSpec, compiled, fires
@@ -261,13 +261,15 @@ def _start(
             batch.conn,
             schedule["project_id"],
             schedule["job_id"],
-            parameters=spec.parameters,
-            mode=spec.mode,
-            trigger=Trigger.SCHEDULE,
-            principal=principal,
-            schedule_id=schedule["id"],
-            schedule_name=schedule["name"],
-            schedule_fire_at=fire.utc,
+            StartRequest(
+                parameters=spec.parameters,
+                mode=spec.mode,
+                trigger=Trigger.SCHEDULE,
+                principal=principal,
+                schedule_id=schedule["id"],
+                schedule_name=schedule["name"],
+                schedule_fire_at=fire.utc,
+            ),
         )
     problems = job_spec.parameter_problems(spec.parameters)
     if problems:  # the job changed since the schedule was defined
@@ -401,12 +403,14 @@ def _release_buffered(rt: Runtime, now: dt.datetime, limit: int) -> Batch | None
                         conn,
                         fire["project_id"],
                         fire["job_id"],
-                        parameters=spec.parameters,
-                        mode=spec.mode,
-                        trigger=Trigger.SCHEDULE,
-                        schedule_id=fire["schedule_id"],
-                        schedule_name=fire["schedule_name"],
-                        schedule_fire_at=fire["fire_at"],
+                        StartRequest(
+                            parameters=spec.parameters,
+                            mode=spec.mode,
+                            trigger=Trigger.SCHEDULE,
+                            schedule_id=fire["schedule_id"],
+                            schedule_name=fire["schedule_name"],
+                            schedule_fire_at=fire["fire_at"],
+                        ),
                     )
                     if not schedule_store.settle_fire(
                         conn,

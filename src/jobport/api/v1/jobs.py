@@ -17,7 +17,7 @@ from jobport.api.v1.executions import render as render_execution
 from jobport.api.v1.executions import render_listed as render_listed_execution
 from jobport.api.v1.schedules import schedule_summary
 from jobport.domain.access import Principal
-from jobport.domain.executions import FINAL_STATUSES, Trigger
+from jobport.domain.executions import FINAL_STATUSES, StartRequest, Trigger
 from jobport.domain.jobs import Job, JobSpec
 from jobport.services import executions as execution_service
 from jobport.services import jobs as job_service
@@ -206,12 +206,14 @@ async def execute_job(
         rt,
         project,
         job,
-        parameters=body.parameters,
-        mode=body.mode,
-        execution_id=body.execution_id,
-        idempotency_key=idempotency_key,
-        trigger=Trigger.API,
-        principal=caller.label,
+        StartRequest(
+            parameters=body.parameters,
+            mode=body.mode,
+            execution_id=body.execution_id,
+            idempotency_key=idempotency_key,
+            trigger=Trigger.API,
+            principal=caller.label,
+        ),
     )
     if wait:
         execution = await execution_service.wait(rt, execution.id, wait)
