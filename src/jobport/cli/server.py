@@ -44,7 +44,7 @@ def serve(
             "(then set JOBPORT_TRUSTED_PROXIES and JOBPORT_SECURE_COOKIES)",
             err=True,
         )
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    _configure_logging(log_level)
     if demo:
         url = f"http://{settings.host}:{settings.port}"
         # The command as it can be typed here: `jobport` is often not on PATH (make run).
@@ -82,9 +82,16 @@ def scheduler_command(
     from jobport import boot
     from jobport.settings import Settings
 
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    _configure_logging(log_level)
     settings = Settings()
     boot.run_scheduler(
         settings,
         on_start=lambda _: typer.echo(f"jobport scheduler on {settings.database_url}", err=True),
     )
+
+
+def _configure_logging(log_level: str) -> None:
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    # Alembic announces each of its plugins at INFO on every start: noise, unless debugging.
+    plugins = logging.getLogger("alembic.runtime.plugins")
+    plugins.setLevel(max(logging.WARNING, logging.getLogger().level))
