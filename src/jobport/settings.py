@@ -57,6 +57,12 @@ class Settings(BaseSettings):
     scheduler_missed_record_cap: int = Field(default=1000, ge=1)
     schedule_backfill_max_fires: int = Field(default=1000, ge=1)
 
+    # Connections: their passwords and header values are encrypted with this Fernet key (32
+    # url-safe base64 bytes). Unset: the key in `encryption_key_file`, made on first start
+    # with mode 0600. Every node of one database needs the same key.
+    encryption_key: str = ""
+    encryption_key_file: str = ".jobport/encryption.key"
+
     # Access
     admin_username: str = "admin"
     admin_password: str | None = None  # first start only; generated and printed when unset

@@ -18,6 +18,7 @@ SCHEMA = {"projects", "jobs", "executions", "execution_logs"}
 SCHEMA |= {"schedules", "schedule_fires"}  # 0002
 SCHEMA |= {"users", "api_keys", "roles", "role_members", "sessions", "audit_log"}  # 0003
 SCHEMA |= {"server_secrets"}  # 0003
+SCHEMA |= {"connections", "step_watermarks"}  # 0004
 
 
 def tables(db: Database) -> set[str]:

@@ -21,6 +21,7 @@ from jobport.domain.executions import (
 from jobport.domain.jobs import JobSpec, Step, result_step
 from jobport.engine import capture
 from jobport.engine import steps as step_kinds
+from jobport.engine.connections import ConnectionSource
 from jobport.engine.logwriter import LogWriter
 from jobport.engine.steps import StepContext, StepFailed, StepInterrupted, kinds
 from jobport.engine.templating import TemplateError
@@ -62,8 +63,16 @@ class _RunningStep:
 class Run:
     """One execution in progress inside a worker."""
 
-    def __init__(self, execution: dict[str, Any], logs: LogWriter, *, grace_seconds: float) -> None:
+    def __init__(
+        self,
+        execution: dict[str, Any],
+        logs: LogWriter,
+        *,
+        grace_seconds: float,
+        connections: ConnectionSource | None = None,
+    ) -> None:
         self.execution = execution
+        self.connections = connections
         self.spec = JobSpec.model_validate(execution["spec"])
         self.logs = logs
         self.grace = grace_seconds
@@ -276,7 +285,14 @@ class Run:
                 "JOBPORT_ATTEMPT": str(self.execution.get("attempt") or 1),
             },
             log_lines=log_lines,
+            project_id=self.execution["project_id"],
+            job_id=self.execution["job_id"],
+            mode=str(self.execution.get("mode") or "full"),
         )
+        if self.connections is not None:
+            source, project_id, job_id = self.connections, ctx.project_id, ctx.job_id
+            ctx.connection = lambda connection: source.resolve(project_id, connection)
+            ctx.watermark = lambda: source.watermark(job_id, name)
         status, error, code = StepStatus.SUCCEEDED, None, None
         try:
             if rs.stop.is_set():  # stopped before the thread got going

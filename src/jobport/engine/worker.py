@@ -12,6 +12,7 @@ from jobport.domain.clock import utcnow
 from jobport.domain.executions import ErrorCode, Status
 from jobport.domain.values import clean
 from jobport.engine import capture
+from jobport.engine.connections import ConnectionSource
 from jobport.engine.lifecycle import Concluded, conclude
 from jobport.engine.logwriter import LogWriter
 from jobport.engine.runner import Outcome, Run
@@ -58,6 +59,7 @@ class Worker:
         self.name = name
         self.settings = settings
         self.db = db
+        self.connections = ConnectionSource(settings, db)
         self._current: Run | None = None
         self._current_since = 0.0
         self._beaten_version = -1
@@ -114,7 +116,12 @@ class Worker:
             max_bytes=self.settings.log_max_bytes,
         )
         logs.start()
-        run = Run(execution, logs, grace_seconds=self.settings.cancel_grace_seconds)
+        run = Run(
+            execution,
+            logs,
+            grace_seconds=self.settings.cancel_grace_seconds,
+            connections=self.connections,
+        )
         self._beaten_version = -1
         with self._lock:
             self._current = run

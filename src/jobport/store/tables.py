@@ -276,3 +276,36 @@ schedule_fires = Table(
     UniqueConstraint("schedule_id", "fire_at"),
     Index("ix_schedule_fires_outcome", "outcome"),
 )
+
+# --- Connections and step watermarks (migration 0004) --------------------------------------
+
+# A project's named connection: a SQLAlchemy URL (kind "sql") or an http(s) base URL with
+# headers (kind "http"). `url` is what anyone may read: the URL with its password masked;
+# `secret` is the Fernet token of {"url": the whole URL, "headers": {name: value}}.
+connections = Table(
+    "connections",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("project_id", Id, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("kind", String(10), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("header_names", Json, nullable=False),
+    Column("secret", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("project_id", "name"),
+)
+
+# The highest watermark the last successful run of a job's step saw (a `delta` transfer
+# reads above it). Written in the transaction that records the run's success, never before.
+step_watermarks = Table(
+    "step_watermarks",
+    metadata,
+    Column("job_id", Id, ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+    Column("step", String(200), primary_key=True),
+    Column("value", Json, nullable=True),
+    Column("execution_id", String(200), nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
+from jobport.domain.connections import Resolved
 from jobport.engine import templating
 
 
@@ -33,7 +34,8 @@ class StepInterrupted(BaseException):
 
 @dataclass
 class StepContext:
-    """What a running step may use: its name, a logger, and the stop signal."""
+    """What a running step may use: its name, a logger, the stop signal, the execution's
+    mode, and (in a worker) the project's connections and the step's watermark."""
 
     execution_id: str
     step: str
@@ -42,6 +44,15 @@ class StepContext:
     grace_seconds: float
     env: dict[str, str] = field(default_factory=dict)
     log_lines: Callable[[str, list[str]], None] | None = None  # (stream, texts)
+    project_id: str = ""
+    job_id: str = ""
+    mode: str = "full"  # the execution's mode: full or delta
+    # A connection of the project by name, with its secrets (StepFailed if unknown).
+    connection: Callable[[str], Resolved] | None = None
+    # The watermark this step's last successful run recorded (None: none yet). A step that
+    # keeps one returns it in its result as "watermarkAfter"; it is recorded only if the run
+    # succeeds (engine/lifecycle.py).
+    watermark: Callable[[], Any] | None = None
 
     def log_many(self, stream: str, texts: list[str]) -> None:
         if self.log_lines is not None:

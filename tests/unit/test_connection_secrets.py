@@ -1,0 +1,81 @@
+"""Connections' URLs (kinds, masking) and the Fernet key that keeps their secrets."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+
+from jobport.domain.connections import ConnectionSpec, Resolved, kind_of, masked
+from jobport.errors import JobportError
+from jobport.store.secrets import Cipher, load_cipher
+
+
+@pytest.mark.parametrize(
+    ("url", "kind"),
+    [
+        ("sqlite:///data/warehouse.db", "sql"),
+        ("postgresql+psycopg://etl:s3cret@db.example.com:5432/dw", "sql"),
+        ("mysql+pymysql://root@127.0.0.1:3306/test", "sql"),
+        ("mariadb+pymysql://root@127.0.0.1/test", "sql"),
+        ("https://api.example.com/v2", "http"),
+        ("http://user:pw@127.0.0.1:8080", "http"),
+    ],
+)
+def test_the_kind_follows_the_url(url: str, kind: str) -> None:
+    assert kind_of(url) == kind
+
+
+@pytest.mark.parametrize("url", ["oracle://u:p@h/db", "not a url", "ftp://host/x", "https://"])
+def test_other_urls_are_refused_with_what_is_accepted(url: str) -> None:
+    with pytest.raises(ValueError):
+        kind_of(url)
+    with pytest.raises(ValueError):
+        ConnectionSpec(name="c", url=url)
+
+
+def test_passwords_are_masked_and_nothing_else_changes() -> None:
+    assert masked("postgresql://etl:s3cret@db/dw") == "postgresql://etl:***@db/dw"
+    assert masked("https://u:pa%2Fss@api.example.com:8443/v1?x=1") == (
+        "https://u:***@api.example.com:8443/v1?x=1"
+    )
+    assert masked("sqlite:///x.db") == "sqlite:///x.db"
+    resolved = Resolved("dw", "sql", "postgresql://etl:s3cret@db/dw", {"X-Token": "t0ken"})
+    assert "s3cret" not in repr(resolved) and "t0ken" not in repr(resolved)
+
+
+def test_header_names_and_values_are_checked() -> None:
+    with pytest.raises(ValueError):
+        ConnectionSpec(name="c", url="https://x.example", headers={"Bad Name": "v"})
+    with pytest.raises(ValueError):
+        ConnectionSpec(name="c", url="https://x.example", headers={"X": "a\r\nInjected: 1"})
+
+
+def test_a_secret_round_trips_and_another_key_cannot_read_it(tmp_path: Path) -> None:
+    cipher = load_cipher("", tmp_path / "keys" / "encryption.key")
+    token = cipher.encrypt({"url": "postgresql://u:pw@h/db", "headers": {}})
+    assert "pw" not in token
+    assert cipher.decrypt(token) == {"url": "postgresql://u:pw@h/db", "headers": {}}
+    with pytest.raises(JobportError) as refused:
+        Cipher(Fernet.generate_key()).decrypt(token)
+    assert refused.value.code == "bad_encryption_key"
+
+
+def test_the_key_file_is_made_once_with_mode_0600(tmp_path: Path) -> None:
+    path = tmp_path / "encryption.key"
+    first = load_cipher("", path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    again = load_cipher("", path)
+    assert again.decrypt(first.encrypt("x")) == "x"
+    assert [p.name for p in tmp_path.iterdir()] == ["encryption.key"]  # no draft left
+
+
+def test_a_key_from_settings_wins_and_a_bad_one_is_refused(tmp_path: Path) -> None:
+    key = Fernet.generate_key().decode()
+    cipher = load_cipher(key, tmp_path / "unused.key")
+    assert Cipher(key).decrypt(cipher.encrypt(1)) == 1
+    assert not (tmp_path / "unused.key").exists()
+    with pytest.raises(JobportError):
+        load_cipher("too short", tmp_path / "unused.key")
