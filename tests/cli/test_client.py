@@ -77,6 +77,19 @@ def test_a_replayed_idempotency_key_or_execution_id_returns_the_same_run(
         assert jp.wait(run["id"], 20)["status"] == "succeeded"
 
 
+def test_the_mode_of_an_execute_is_recorded_and_seen_by_its_steps(jp: Client, project: str) -> None:
+    jp.create_job(project, {"name": "moded", "steps": [sh("say", "echo $JOBPORT_MODE {{ mode }}")]})
+    runs = {mode: jp.execute(project, "moded", mode=mode, wait=30) for mode in ("delta", "full")}
+    for mode, run in runs.items():
+        assert run["status"] == "succeeded" and run["mode"] == mode, run
+        assert jp.get_execution(run["id"])["mode"] == mode
+        said = [x["text"] for x in jp.logs(run["id"])["items"] if x["stream"] == "stdout"]
+        assert said == [f"{mode} {mode}"]
+    assert jp.execute(project, "moded", wait=30)["mode"] == "full"  # the default
+    with pytest.raises(ValidationFailed):
+        jp.execute(project, "moded", mode="partial")
+
+
 def test_follow_logs_yields_every_line_in_order_and_stops_at_the_end(
     jp: Client, project: str
 ) -> None:
@@ -382,3 +395,100 @@ def test_both_clients_ensure_a_project_that_someone_else_creates_meanwhile() -> 
     asked.clear()
     asyncio.run(scenario())
     assert asked == sync_asked
+
+
+def _connections_server(asked: list[tuple[str, str, str, Any]]) -> httpx2.MockTransport:
+    """The agreed connections API of project `p`, in memory: one connection `warehouse`, two
+    pages of one; POST a second `warehouse` is a 409, a url without a scheme a 422."""
+    base = "/api/v1/projects/p/connections"
+    shown = {"name": "warehouse", "kind": "sql", "url": "postgresql://etl:***@db/dw"}
+
+    def answer(request: httpx2.Request) -> httpx2.Response:
+        body = json.loads(request.content) if request.content else None
+        path, query = request.url.raw_path.decode().partition("?")[::2]
+        asked.append((request.method, path, query, body))
+        if request.method == "POST" and path == base:
+            if body["url"] == "nowhere":
+                details = [{"field": "url", "reason": "url must be a SQLAlchemy database URL"}]
+                problem = {"error": "invalid_connection", "message": "bad", "details": details}
+                return httpx2.Response(422, json=problem)
+            if body["name"] == "warehouse":
+                return httpx2.Response(409, json={"error": "already_exists", "message": "taken"})
+            return httpx2.Response(201, json={**body, "headers": {"X-Key": "***"}})
+        if path == base:
+            cursor = "c1" if "cursor" not in query else None
+            return httpx2.Response(200, json={"items": [shown], "nextCursor": cursor})
+        if not path.startswith(base + "/warehouse"):
+            return httpx2.Response(
+                404, json={"error": "connection_not_found", "message": "no connection"}
+            )
+        if request.method == "DELETE":
+            return httpx2.Response(204)
+        if path.endswith("/test"):
+            return httpx2.Response(200, json={"ok": False, "kind": "sql", "message": "refused"})
+        return httpx2.Response(200, json={**shown, **(body or {})})
+
+    return httpx2.MockTransport(answer)
+
+
+def _use_connections(jp: Client) -> list[Any]:
+    return [
+        jp.create_connection("p", "api", "https://api.example", "the API", {"X-Key": "s3cret"}),
+        jp.list_connections("p", page_size=1),
+        jp.get_connection("p", "warehouse"),
+        jp.update_connection("p", "warehouse", url="postgresql://etl:***@db2/dw", headers={}),
+        jp.test_connection("p", "warehouse"),
+        jp.delete_connection("p", "warehouse"),
+    ]
+
+
+def test_the_connection_methods_send_the_agreed_requests_from_both_clients() -> None:
+    asked: list[tuple[str, str, str, Any]] = []
+    base = "/api/v1/projects/p/connections"
+    with Client("http://jobport.test", transport=_connections_server(asked), key="k") as jp:
+        made, listed, got, changed, probe, gone = _use_connections(jp)
+    assert made["headers"] == {"X-Key": "***"} and [c["name"] for c in listed] == ["warehouse"] * 2
+    assert got["kind"] == "sql" and changed["url"] == "postgresql://etl:***@db2/dw"
+    assert probe == {"ok": False, "kind": "sql", "message": "refused"} and gone is None
+    body = {"name": "api", "url": "https://api.example", "description": "the API"}
+    assert asked == [
+        ("POST", base, "", {**body, "headers": {"X-Key": "s3cret"}}),
+        ("GET", base, "limit=1", None),
+        ("GET", base, "limit=1&cursor=c1", None),
+        ("GET", f"{base}/warehouse", "", None),
+        ("PATCH", f"{base}/warehouse", "", {"url": "postgresql://etl:***@db2/dw", "headers": {}}),
+        ("POST", f"{base}/warehouse/test", "", None),
+        ("DELETE", f"{base}/warehouse", "", None),
+    ]
+
+    async def scenario() -> list[Any]:
+        transport = _connections_server(asked)
+        async with AsyncClient("http://jobport.test", transport=transport, key="k") as jp:
+            return [await answer for answer in _use_connections(jp)]  # type: ignore[arg-type]
+
+    sync_asked = list(asked)
+    asked.clear()
+    assert asyncio.run(scenario()) == [made, listed, got, changed, probe, gone]
+    assert asked == sync_asked
+
+
+def test_connection_errors_are_the_classes_of_jobport_errors() -> None:
+    asked: list[tuple[str, str, str, Any]] = []
+    with Client("http://jobport.test", transport=_connections_server(asked), key="k") as jp:
+        with pytest.raises(NotFound) as missing:
+            jp.get_connection("p", "a/b c")  # a name is one path segment, quoted whole
+        with pytest.raises(Conflict) as taken:
+            jp.create_connection("p", "warehouse", "sqlite:///x.db")
+        with pytest.raises(ValidationFailed) as invalid:
+            jp.create_connection("p", "other", "nowhere")
+        with pytest.raises(TypeError, match="cannot change \\['password'\\]"):
+            jp.update_connection("p", "warehouse", password="x")
+    assert (missing.value.status, missing.value.code) == (404, "connection_not_found")
+    assert asked[0][1] == "/api/v1/projects/p/connections/a%2Fb%20c"
+    assert (taken.value.status, taken.value.code) == (409, "already_exists")
+    assert invalid.value.code == "invalid_connection"
+    assert invalid.value.details == [
+        {"field": "url", "reason": "url must be a SQLAlchemy database URL"}
+    ]
+    assert asked[1][3] == {"name": "warehouse", "url": "sqlite:///x.db", "description": ""}
+    assert len(asked) == 3  # the unknown field was refused before any request

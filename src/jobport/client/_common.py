@@ -67,6 +67,10 @@ def roles_path(project: str | None, *rest: str) -> str:
     return path("projects", project, "roles", *rest)
 
 
+def connections_path(project: str, *rest: str) -> str:
+    return path("projects", project, "connections", *rest)
+
+
 def statuses(status: str | list[str] | None) -> str | None:
     return ",".join(status) if isinstance(status, list) else status
 
@@ -180,6 +184,7 @@ _KEY_FIELDS = {
     "enabled": "enabled",
 }
 _ROLE_FIELDS = ("name", "description", "scopes")
+_CONNECTION_FIELDS = ("name", "url", "description", "headers")
 
 
 def key_create(
@@ -211,6 +216,30 @@ def role_changes(changes: dict[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(changes) - set(_ROLE_FIELDS))
     if unknown:
         raise TypeError(f"update_role() cannot change {unknown}; it changes {list(_ROLE_FIELDS)}")
+    return changes
+
+
+def connection_create(
+    name: str, url: str, description: str, headers: dict[str, str] | None
+) -> dict[str, Any]:
+    """The body of POST .../connections."""
+    body: dict[str, Any] = {"name": name, "url": url, "description": description}
+    if headers:
+        body["headers"] = headers
+    return body
+
+
+def connection_changes(changes: dict[str, Any]) -> dict[str, Any]:
+    """The body of PATCH .../connections/{connection}: the fields given, as given.
+
+    A url whose password is `***` keeps the stored password; `headers` replaces the set, and a
+    header whose value is `***` keeps its stored value.
+    """
+    unknown = sorted(set(changes) - set(_CONNECTION_FIELDS))
+    if unknown:
+        raise TypeError(
+            f"update_connection() cannot change {unknown}; it changes {list(_CONNECTION_FIELDS)}"
+        )
     return changes
 
 

@@ -419,3 +419,50 @@ class Operations(Base[TransportT], Generic[R, TransportT]):
         """Fire each fire time in [start, end] that has not fired; returns the new fires."""
         path = common.schedules_path(project, job, name, "backfill")
         return self._call("POST", path, json={"from": start, "to": end}, decode=fires_of)
+
+    # connections
+
+    def list_connections(self, project: str, *, page_size: int = common.PAGE_SIZE) -> R:
+        """Every connection of the project, by name, following the pages to the end.
+
+        A connection shows its URL with the password masked (`***`) and its headers by name,
+        their values masked: its secrets never leave the server.
+        """
+        return self._collect(common.connections_path(project), {}, page_size)
+
+    def get_connection(self, project: str, connection: str) -> R:
+        """One connection, by name or id."""
+        return self._call("GET", common.connections_path(project, connection))
+
+    def create_connection(
+        self,
+        project: str,
+        name: str,
+        url: str,
+        description: str = "",
+        headers: dict[str, str] | None = None,
+    ) -> R:
+        """A new connection: a SQLAlchemy database URL (`postgresql://user:pw@host/db`,
+        `sqlite:///path.db`, `mysql+pymysql://...`) or an http(s) base URL, with `headers`
+        sent on every request to it. The password and header values are stored encrypted."""
+        body = common.connection_create(name, url, description, headers)
+        return self._call("POST", common.connections_path(project), json=body)
+
+    def update_connection(self, project: str, connection: str, **changes: Any) -> R:
+        """Change `name`, `url`, `description` or `headers`.
+
+        A `url` whose password is `***` keeps the stored password (so a URL read back can be
+        edited and sent again); `headers` replaces the set, and a header whose value is `***`
+        keeps its stored value.
+        """
+        body = common.connection_changes(changes)
+        return self._call("PATCH", common.connections_path(project, connection), json=body)
+
+    def delete_connection(self, project: str, connection: str) -> R:
+        path = common.connections_path(project, connection)
+        return self._call("DELETE", path, decode=no_answer)
+
+    def test_connection(self, project: str, connection: str) -> R:
+        """Probe the connection from the server: `{ok, kind, elapsedMs, message}`; `ok` false
+        says why it failed (an answer, not an error: the probe itself ran)."""
+        return self._call("POST", common.connections_path(project, connection, "test"))
