@@ -9,6 +9,7 @@ or calls the services itself.
     jobs.py        jobs apply|list|show, run        roles.py      roles
     executions.py  executions                       users.py      users
     schedules.py   schedules                        login.py      login, logout
+    connections.py connections
     _shared.py     exit codes, options, errors, the client factory; _output.py printing
 """
 
@@ -18,7 +19,17 @@ from typing import Annotated
 
 import typer
 
-from jobport.cli import executions, jobs, keys, login, roles, schedules, server, users
+from jobport.cli import (
+    connections,
+    executions,
+    jobs,
+    keys,
+    login,
+    roles,
+    schedules,
+    server,
+    users,
+)
 
 __all__ = ["app", "main"]
 
@@ -53,6 +64,7 @@ app.command()(login.login)
 app.command()(login.logout)
 app.add_typer(schedules.schedules_app, name="schedules")
 app.command("scheduler")(server.scheduler_command)
+app.add_typer(connections.connections_app, name="connections")
 
 
 def main() -> None:
