@@ -67,9 +67,9 @@ class StepContext:
 
 
 def kinds() -> dict[str, ModuleType]:
-    from jobport.engine.steps import command, python
+    from jobport.engine.steps import command, python, sql
 
-    return {"command": command, "python": python}
+    return {"command": command, "python": python, "sql": sql}
 
 
 def validate(kind: str, config: dict[str, Any]) -> None:

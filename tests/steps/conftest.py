@@ -1,0 +1,157 @@
+"""Fixtures of the data steps' tests: a real server that knows an encryption key, the
+databases a step's connection may name (SQLite files, a throwaway PostgreSQL database, the
+MariaDB `test` database), and helpers to make connections and run jobs over HTTP."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+
+from conftest import Server, create_postgres_database, drop_postgres_database, service_missing
+
+# The servers of these tests encrypt connections with this key (JOBPORT_ENCRYPTION_KEY), so a
+# test may also write a connection row itself.
+ENCRYPTION_KEY = "l7C0mY0q7d5c9rX0a3bXy2e3o1yQKj8m8Gx3cE7n0Z4="
+MARIADB_URL = os.environ.get("JOBPORT_TEST_MARIADB_URL", "mysql://root@127.0.0.1:3306/test")
+
+
+@pytest.fixture(scope="module")
+def data_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One server per module (SQLite store) with a known encryption key."""
+    workdir = tmp_path_factory.mktemp("server")
+    server = Server(
+        f"sqlite:///{workdir / 'jobport.db'}", workdir, encryption_key=ENCRYPTION_KEY
+    ).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def api(data_server: Server) -> Iterator[httpx2.Client]:
+    with data_server.client() as client:
+        yield client
+
+
+@pytest.fixture
+def project(api: httpx2.Client) -> str:
+    name = f"p-{uuid.uuid4().hex[:10]}"
+    response = api.post("/api/v1/projects", json={"name": name})
+    assert response.status_code == 201, response.text
+    return name
+
+
+@pytest.fixture(scope="module")
+def pg_data_url() -> Iterator[str]:
+    """A throwaway PostgreSQL database for the data of this module's steps."""
+    url = create_postgres_database()
+    yield url
+    drop_postgres_database(url)
+
+
+@pytest.fixture(scope="session")
+def mariadb_url() -> str:
+    """The MariaDB `test` database (made if absent); tests use tables of unique names."""
+    try:
+        import pymysql
+    except ImportError as exc:  # pragma: no cover - pymysql is in the dev extra
+        service_missing("MariaDB", f"pymysql is not installed ({exc})")
+    try:
+        conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", connect_timeout=3)
+    except pymysql.Error as exc:
+        service_missing("MariaDB", str(exc).strip())
+    with conn, conn.cursor() as cursor:
+        cursor.execute("CREATE DATABASE IF NOT EXISTS test")
+    return MARIADB_URL
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database of each kind, for the same test on each."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'data.db'}"
+    if request.param == "postgresql":
+        return str(request.getfixturevalue("pg_data_url"))
+    return str(request.getfixturevalue("mariadb_url"))
+
+
+def unique(prefix: str = "t") -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:10]}"
+
+
+def add_connection(server: Server, project: str, name: str, url: str) -> None:
+    """The project's connection `name` to `url`: through POST .../connections when the route
+    exists, else written straight into the server's database, encrypted with its key."""
+    with server.client() as api:
+        response = api.post(
+            f"/api/v1/projects/{project}/connections", json={"name": name, "url": url}
+        )
+    if response.status_code == 201:
+        return
+    assert response.status_code in (404, 405), response.text
+    assert response.json()["error"] in ("not_found", "method_not_allowed"), response.text
+    _insert_connection(server.database_url, project, name, url)
+
+
+def _insert_connection(database_url: str, project: str, name: str, url: str) -> None:
+    from jobport.domain.clock import utcnow
+    from jobport.domain.connections import ConnectionSpec, masked
+    from jobport.domain.ids import new_id
+    from jobport.store import connections as connection_store
+    from jobport.store import projects as project_store
+    from jobport.store.db import Database
+    from jobport.store.secrets import Cipher
+
+    spec = ConnectionSpec(name=name, url=url)
+    db = Database(database_url, pool=False)
+    try:
+        with db.write() as conn:
+            project_id = project_store.get(conn, project)["id"]
+            now = utcnow()
+            row = {
+                "id": new_id(),
+                "project_id": project_id,
+                "name": name,
+                "description": "",
+                "kind": spec.kind(),
+                "url": masked(url),
+                "header_names": [],
+                "secret": Cipher(ENCRYPTION_KEY).encrypt(spec.secret()),
+                "created_at": now,
+                "updated_at": now,
+            }
+            connection_store.insert_connection(conn, row)
+    finally:
+        db.dispose()
+
+
+def make_job(api: httpx2.Client, project: str, steps: list[dict[str, Any]], **fields: Any) -> str:
+    name = fields.pop("name", unique("job").replace("_", "-"))
+    body = {"name": name, "steps": steps, **fields}
+    response = api.post(f"/api/v1/projects/{project}/jobs", json=body)
+    assert response.status_code == 201, response.text
+    return name
+
+
+def run_job(
+    api: httpx2.Client, project: str, job: str, *, wait: float = 25, **body: Any
+) -> dict[str, Any]:
+    """Execute the job and wait for its end; the execution's JSON."""
+    response = api.post(
+        f"/api/v1/projects/{project}/jobs/{job}/execute", params={"wait": wait}, json=body
+    )
+    assert response.status_code == 200, response.text
+    execution: dict[str, Any] = response.json()
+    assert execution["status"] not in ("queued", "running"), execution
+    return execution
+
+
+def log_text(api: httpx2.Client, execution_id: str) -> str:
+    response = api.get(f"/api/v1/executions/{execution_id}/logs", params={"limit": 10000})
+    assert response.status_code == 200, response.text
+    return "\n".join(line["text"] for line in response.json()["items"])

@@ -1,0 +1,110 @@
+"""The column types of the data steps: a driver's type name and a SQLAlchemy type to one
+standard type, values to JSON, and the portable type a transfer creates a target with."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import uuid
+
+import pytest
+from sqlalchemy import types
+from sqlalchemy.dialects import mysql, postgresql, sqlite
+
+from jobport.engine.steps._database import (
+    STANDARD_TYPES,
+    json_value,
+    standard_of,
+    standard_of_name,
+    type_for_target,
+)
+
+
+@pytest.mark.parametrize(
+    ("name", "standard"),
+    [
+        ("nvarchar", "text"),
+        ("character varying(20)", "text"),
+        ("varchar", "text"),
+        ("TEXT", "text"),
+        ("INTEGER", "integer"),
+        ("int4", "integer"),
+        ("bigint", "integer"),
+        ("smallint", "integer"),
+        ("bigserial", "integer"),
+        ("numeric(10,2)", "decimal"),
+        ("decimal(38,10)", "decimal"),
+        ("money", "decimal"),
+        ("REAL", "float"),
+        ("float8", "float"),
+        ("double precision", "float"),
+        ("bool", "boolean"),
+        ("tinyint(1)", "boolean"),
+        ("date", "date"),
+        ("timestamp", "datetime"),
+        ("timestamptz", "datetime"),
+        ("timestamp with time zone", "datetime"),
+        ("datetime2", "datetime"),
+        ("bytea", "binary"),
+        ("BLOB", "binary"),
+        ("varbinary", "binary"),
+        ("jsonb", "json"),
+        ("json", "json"),
+        ("uuid", "text"),
+        (None, "text"),
+    ],
+)
+def test_driver_type_names_map_to_a_standard_type(name: str | None, standard: str) -> None:
+    assert standard_of_name(name) == standard
+    assert standard in STANDARD_TYPES
+
+
+@pytest.mark.parametrize(
+    ("sqltype", "standard"),
+    [
+        (types.Integer(), "integer"),
+        (sqlite.INTEGER(), "integer"),
+        (postgresql.BIGINT(), "integer"),
+        (types.Numeric(10, 2), "decimal"),
+        (types.Float(), "float"),
+        (postgresql.DOUBLE_PRECISION(), "float"),
+        (types.Boolean(), "boolean"),
+        (types.Date(), "date"),
+        (postgresql.TIMESTAMP(timezone=True), "datetime"),
+        (sqlite.DATETIME(), "datetime"),
+        (types.LargeBinary(), "binary"),
+        (postgresql.BYTEA(), "binary"),
+        (postgresql.JSONB(), "json"),
+        (types.String(20), "text"),
+        (mysql.VARCHAR(20), "text"),
+        (postgresql.UUID(), "text"),
+        (types.NullType(), "text"),
+    ],
+)
+def test_sqlalchemy_types_map_to_a_standard_type(sqltype: types.TypeEngine, standard: str) -> None:
+    assert standard_of(sqltype) == standard
+
+
+def test_values_become_json_without_losing_what_they_say() -> None:
+    assert json_value(decimal.Decimal("12.30")) == "12.30"
+    assert json_value(dt.datetime(2026, 1, 2, 3, 4, 5)) == "2026-01-02T03:04:05"
+    assert json_value(dt.date(2026, 1, 2)) == "2026-01-02"
+    assert json_value(b"\x00\xff") == "AP8="
+    assert json_value(uuid.UUID(int=1)) == "00000000-0000-0000-0000-000000000001"
+    assert json_value({"a": 1}) == {"a": 1}
+    assert [json_value(v) for v in (None, True, 3, 2.5, "x")] == [None, True, 3, 2.5, "x"]
+
+
+def test_a_target_gets_portable_types() -> None:
+    numeric = type_for_target(types.Numeric(10, 2), "postgresql", key=False)
+    assert (numeric.precision, numeric.scale) == (10, 2)
+    assert isinstance(type_for_target(sqlite.INTEGER(), "postgresql", key=True), types.BigInteger)
+    assert isinstance(type_for_target(types.Text(), "sqlite", key=True), types.Text)
+    # MySQL/MariaDB cannot key a TEXT column, nor make a VARCHAR without a length.
+    key = type_for_target(types.Text(), "mariadb", key=True)
+    assert isinstance(key, types.String) and key.length == 255
+    assert type_for_target(types.String(30), "mysql", key=False).length == 30
+    assert type_for_target(postgresql.TIMESTAMP(), "mysql", key=False).fsp == 6
+    zoned = type_for_target(postgresql.TIMESTAMP(timezone=True), "postgresql", key=False)
+    assert zoned.timezone is True
+    assert isinstance(type_for_target(postgresql.JSONB(), "sqlite", key=False), types.JSON)
