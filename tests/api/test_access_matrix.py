@@ -227,6 +227,41 @@ ENDPOINTS: dict[tuple[str, str], tuple[Build, int]] = {
 }
 
 SCHEDULES = P + "/jobs/{job}/schedules"
+CONNECTIONS = P + "/connections"
+
+
+def _connection(w: World) -> str:
+    """A connection of the world's project (an in-memory SQLite database: a test of it
+    touches nothing); returns its URL."""
+    body = {"name": _name("conn"), "url": "sqlite://", "headers": {"X-Token": "matrix"}}
+    url = f"/api/v1/projects/{w.project}/connections"
+    response = w.admin.post(url, json=body)
+    assert response.status_code == 201, response.text
+    return f"{url}/{body['name']}"
+
+
+ENDPOINTS.update(
+    {
+        ("GET", CONNECTIONS): (lambda w: (f"/api/v1/projects/{w.project}/connections", {}), 200),
+        ("POST", CONNECTIONS): (
+            lambda w: (
+                f"/api/v1/projects/{w.project}/connections",
+                {"json": {"name": _name("conn"), "url": "sqlite://"}},
+            ),
+            201,
+        ),
+        ("GET", CONNECTIONS + "/{connection}"): (lambda w: (_connection(w), {}), 200),
+        ("PATCH", CONNECTIONS + "/{connection}"): (
+            lambda w: (_connection(w), {"json": {"description": "changed"}}),
+            200,
+        ),
+        ("DELETE", CONNECTIONS + "/{connection}"): (lambda w: (_connection(w), {}), 204),
+        ("POST", CONNECTIONS + "/{connection}/test"): (
+            lambda w: (_connection(w) + "/test", {}),
+            200,
+        ),
+    }
+)
 
 
 def _schedule_endpoints() -> None:

@@ -16,7 +16,17 @@ from jobport.api.auth import public
 from jobport.api.guard import InputGuard
 from jobport.api.methods import AllowedMethods
 from jobport.api.responses import JSONResponse
-from jobport.api.v1 import audit, executions, jobs, keys, projects, roles, session, users
+from jobport.api.v1 import (
+    audit,
+    connections,
+    executions,
+    jobs,
+    keys,
+    projects,
+    roles,
+    session,
+    users,
+)
 from jobport.api.v1 import schedules as schedule_routes
 from jobport.domain.access import Principal
 from jobport.services.runtime import Runtime
@@ -58,6 +68,7 @@ def create_app(
     app.include_router(jobs.router)
     app.include_router(executions.router)
     app.include_router(schedule_routes.router)
+    app.include_router(connections.router)
     app.include_router(keys.router)
     app.include_router(roles.app_router)
     app.include_router(roles.project_router)

@@ -17,6 +17,10 @@ SCOPES: tuple[str, ...] = (
     "executions:cancel",
     "schedules:read",
     "schedules:write",
+    # Connections hold passwords and tokens: reading one shows its masked URL and header
+    # names, never a secret; running a job that uses one needs neither scope.
+    "connections:read",
+    "connections:write",
     "keys:read",
     "keys:write",
     "roles:read",

@@ -1,0 +1,516 @@
+"""Connections through the real server, on SQLite and PostgreSQL alike: define, list, read,
+change, delete and test them; what is refused and why; and that no password or header value
+ever reaches an answer, the audit log, the server's log or the database in the clear."""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import socket
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+from sqlalchemy import select
+
+from conftest import (
+    PG_ADMIN_URL,
+    Server,
+    admin_key,
+    create_postgres_database,
+    drop_postgres_database,
+    free_port,
+    service_missing,
+    sqlite_path,
+    wait_for,
+)
+from jobport.store.db import Database
+from jobport.store.secrets import load_cipher
+from jobport.store.tables import connections as connections_table
+
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+# Unique to this run, so finding one anywhere can only mean it leaked from here.
+PASSWORD = f"pw-{uuid.uuid4().hex}"
+TOKEN = f"tok-{uuid.uuid4().hex}"
+SECRETS = (PASSWORD, TOKEN)
+MASK = "***"
+# Every answer any test of this module received, to look for the secrets in.
+ANSWERS: list[str] = []
+
+
+def _keep(response: httpx2.Response) -> None:
+    response.read()
+    ANSWERS.append(f"{response.status_code} {dict(response.headers)} {response.text}")
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def conn_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    workdir = tmp_path_factory.mktemp("connections")
+    url = (
+        f"sqlite:///{workdir / 'jobport.db'}"
+        if request.param == "sqlite"
+        else create_postgres_database()
+    )
+    server = Server(url, workdir).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        if request.param != "sqlite":
+            drop_postgres_database(url)
+
+
+@pytest.fixture
+def api(conn_server: Server) -> Iterator[httpx2.Client]:
+    with conn_server.client(event_hooks={"response": [_keep]}) as client:
+        yield client
+
+
+@pytest.fixture
+def project(api: httpx2.Client) -> str:
+    name = f"p-{uuid.uuid4().hex[:10]}"
+    assert api.post("/api/v1/projects", json={"name": name}).status_code == 201
+    return name
+
+
+def base(project: str) -> str:
+    return f"/api/v1/projects/{project}/connections"
+
+
+def pg_url(password: str = PASSWORD, port: int = 5432) -> str:
+    # The local PostgreSQL trusts 127.0.0.1: any password gets in, so it travels all the way.
+    return f"postgresql://postgres:{password}@127.0.0.1:{port}/postgres"
+
+
+def stored(server: Server, connection_id: str) -> dict[str, Any]:
+    """The row as the database holds it, and its secret decrypted with the server's key."""
+    db = Database(server.database_url, pool=False)
+    try:
+        with db.read() as conn:
+            query = select(connections_table).where(connections_table.c.id == connection_id)
+            row = dict(conn.execute(query).one()._mapping)
+    finally:
+        db.dispose()
+    key_file = server.workdir / ".jobport" / "encryption.key"
+    return {**row, "decrypted": load_cipher("", key_file).decrypt(row["secret"])}
+
+
+def assert_masked(body: dict[str, Any]) -> None:
+    text = str(body)
+    assert not any(secret in text for secret in SECRETS), body
+    assert all(value == MASK for value in body["headers"].values()), body
+
+
+# --- define, read, change, delete -----------------------------------------------------------
+
+
+def test_create_list_get_patch_delete(
+    conn_server: Server, api: httpx2.Client, project: str
+) -> None:
+    made = api.post(
+        base(project),
+        json={"name": "warehouse", "url": pg_url(), "description": "the reporting warehouse"},
+    )
+    assert made.status_code == 201, made.text
+    db = made.json()
+    assert made.headers["location"] == f"{base(project)}/{db['id']}"
+    assert db["kind"] == "sql" and db["name"] == "warehouse" and db["headers"] == {}
+    assert db["url"] == pg_url(MASK)
+    assert db["description"] == "the reporting warehouse"
+    assert set(db) == {
+        "id", "projectId", "name", "description", "kind", "url", "headers", "createdAt",
+        "updatedAt",
+    }  # fmt: skip
+    crm = api.post(
+        base(project),
+        json={
+            "name": "crm",
+            "url": f"https://robot:{PASSWORD}@crm.example.com/api/",
+            "headers": {"Authorization": f"Bearer {TOKEN}", "X-Tenant": TOKEN},
+        },
+    ).json()
+    assert crm["kind"] == "http"
+    assert crm["url"] == f"https://robot:{MASK}@crm.example.com/api/"
+    assert crm["headers"] == {"Authorization": MASK, "X-Tenant": MASK}
+
+    # Read back: by name and by id, one page and page by page, always masked.
+    for ref in ("warehouse", db["id"]):
+        got = api.get(f"{base(project)}/{ref}")
+        assert got.status_code == 200 and got.json() == db
+    listed = api.get(base(project)).json()
+    assert [c["name"] for c in listed["items"]] == ["crm", "warehouse"]
+    assert listed["nextCursor"] is None
+    first = api.get(base(project), params={"limit": 1}).json()
+    second = api.get(base(project), params={"limit": 1, "cursor": first["nextCursor"]}).json()
+    assert [c["name"] for c in first["items"] + second["items"]] == ["crm", "warehouse"]
+    for body in [db, crm, *listed["items"]]:
+        assert_masked(body)
+
+    # What is stored: the masked URL in the clear, the whole URL and the values encrypted.
+    row = stored(conn_server, crm["id"])
+    assert row["url"] == crm["url"] and row["header_names"] == ["Authorization", "X-Tenant"]
+    assert PASSWORD not in row["secret"] and TOKEN not in row["secret"]
+    assert row["decrypted"] == {
+        "url": f"https://robot:{PASSWORD}@crm.example.com/api/",
+        "headers": {"Authorization": f"Bearer {TOKEN}", "X-Tenant": TOKEN},
+    }
+    key_file = conn_server.workdir / ".jobport" / "encryption.key"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+
+    # PATCH: the description alone; a new host with *** keeps the password.
+    patched = api.patch(f"{base(project)}/warehouse", json={"description": "v2"}).json()
+    assert patched["description"] == "v2" and patched["url"] == db["url"]
+    assert patched["updatedAt"] >= db["updatedAt"] and patched["createdAt"] == db["createdAt"]
+    moved = api.patch(
+        f"{base(project)}/warehouse",
+        json={"url": f"postgresql://postgres:{MASK}@db2.example.com:5433/postgres"},
+    )
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["url"] == f"postgresql://postgres:{MASK}@db2.example.com:5433/postgres"
+    assert stored(conn_server, db["id"])["decrypted"]["url"] == (
+        f"postgresql://postgres:{PASSWORD}@db2.example.com:5433/postgres"
+    )
+    # Sending back what was read changes nothing secret.
+    again = api.patch(f"{base(project)}/crm", json={"url": crm["url"], "headers": crm["headers"]})
+    assert again.status_code == 200, again.text
+    assert stored(conn_server, crm["id"])["decrypted"] == row["decrypted"]
+    # headers replaces the set: *** keeps one value, a new value replaces, the rest go.
+    headers = {"authorization": MASK, "X-Tenant": "other", "Accept": "application/json"}
+    changed = api.patch(f"{base(project)}/crm", json={"headers": headers}).json()
+    assert changed["headers"] == {"Accept": MASK, "X-Tenant": MASK, "authorization": MASK}
+    assert stored(conn_server, crm["id"])["decrypted"]["headers"] == {
+        "authorization": f"Bearer {TOKEN}",
+        "X-Tenant": "other",
+        "Accept": "application/json",
+    }
+    # A new password replaces the old; a rename keeps the id.
+    renamed = api.patch(
+        f"{base(project)}/crm",
+        json={"name": "crm-2", "url": "https://robot:n3w-pass@crm.example.com/api/"},
+    ).json()
+    assert renamed["id"] == crm["id"] and renamed["name"] == "crm-2"
+    decrypted = stored(conn_server, crm["id"])["decrypted"]
+    assert decrypted["url"] == "https://robot:n3w-pass@crm.example.com/api/"
+    assert api.get(f"{base(project)}/crm").status_code == 404
+
+    # DELETE, then it is gone.
+    assert api.delete(f"{base(project)}/warehouse").status_code == 204
+    gone = api.get(f"{base(project)}/warehouse")
+    assert gone.status_code == 404 and gone.json()["error"] == "connection_not_found"
+    assert api.delete(f"{base(project)}/{db['id']}").status_code == 404
+
+
+def test_a_name_is_taken_once_per_project(api: httpx2.Client, project: str) -> None:
+    body = {"name": "dup", "url": "sqlite:///one.db"}
+    assert api.post(base(project), json=body).status_code == 201
+    again = api.post(base(project), json={**body, "url": pg_url()})
+    assert again.status_code == 409 and again.json()["error"] == "already_exists", again.text
+    assert api.post(base(project), json={"name": "other", "url": "sqlite://"}).status_code == 201
+    clash = api.patch(f"{base(project)}/other", json={"name": "dup"})
+    assert clash.status_code == 409 and clash.json()["error"] == "already_exists"
+    assert [c["name"] for c in api.get(base(project)).json()["items"]] == ["dup", "other"]
+
+
+BAD_BODIES: list[tuple[str, dict[str, Any], str]] = [
+    ("an unsupported database", {"name": "x", "url": f"oracle://u:{PASSWORD}@h/db"}, "url"),
+    ("not a URL", {"name": "x", "url": "garbage"}, "url"),
+    ("an http URL without a host", {"name": "x", "url": f"http://u:{PASSWORD}@"}, "url"),
+    ("an http URL with a bad port", {"name": "x", "url": f"http://u:{PASSWORD}@h:99999/"}, "url"),
+    ("a bad port", {"name": "x", "url": f"postgresql://u:{PASSWORD}@h:port/db"}, "url"),
+    ("an empty URL", {"name": "x", "url": ""}, "url"),
+    ("no URL", {"name": "x"}, "url"),
+    ("a bad name", {"name": "a/b", "url": "sqlite://"}, "name"),
+    (
+        "a bad header name",
+        {"name": "x", "url": "https://h/", "headers": {"X Bad": TOKEN}},
+        "headers",
+    ),
+    (
+        "a line break in a header",
+        {"name": "x", "url": "https://h/", "headers": {"X-Token": f"{TOKEN}\r\nX-Evil: 1"}},
+        "headers",
+    ),
+    (
+        "a header that is not text",
+        {"name": "x", "url": "https://h/", "headers": {"A": 1}},
+        "headers",
+    ),
+    ("an unknown field", {"name": "x", "url": "sqlite://", "password": PASSWORD}, "password"),
+    ("*** as a new password", {"name": "x", "url": f"postgresql://u:{MASK}@h/db"}, "url"),
+    (
+        "*** as a new header value",
+        {"name": "x", "url": "https://h/", "headers": {"X-Token": MASK}},
+        "headers.X-Token",
+    ),
+]
+
+
+@pytest.mark.parametrize(("why", "body", "field"), BAD_BODIES, ids=[c[0] for c in BAD_BODIES])
+def test_bad_input_is_refused_naming_the_field_and_no_secret(
+    api: httpx2.Client, project: str, why: str, body: dict[str, Any], field: str
+) -> None:
+    response = api.post(base(project), json=body)
+    assert response.status_code == 422, response.text
+    error = response.json()
+    assert error["error"] == "invalid_connection", error
+    assert any(d["field"].startswith(field) for d in error["details"]), error
+    assert error["message"] and not any(s in response.text for s in SECRETS), response.text
+    assert api.get(base(project)).json()["items"] == []
+
+
+def test_bad_changes_are_refused_and_change_nothing(
+    conn_server: Server, api: httpx2.Client, project: str
+) -> None:
+    plain = api.post(base(project), json={"name": "plain", "url": "sqlite:///plain.db"}).json()
+    secret = api.post(
+        base(project),
+        json={"name": "s", "url": pg_url(), "headers": {"X-Token": TOKEN}},
+    ).json()
+    before = stored(conn_server, secret["id"])
+    cases = [
+        ("plain", {"url": f"postgresql://u:{MASK}@h/db"}, "url"),  # no password to keep
+        ("s", {"headers": {"X-Other": MASK}}, "headers.X-Other"),  # no such header to keep
+        ("s", {"url": "oracle://x"}, "url"),
+        ("s", {"url": f"http://u:{MASK}@"}, "url"),  # the stored password must not show
+        ("s", {"name": None}, "name"),
+        ("s", {"headers": {"X-Token": "a\nb"}}, "headers"),
+        ("s", {"secret": "x"}, "secret"),
+    ]
+    for name, change, field in cases:
+        response = api.patch(f"{base(project)}/{name}", json=change)
+        assert response.status_code == 422, (change, response.text)
+        error = response.json()
+        assert error["error"] == "invalid_connection", error
+        assert any(d["field"].startswith(field) for d in error["details"]), (change, error)
+        assert not any(s in response.text for s in SECRETS), response.text
+    after = stored(conn_server, secret["id"])
+    assert after["decrypted"] == before["decrypted"] and after["updated_at"] == before["updated_at"]
+    assert api.get(f"{base(project)}/plain").json() == plain
+
+
+def test_what_is_not_there_is_404(api: httpx2.Client, project: str) -> None:
+    missing = f"{base(project)}/nothing"
+    for method, url in [
+        ("GET", missing),
+        ("PATCH", missing),
+        ("DELETE", missing),
+        ("POST", f"{missing}/test"),
+    ]:
+        kwargs: dict[str, Any] = {"json": {"description": "x"}} if method == "PATCH" else {}
+        response = api.request(method, url, **kwargs)
+        assert response.status_code == 404, (method, response.text)
+        assert response.json()["error"] == "connection_not_found"
+    response = api.get(base("no-such-project"))
+    assert response.status_code == 404 and response.json()["error"] == "project_not_found"
+
+
+# --- testing a connection -------------------------------------------------------------------
+
+
+def _test(api: httpx2.Client, project: str, name: str, url: str, **extra: Any) -> dict[str, Any]:
+    made = api.post(base(project), json={"name": name, "url": url, **extra})
+    assert made.status_code == 201, made.text
+    response = api.post(f"{base(project)}/{name}/test")
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert set(result) == {"ok", "kind", "elapsedMs", "message"}
+    assert isinstance(result["elapsedMs"], int) and result["elapsedMs"] >= 0
+    assert not any(s in response.text for s in SECRETS), response.text
+    return result  # type: ignore[no-any-return]
+
+
+def test_a_sqlite_file_answers_and_a_missing_one_is_not_made(
+    api: httpx2.Client, project: str, tmp_path: Path
+) -> None:
+    target = tmp_path / "target.db"
+    sqlite3.connect(target).close()
+    ok = _test(api, project, "file", f"sqlite:///{target}")
+    assert ok["ok"] is True and ok["kind"] == "sql", ok
+    missing = tmp_path / "missing" / "nowhere.db"
+    not_there = _test(api, project, "missing", f"sqlite:///{missing}")
+    assert not_there["ok"] is False and "must exist" in not_there["message"], not_there
+    assert not missing.exists() and not missing.parent.exists()
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"not a database at all " * 100)
+    not_a_db = _test(api, project, "junk", f"sqlite:///{junk}")
+    assert not_a_db["ok"] is False and "not a database" in not_a_db["message"], not_a_db
+
+
+def _postgres_reachable() -> None:
+    try:
+        with socket.create_connection(("127.0.0.1", 5432), timeout=3):
+            pass
+    except OSError as exc:
+        service_missing("PostgreSQL", str(exc))
+
+
+def test_a_postgresql_database_answers_and_a_closed_port_does_not(
+    api: httpx2.Client, project: str
+) -> None:
+    _postgres_reachable()
+    assert PG_ADMIN_URL.startswith("postgresql://postgres@127.0.0.1:5432/")  # what pg_url reaches
+    ok = _test(api, project, "pg", pg_url())
+    assert ok == {**ok, "ok": True, "kind": "sql"}, ok
+    closed = _test(api, project, "closed", pg_url(port=free_port()))
+    assert closed["ok"] is False and closed["kind"] == "sql", closed
+    assert "refused" in closed["message"].lower(), closed
+
+
+def test_a_mariadb_database_answers(api: httpx2.Client, project: str) -> None:
+    try:
+        with socket.create_connection(("127.0.0.1", 3306), timeout=3):
+            pass
+    except OSError as exc:
+        service_missing("MariaDB", str(exc))
+    ok = _test(api, project, "maria", "mysql://root@127.0.0.1:3306/mysql")
+    assert ok["ok"] is True, ok
+
+
+class _Recorder(http.server.BaseHTTPRequestHandler):
+    seen: list[dict[str, str]] = []
+
+    def do_GET(self) -> None:  # the standard library names it
+        _Recorder.seen.append({k.lower(): v for k, v in self.headers.items()})
+        status = 503 if self.path.startswith("/down") else 404
+        self.send_response(status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def http_service() -> Iterator[str]:
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_an_http_service_answers_with_the_headers(api: httpx2.Client, project: str) -> None:
+    _Recorder.seen.clear()
+    with http_service() as url:
+        # Any answer below 500 is an answer (a base URL may well be a 404).
+        ok = _test(api, project, "svc", f"{url}/api/", headers={"X-Token": TOKEN})
+        assert ok == {**ok, "ok": True, "kind": "http"}, ok
+        assert "404" in ok["message"]
+        assert _Recorder.seen[-1]["x-token"] == TOKEN  # decrypted, and sent
+        down = _test(api, project, "down", f"{url}/down/")
+        assert down["ok"] is False and "503" in down["message"], down
+    closed = _test(
+        api, project, "nobody", f"http://u:{PASSWORD}@127.0.0.1:{free_port()}/", headers={}
+    )
+    assert closed["ok"] is False and closed["kind"] == "http", closed
+
+
+# --- who may, and where ---------------------------------------------------------------------
+
+
+def test_viewers_and_operators_may_not_touch_connections(
+    conn_server: Server, api: httpx2.Client, project: str
+) -> None:
+    api.post(base(project), json={"name": "c", "url": pg_url()})
+    for role in ("Viewer", "Operator"):
+        key = admin_key(conn_server.database_url, role=role)
+        headers = {"Authorization": f"Bearer {key}"}
+        with conn_server.client(
+            anonymous=True, headers=headers, event_hooks={"response": [_keep]}
+        ) as c:
+            assert c.get(f"/api/v1/projects/{project}").status_code == 200  # the key works
+            for method, url, body in [
+                ("GET", base(project), None),
+                ("GET", f"{base(project)}/c", None),
+                ("POST", base(project), {"name": "d", "url": "sqlite://"}),
+                ("PATCH", f"{base(project)}/c", {"description": "x"}),
+                ("DELETE", f"{base(project)}/c", None),
+                ("POST", f"{base(project)}/c/test", None),
+            ]:
+                response = c.request(method, url, json=body)
+                assert response.status_code == 403, (role, method, url, response.text)
+                assert response.json()["error"] == "insufficient_scope"
+    assert [x["name"] for x in api.get(base(project)).json()["items"]] == ["c"]
+
+
+def test_a_connection_belongs_to_its_project(
+    conn_server: Server, api: httpx2.Client, project: str
+) -> None:
+    mine = api.post(base(project), json={"name": "mine", "url": pg_url()}).json()
+    other = f"p-{uuid.uuid4().hex[:10]}"
+    assert api.post("/api/v1/projects", json={"name": other}).status_code == 201
+    assert api.get(base(other)).json()["items"] == []
+    for ref in ("mine", mine["id"]):
+        for method, suffix in [("GET", ""), ("PATCH", ""), ("POST", "/test"), ("DELETE", "")]:
+            kwargs: dict[str, Any] = {"json": {"name": "taken"}} if method == "PATCH" else {}
+            response = api.request(method, f"{base(other)}/{ref}{suffix}", **kwargs)
+            assert response.status_code == 404, (method, ref, response.text)
+    # The same name may live in both.
+    assert api.post(base(other), json={"name": "mine", "url": "sqlite://"}).status_code == 201
+    assert api.get(f"{base(project)}/mine").json() == mine
+    # An administrator of the other project only may not reach it at all.
+    key = admin_key(conn_server.database_url, role="Administrator", project=other)
+    with conn_server.client(anonymous=True, headers={"Authorization": f"Bearer {key}"}) as c:
+        refused = c.get(f"{base(project)}/mine")
+        assert refused.status_code == 403 and refused.json()["error"] == "project_forbidden"
+        assert c.get(f"{base(other)}/mine").status_code == 200
+
+
+# --- no secret anywhere ---------------------------------------------------------------------
+
+
+def _audit_text(api: httpx2.Client) -> str:
+    texts, cursor = [], None
+    while True:
+        page = api.get("/api/v1/audit", params={"limit": 500, "cursor": cursor})
+        assert page.status_code == 200, page.text
+        texts.append(page.text)
+        cursor = page.json()["nextCursor"]
+        if not cursor:
+            return "\n".join(texts)
+
+
+def test_no_secret_in_any_answer_the_audit_the_log_or_the_database_file(
+    conn_server: Server, api: httpx2.Client, project: str
+) -> None:
+    # Last in the module: it looks through what every test above left behind.
+    made = api.post(
+        base(project),
+        json={"name": "last", "url": pg_url(), "headers": {"X-Token": TOKEN}},
+    )
+    assert made.status_code == 201
+    api.patch(f"{base(project)}/last", json={"url": f"postgresql://postgres:{MASK}@h/db"})
+    wait_for(lambda: "patch_connection" in _audit_text(api))
+    audit = _audit_text(api)
+    assert "create_connection" in audit and "patch_connection" in audit
+    assert len(ANSWERS) > 20
+    for secret in SECRETS:
+        assert secret not in audit
+        assert secret not in conn_server.log()
+        leaked = [a for a in ANSWERS if secret in a]
+        assert leaked == [], leaked[:3]
+    path = sqlite_path(conn_server.database_url)
+    if path is not None:  # the whole file, and its write-ahead log
+        for file in path.parent.glob(path.name + "*"):
+            data = file.read_bytes()
+            assert all(s.encode() not in data for s in SECRETS), file
+    else:
+        db = Database(conn_server.database_url, pool=False)
+        try:
+            with db.read() as conn:
+                dump = conn.exec_driver_sql("SELECT c::text FROM connections c").all()
+                audit_rows = conn.exec_driver_sql("SELECT a::text FROM audit_log a").all()
+        finally:
+            db.dispose()
+        assert dump and all(s not in str(dump) for s in SECRETS)
+        assert all(s not in str(audit_rows) for s in SECRETS)
