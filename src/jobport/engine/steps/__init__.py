@@ -67,9 +67,9 @@ class StepContext:
 
 
 def kinds() -> dict[str, ModuleType]:
-    from jobport.engine.steps import command, python, sql
+    from jobport.engine.steps import command, http, python, sql
 
-    return {"command": command, "python": python, "sql": sql}
+    return {"command": command, "python": python, "sql": sql, "http": http}
 
 
 def validate(kind: str, config: dict[str, Any]) -> None:
