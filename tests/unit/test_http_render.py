@@ -4,8 +4,10 @@ the URL, never spliced: the host never changes; a header never takes a line brea
 from __future__ import annotations
 
 import datetime as dt
+import re
 import threading
 from typing import Any
+from urllib.parse import unquote
 
 import httpx2
 import pytest
@@ -83,7 +85,7 @@ def test_the_kind_is_registered() -> None:
 def test_validate_refuses_bad_config_with_a_clear_reason(
     config: dict[str, Any], reason: str
 ) -> None:
-    with pytest.raises(ValueError, match="(?i)" + reason.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(ValueError, match="(?i)" + re.escape(reason)):
         steps.validate("http", config)
 
 
@@ -133,9 +135,6 @@ def test_a_value_in_the_path_never_changes_the_host(value: str) -> None:
     assert request.url.raw_path.startswith(b"/v1/customers/")
     assert request.url.raw_path.endswith(b"/refresh")
     segment = request.url.raw_path.split(b"/")[3]  # one segment, all of the value
-    assert segment.decode() == httpx2.URL("/" + segment.decode()).raw_path.decode()[1:]
-    from urllib.parse import unquote
-
     assert unquote(segment.decode()) == value
 
 
