@@ -67,9 +67,9 @@ class StepContext:
 
 
 def kinds() -> dict[str, ModuleType]:
-    from jobport.engine.steps import command, http, python, sql
+    from jobport.engine.steps import command, http, python, sql, transfer
 
-    return {"command": command, "python": python, "sql": sql, "http": http}
+    return {"command": command, "python": python, "sql": sql, "http": http, "transfer": transfer}
 
 
 def validate(kind: str, config: dict[str, Any]) -> None:

@@ -1,0 +1,273 @@
+"""The `transfer` step through the real server: full and delta runs between SQLite files,
+PostgreSQL and MariaDB, the watermark recorded only on success, a failed full run leaving
+the target as it was, and bad input failing clearly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+from sqlalchemy import create_engine, text
+
+from conftest import Server
+
+from .conftest import add_connection, log_text, make_job, run_job, unique
+from .test_sql_step import engine_url
+
+pytestmark = pytest.mark.timeout(180)
+
+ROWS = 25
+
+
+def execute(url: str, *statements: tuple[str, Any]) -> None:
+    engine = create_engine(engine_url(url))
+    with engine.begin() as conn:
+        for sql, params in statements:
+            conn.execute(text(sql), params)
+    engine.dispose()
+
+
+def fetch(url: str, sql: str) -> list[tuple[Any, ...]]:
+    engine = create_engine(engine_url(url))
+    with engine.connect() as conn:
+        rows = [tuple(r) for r in conn.execute(text(sql))]
+    engine.dispose()
+    return rows
+
+
+def seed(url: str, table: str, rows: int = ROWS) -> None:
+    execute(
+        url,
+        (
+            f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, customer VARCHAR(30) NOT NULL, "
+            "amount NUMERIC(10,2), updated_at TIMESTAMP NULL)",
+            {},
+        ),
+        (
+            f"INSERT INTO {table} VALUES (:id, :customer, :amount, :updated_at)",
+            [
+                {
+                    "id": i,
+                    "customer": f"c{i}",
+                    "amount": f"{i}.25",
+                    "updated_at": f"2026-01-01 00:00:{i:02d}",
+                }
+                for i in range(1, rows + 1)
+            ],
+        ),
+    )
+
+
+def transfer_step(source: str, target: str, **extra: Any) -> dict[str, Any]:
+    config = {
+        "source": {"connection": "src", "table": source},
+        "target": {"connection": "dst", "table": target},
+        "primaryKey": ["id"],
+        "watermark": "updated_at",
+        "batchSize": 10,
+        **extra,
+    }
+    return {"name": "copy", "kind": "transfer", "config": config}
+
+
+PAIRS = [
+    ("sqlite", "sqlite"),
+    ("postgresql", "postgresql"),
+    ("mariadb", "mariadb"),
+    ("sqlite", "postgresql"),
+    ("postgresql", "mariadb"),
+]
+
+
+@pytest.fixture(params=PAIRS, ids=["->".join(p) for p in PAIRS])
+def pair(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
+    def url(kind: str, name: str) -> str:
+        if kind == "sqlite":
+            return f"sqlite:///{tmp_path / name}"
+        fixture = "pg_data_url" if kind == "postgresql" else "mariadb_url"
+        return str(request.getfixturevalue(fixture))
+
+    return url(request.param[0], "source.db"), url(request.param[1], "target.db")
+
+
+def test_full_creates_the_target_and_delta_moves_only_what_changed(
+    data_server: Server, api: httpx2.Client, project: str, pair: tuple[str, str]
+) -> None:
+    source_url, target_url = pair
+    source, target = unique("src"), unique("dst")
+    seed(source_url, source)
+    add_connection(data_server, project, "src", source_url)
+    add_connection(data_server, project, "dst", target_url)
+    job = make_job(api, project, [transfer_step(source, target)])
+
+    # The first delta run has no watermark yet: it runs full, and creates the target.
+    done = run_job(api, project, job, mode="delta")
+    assert done["status"] == "succeeded", done
+    result = done["result"]
+    assert result["mode"] == "full" and result["targetCreated"] is True
+    assert (result["rowsRead"], result["rowsWritten"], result["batches"]) == (ROWS, ROWS, 3)
+    assert result["watermarkBefore"] is None
+    assert result["watermarkAfter"].startswith("2026-01-01")
+    assert result["watermarkAfter"].endswith(f"00:00:{ROWS}")
+    logs = log_text(api, done["id"])
+    assert "batch 1: 10 rows read, 10 written" in logs and f"batch 3: {ROWS} rows read" in logs
+    copied = fetch(target_url, f"SELECT id, customer, amount FROM {target} ORDER BY id")
+    assert len(copied) == ROWS and copied[0][:2] == (1, "c1")
+    assert str(copied[0][2]) in ("1.25", "1.2500000000")
+
+    # Two rows change, one is new: the delta run reads those three and upserts them.
+    execute(
+        source_url,
+        (
+            f"UPDATE {source} SET customer = 'changed', updated_at = :t WHERE id IN (3, 4)",
+            {"t": "2026-01-02 00:00:00"},
+        ),
+        (f"INSERT INTO {source} VALUES (100, 'new', 1, :t)", {"t": "2026-01-03 00:00:00"}),
+    )
+    done = run_job(api, project, job, mode="delta")
+    assert done["status"] == "succeeded", done
+    result = done["result"]
+    assert result["mode"] == "delta"
+    assert (result["rowsRead"], result["rowsWritten"]) == (3, 3)
+    assert result["watermarkBefore"].endswith(f"00:00:{ROWS}")
+    assert result["watermarkAfter"].startswith("2026-01-03")
+    rows = fetch(target_url, f"SELECT id, customer FROM {target} WHERE id IN (2, 3, 4, 100)")
+    assert sorted(rows) == [(2, "c2"), (3, "changed"), (4, "changed"), (100, "new")]
+    assert fetch(target_url, f"SELECT count(*) FROM {target}") == [(ROWS + 1,)]
+
+    # Nothing changed since: the next delta reads nothing and keeps the watermark.
+    done = run_job(api, project, job, mode="delta")
+    assert (done["result"]["rowsRead"], done["result"]["watermarkAfter"]) == (
+        0,
+        result["watermarkAfter"],
+    )
+
+    # A full run replaces the target's rows with the source's.
+    execute(target_url, (f"INSERT INTO {target} (id, customer) VALUES (999, 'stray')", {}))
+    done = run_job(api, project, job, mode="full")
+    assert done["result"]["mode"] == "full" and done["result"]["rowsRead"] == ROWS + 1
+    assert fetch(target_url, f"SELECT count(*) FROM {target} WHERE id = 999") == [(0,)]
+
+
+def test_the_watermark_advances_only_when_the_run_succeeds(
+    data_server: Server, api: httpx2.Client, project: str, tmp_path: Path
+) -> None:
+    source_url = f"sqlite:///{tmp_path / 'source.db'}"
+    source, target = unique("src"), unique("dst")
+    seed(source_url, source)
+    add_connection(data_server, project, "src", source_url)
+    add_connection(data_server, project, "dst", f"sqlite:///{tmp_path / 'target.db'}")
+    # The copy succeeds, then a later step fails: the run fails, the watermark stays.
+    marker = tmp_path / "ok"
+    steps = [
+        {**transfer_step(source, target), "result": True},
+        {
+            "name": "after",
+            "kind": "command",
+            "needs": ["copy"],
+            "config": {"command": f"test -e '{marker}'"},
+        },
+    ]
+    job = make_job(api, project, steps)
+    for _ in range(2):
+        done = run_job(api, project, job, mode="delta")
+        assert done["status"] == "failed" and done["result"] is None, done
+    # Once the run succeeds: still a full run, since no failed run recorded a watermark.
+    marker.touch()
+    done = run_job(api, project, job, mode="delta")
+    assert done["status"] == "succeeded", done
+    assert done["result"]["mode"] == "full" and done["result"]["watermarkBefore"] is None
+    done = run_job(api, project, job, mode="delta")
+    assert done["result"]["mode"] == "delta" and done["result"]["rowsRead"] == 0
+
+
+def test_a_failed_full_run_leaves_the_target_as_it_was(
+    data_server: Server, api: httpx2.Client, project: str, database_url: str
+) -> None:
+    source, target = unique("src"), unique("dst")
+    seed(database_url, source)
+    # Row 15 (in a batch after the first) has no customer, which the target refuses.
+    execute(
+        database_url,
+        (
+            f"CREATE TABLE {target} (id INTEGER PRIMARY KEY, customer VARCHAR(30) NOT NULL, "
+            "amount NUMERIC(10,2), updated_at TIMESTAMP NULL)",
+            {},
+        ),
+        (f"INSERT INTO {target} (id, customer) VALUES (1, 'old'), (2, 'old')", {}),
+        (f"ALTER TABLE {source} RENAME TO {source}_x", {}),
+        (
+            f"CREATE TABLE {source} (id INTEGER PRIMARY KEY, customer VARCHAR(30), "
+            f"amount NUMERIC(10,2), updated_at TIMESTAMP NULL)",
+            {},
+        ),
+        (f"INSERT INTO {source} SELECT * FROM {source}_x", {}),
+        (f"UPDATE {source} SET customer = NULL WHERE id = 15", {}),
+    )
+    add_connection(data_server, project, "src", database_url)
+    add_connection(data_server, project, "dst", database_url)
+    job = make_job(api, project, [transfer_step(source, target)])
+    done = run_job(api, project, job)
+    assert done["status"] == "failed", done
+    message = done["error"]["message"]
+    assert "writing batch" in message and target in message, message
+    assert "batch 1: 10 rows read, 10 written" in log_text(api, done["id"])
+    assert fetch(database_url, f"SELECT id, customer FROM {target} ORDER BY id") == [
+        (1, "old"),
+        (2, "old"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"primaryKey": ["nope"]}, "the source has no column 'nope'"),
+        ({"watermark": "changed_at"}, "the source has no column 'changed_at'"),
+        ({"source": {"connection": "src", "table": "missing"}}, "no table 'missing'"),
+        ({"source": {"connection": "other", "table": "x"}}, "no connection 'other'"),
+    ],
+)
+def test_bad_input_fails_the_step_clearly(
+    data_server: Server, api: httpx2.Client, project: str, tmp_path: Path, change: Any, words: str
+) -> None:
+    url = f"sqlite:///{tmp_path / 'data.db'}"
+    source = unique("src")
+    seed(url, source)
+    add_connection(data_server, project, "src", url)
+    add_connection(data_server, project, "dst", url)
+    step = transfer_step(source, unique("dst"))
+    step["config"].update(change)
+    job = make_job(api, project, [step])
+    done = run_job(api, project, job, mode="delta")
+    assert done["status"] == "failed", done
+    assert words in done["error"]["message"], done["error"]
+
+
+def test_a_query_source_with_bound_parameters(
+    data_server: Server, api: httpx2.Client, project: str, tmp_path: Path, pg_data_url: str
+) -> None:
+    source, target = unique("src"), unique("dst")
+    seed(pg_data_url, source)
+    add_connection(data_server, project, "src", pg_data_url)
+    add_connection(data_server, project, "dst", f"sqlite:///{tmp_path / 'target.db'}")
+    step = transfer_step(source, target)
+    step["config"]["source"] = {
+        "connection": "src",
+        "query": f"select id, customer, updated_at from {source} where customer <> :skip",
+        "parameters": {"skip": "{{ params.skip }}"},
+    }
+    job = make_job(api, project, [step], parameters={"skip": "c1"})
+    done = run_job(api, project, job, parameters={"skip": "c2' or '1'='1"})
+    assert done["status"] == "succeeded", done
+    assert done["result"]["rowsRead"] == ROWS
+    done = run_job(api, project, job, parameters={"skip": "c2"}, mode="full")
+    assert done["result"]["rowsRead"] == ROWS - 1
+
+
+def test_templates_in_a_source_query_are_refused(api: httpx2.Client, project: str) -> None:
+    step = transfer_step("a", "b")
+    step["config"]["source"] = {"connection": "src", "query": "select * from {{ params.t }}"}
+    response = api.post(f"/api/v1/projects/{project}/jobs", json={"name": "t", "steps": [step]})
+    assert response.status_code == 422 and "source.parameters" in response.text
