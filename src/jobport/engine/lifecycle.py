@@ -1,4 +1,5 @@
-"""Conclude an execution: its final status, last log lines and, if due, its retry."""
+"""Conclude an execution: its final status, last log lines, the watermarks its steps saw
+(only on success) and, if due, its retry."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from jobport.domain.executions import (
 from jobport.domain.ids import new_id
 from jobport.domain.jobs import JobSpec
 from jobport.domain.values import clean, clean_text
+from jobport.store import connections as connection_store
 from jobport.store import executions as execution_store
 from jobport.store import logs as log_store
 from jobport.store.db import Database
@@ -70,6 +72,11 @@ def conclude(
             values["steps"] = clean(steps)
         if not execution_store.transition(conn, execution_id, status, [current], **values):
             return Concluded(execution_id, row["job_id"], None)
+        if status == Status.SUCCEEDED:
+            for step, mark in watermarks(row["spec"], values["result"], steps).items():
+                connection_store.set_watermark(
+                    conn, row["job_id"], step, mark, execution_id, values["finished_at"]
+                )
         lines = list(log_lines or [])
         retry_id, retry_at = None, None
         if status in (Status.FAILED, Status.TIMED_OUT) and row["attempt"] <= row["spec"].get(
@@ -96,6 +103,24 @@ def conclude(
         log_store.append(conn, execution_id, lines, log_bytes)
         limited = bool(row["spec"].get("maxConcurrent"))
         return Concluded(execution_id, row["job_id"], status, retry_id, retry_at, limited)
+
+
+def watermarks(
+    spec: dict[str, Any], result: Any, steps: list[dict[str, Any]] | None
+) -> dict[str, Any]:
+    """The `watermarkAfter` each step of a succeeded run returned, by step name: from a
+    step's state where the runner put it there, and from the execution's result for the
+    step that gave it (the one marked `result`, else the last). Steps without one, or with
+    None, keep the watermark they had."""
+    found: dict[str, Any] = {}
+    names = [s["name"] for s in spec.get("steps", [])]
+    if isinstance(result, dict) and result.get("watermarkAfter") is not None and names:
+        marked = [s["name"] for s in spec["steps"] if s.get("result")]
+        found[marked[0] if marked else names[-1]] = result["watermarkAfter"]
+    for state in steps or []:
+        if state.get("watermarkAfter") is not None and state.get("name") in names:
+            found[state["name"]] = state["watermarkAfter"]
+    return found
 
 
 def _retry_row(row: dict[str, Any], retry_id: str, retry_at: dt.datetime) -> dict[str, Any]:
