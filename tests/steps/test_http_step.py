@@ -140,26 +140,27 @@ def add_connection(api: httpx2.Client, project: str, name: str, url: str, **head
     assert response.status_code == 201, response.text
 
 
-def run(
-    api: httpx2.Client,
-    project: str,
-    config: dict[str, Any],
-    parameters: dict[str, Any] | None = None,
-    wait: float = 60,
-    **step: Any,
-) -> dict[str, Any]:
-    """Make a job of one http step (declaring `parameters`), execute it with them and ?wait=,
-    and return the finished run."""
-    parameters = parameters or {}
+def make_job(
+    api: httpx2.Client, project: str, config: dict[str, Any], *params: str, **step: Any
+) -> str:
+    """A job of one http step `call` (declaring `params`); returns its name."""
     spec = {
         "name": f"job-{uuid.uuid4().hex[:8]}",
-        "parameters": dict.fromkeys(parameters, ""),
+        "parameters": dict.fromkeys(params, ""),
         "steps": [{"name": "call", "kind": "http", "config": config, **step}],
     }
     created = api.post(f"/api/v1/projects/{project}/jobs", json=spec)
     assert created.status_code == 201, created.text
-    body = execute(api, project, spec["name"], wait=wait, parameters=parameters).json()
-    return final(api, body["id"], timeout=wait)
+    return spec["name"]
+
+
+def run(
+    api: httpx2.Client, project: str, config: dict[str, Any], parameters: Any = None, **step: Any
+) -> dict[str, Any]:
+    """Execute a new job of one http step with ?wait= and return the finished run."""
+    job = make_job(api, project, config, *(parameters or {}), **step)
+    body = execute(api, project, job, wait=60, parameters=parameters or {}).json()
+    return final(api, body["id"], timeout=60)
 
 
 def logs(api: httpx2.Client, execution_id: str) -> str:
@@ -350,18 +351,8 @@ def test_the_step_timeout_and_a_cancel_end_the_request_in_flight(
     for reply in (Reply(200, delay=60), Reply(503, headers={"Retry-After": "60"})):
         path = unique("/cancel")
         service.script(path, reply)
-        spec = {
-            "name": f"job-{uuid.uuid4().hex[:8]}",
-            "steps": [
-                {
-                    "name": "call",
-                    "kind": "http",
-                    "config": {"url": service.url + path, "retries": 1},
-                }
-            ],
-        }
-        assert client.post(f"/api/v1/projects/{space}/jobs", json=spec).status_code == 201
-        running = execute(client, space, spec["name"]).json()
+        job = make_job(client, space, {"url": service.url + path, "retries": 1})
+        running = execute(client, space, job).json()
         wait_for(lambda p=path: service.requests(p))
         time.sleep(0.3)
         started = time.monotonic()
