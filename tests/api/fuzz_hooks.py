@@ -82,6 +82,10 @@ UNSTATABLE: dict[str, tuple[str, str]] = {
     "range_too_large": (r"^to$", "too many fire times in the range"),
     # IP ranges: both ends of one version, the end not below the start.
     "invalid_firewall_rule": (r"^firewallRules(\..+)?$", "an address range"),
+    # A connection's URL must name a database jobport opens (sqlite, postgresql, mysql,
+    # mariadb) or be an http(s) URL with a host; `***` stands for a stored password or
+    # header value; header names are HTTP tokens and values one line.
+    "invalid_connection": (r"^(url|headers(\..+)?)$", "a database or http(s) URL; headers"),
     # Parameters must be the ones the job declares, meeting its parametersSchema.
     "unknown_parameter": (r"^parameters\..*$", "the job's declared parameters"),
     "invalid_parameters": (r"^parameters(\..+)?$", "the job's parametersSchema"),
