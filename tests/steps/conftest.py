@@ -15,8 +15,7 @@ import pytest
 
 from conftest import Server, create_postgres_database, drop_postgres_database, service_missing
 
-# The servers of these tests encrypt connections with this key (JOBPORT_ENCRYPTION_KEY), so a
-# test may also write a connection row itself.
+# The servers of these tests encrypt connections with this key (JOBPORT_ENCRYPTION_KEY).
 ENCRYPTION_KEY = "l7C0mY0q7d5c9rX0a3bXy2e3o1yQKj8m8Gx3cE7n0Z4="
 MARIADB_URL = os.environ.get("JOBPORT_TEST_MARIADB_URL", "mysql://root@127.0.0.1:3306/test")
 
@@ -85,49 +84,12 @@ def unique(prefix: str = "t") -> str:
 
 
 def add_connection(server: Server, project: str, name: str, url: str) -> None:
-    """The project's connection `name` to `url`: through POST .../connections when the route
-    exists, else written straight into the server's database, encrypted with its key."""
+    """The project's connection `name` to `url`, made with POST .../connections."""
     with server.client() as api:
         response = api.post(
             f"/api/v1/projects/{project}/connections", json={"name": name, "url": url}
         )
-    if response.status_code == 201:
-        return
-    assert response.status_code in (404, 405), response.text
-    assert response.json()["error"] in ("not_found", "method_not_allowed"), response.text
-    _insert_connection(server.database_url, project, name, url)
-
-
-def _insert_connection(database_url: str, project: str, name: str, url: str) -> None:
-    from jobport.domain.clock import utcnow
-    from jobport.domain.connections import ConnectionSpec, masked
-    from jobport.domain.ids import new_id
-    from jobport.store import connections as connection_store
-    from jobport.store import projects as project_store
-    from jobport.store.db import Database
-    from jobport.store.secrets import Cipher
-
-    spec = ConnectionSpec(name=name, url=url)
-    db = Database(database_url, pool=False)
-    try:
-        with db.write() as conn:
-            project_id = project_store.get(conn, project)["id"]
-            now = utcnow()
-            row = {
-                "id": new_id(),
-                "project_id": project_id,
-                "name": name,
-                "description": "",
-                "kind": spec.kind(),
-                "url": masked(url),
-                "header_names": [],
-                "secret": Cipher(ENCRYPTION_KEY).encrypt(spec.secret()),
-                "created_at": now,
-                "updated_at": now,
-            }
-            connection_store.insert_connection(conn, row)
-    finally:
-        db.dispose()
+    assert response.status_code == 201, response.text
 
 
 def make_job(api: httpx2.Client, project: str, steps: list[dict[str, Any]], **fields: Any) -> str:

@@ -4,6 +4,7 @@ the target as it was, and bad input failing clearly."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +12,9 @@ import httpx2
 import pytest
 from sqlalchemy import create_engine, text
 
-from conftest import Server
+from conftest import Server, create_postgres_database, drop_postgres_database
 
-from .conftest import add_connection, log_text, make_job, run_job, unique
+from .conftest import ENCRYPTION_KEY, add_connection, log_text, make_job, run_job, unique
 from .test_sql_step import engine_url
 
 pytestmark = pytest.mark.timeout(180)
@@ -271,3 +272,69 @@ def test_templates_in_a_source_query_are_refused(api: httpx2.Client, project: st
     step["config"]["source"] = {"connection": "src", "query": "select * from {{ params.t }}"}
     response = api.post(f"/api/v1/projects/{project}/jobs", json={"name": "t", "steps": [step]})
     assert response.status_code == 422 and "source.parameters" in response.text
+
+
+ENDLESS = {
+    # SQLite: rows without end, so the step is stopped between batches.
+    "sqlite": "with recursive r(i) as (select 1 union all select i + 1 from r) "
+    "select i as id, 'x' as customer from r",
+    # PostgreSQL: one statement that blocks, so the stop cancels it at the server.
+    "postgresql": "select 1 as id, 'x' as customer from pg_sleep(60)",
+}
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_a_timeout_stops_the_transfer_and_the_target_stays(
+    data_server: Server, api: httpx2.Client, project: str, tmp_path: Path, kind: str
+) -> None:
+    if kind == "sqlite":
+        source_url = f"sqlite:///{tmp_path / 'source.db'}"
+    else:
+        source_url = create_postgres_database()
+    target_url = f"sqlite:///{tmp_path / 'target.db'}"
+    target = unique("dst")
+    execute(
+        target_url,
+        (f"CREATE TABLE {target} (id INTEGER PRIMARY KEY, customer TEXT)", {}),
+        (f"INSERT INTO {target} VALUES (1, 'old')", {}),
+    )
+    add_connection(data_server, project, "src", source_url)
+    add_connection(data_server, project, "dst", target_url)
+    step = transfer_step("x", target, batchSize=1000)
+    step["config"]["source"] = {"connection": "src", "query": ENDLESS[kind]}
+    del step["config"]["watermark"]
+    job = make_job(api, project, [{**step, "timeoutSeconds": 2}])
+    started = time.monotonic()
+    done = run_job(api, project, job)
+    assert done["status"] == "timed_out", done
+    assert time.monotonic() - started < 12
+    assert "worker was replaced" not in str(done["steps"])
+    assert fetch(target_url, f"SELECT id, customer FROM {target}") == [(1, "old")]
+    if kind == "postgresql":
+        drop_postgres_database(source_url)
+
+
+def test_delta_watermarks_on_a_postgresql_store(make_server: Any, tmp_path: Path) -> None:
+    """The watermark row is written and then updated in a PostgreSQL store too."""
+    store = create_postgres_database()
+    try:
+        server = make_server(store, encryption_key=ENCRYPTION_KEY).start()
+        source_url = f"sqlite:///{tmp_path / 'source.db'}"
+        source, target = unique("src"), unique("dst")
+        seed(source_url, source)
+        with server.client() as api:
+            project = unique("p").replace("_", "-")
+            assert api.post("/api/v1/projects", json={"name": project}).status_code == 201
+            add_connection(server, project, "src", source_url)
+            add_connection(server, project, "dst", f"sqlite:///{tmp_path / 'target.db'}")
+            job = make_job(api, project, [transfer_step(source, target)])
+            assert run_job(api, project, job, mode="delta")["result"]["mode"] == "full"
+            execute(source_url, (f"UPDATE {source} SET updated_at = '2026-02-01' WHERE id = 7", {}))
+            done = run_job(api, project, job, mode="delta")
+            assert (done["result"]["mode"], done["result"]["rowsRead"]) == ("delta", 1)
+            done = run_job(api, project, job, mode="delta")
+            assert done["result"]["rowsRead"] == 0
+            assert done["result"]["watermarkBefore"].startswith("2026-02-01")
+        server.stop()
+    finally:
+        drop_postgres_database(store)
