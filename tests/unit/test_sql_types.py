@@ -108,3 +108,32 @@ def test_a_target_gets_portable_types() -> None:
     zoned = type_for_target(postgresql.TIMESTAMP(timezone=True), "postgresql", key=False)
     assert zoned.timezone is True
     assert isinstance(type_for_target(postgresql.JSONB(), "sqlite", key=False), types.JSON)
+
+
+def test_a_parameter_that_is_one_template_keeps_its_type() -> None:
+    from jobport.engine.steps._database import render_parameters
+    from jobport.engine.templating import TemplateError
+
+    context = {"params": {"n": 5, "name": "o'hara", "ids": [1, 2], "ok": True}}
+    values = {
+        "n": "{{ params.n }}",
+        "name": " {{ params.name }} ",
+        "upper": "{{ params.name | upper }}",
+        "text": "n={{ params.n }}",
+        "ids": "{{ params.ids }}",
+        "ok": "{{ params.ok }}",
+        "literal": 7,
+    }
+    assert render_parameters(values, context, "parameters") == {
+        "n": 5,
+        "name": "o'hara",
+        "upper": "O'HARA",
+        "text": "n=5",
+        "ids": [1, 2],
+        "ok": True,
+        "literal": 7,
+    }
+    with pytest.raises(TemplateError, match=r"parameters\.x: .*no attribute 'missing'"):
+        render_parameters({"x": "{{ params.missing }}"}, context, "parameters")
+    with pytest.raises(TemplateError, match=r"not allowed|unsafe"):
+        render_parameters({"x": "{{ params.__class__.__mro__ }}"}, context, "parameters")

@@ -23,12 +23,15 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, UndefinedError
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 from sqlalchemy import Connection, Engine, create_engine, types
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from jobport.domain.connections import masked
+from jobport.engine import templating
 from jobport.engine.steps import StepContext, StepFailed, StepInterrupted
 
 STANDARD_TYPES = ("text", "integer", "decimal", "float", "boolean", "date", "datetime")
@@ -36,6 +39,42 @@ STANDARD_TYPES += ("binary", "json")
 
 # The driver a URL without one gets: the ones jobport installs (psycopg, pymysql).
 _DEFAULT_DRIVERS = {"postgresql": "psycopg", "mysql": "pymysql", "mariadb": "pymysql"}
+
+
+# --- parameters ----------------------------------------------------------------------------
+
+# A value that is one template and nothing else keeps its type (a number binds as a number:
+# SQLite compares the text '5' above every number); any other string renders as text.
+_WHOLE = re.compile(r"^\s*\{\{((?:(?!\{\{|\}\}).)*)\}\}\s*$", re.DOTALL)
+_native = ImmutableSandboxedEnvironment(undefined=StrictUndefined)
+
+
+def render_parameters(values: Any, context: dict[str, Any], path: str) -> Any:
+    """The values of a statement's :name parameters, rendered to bind: never SQL text."""
+    if not isinstance(values, dict):
+        return templating.render(values, context, path)
+    out = {}
+    for key, value in values.items():
+        where = f"{path}.{key}"
+        found = _WHOLE.match(value) if isinstance(value, str) else None
+        if found is None:
+            out[key] = templating.render(value, context, where)
+            continue
+        try:
+            result = _native.compile_expression(found.group(1), undefined_to_none=False)(**context)
+            if isinstance(result, Undefined):
+                str(result)  # raises UndefinedError, naming what is undefined
+        except UndefinedError as exc:
+            raise templating.TemplateError(f"{where}: {exc.message}") from None
+        except SecurityError as exc:
+            raise templating.TemplateError(f"{where}: not allowed: {exc}") from None
+        except TemplateSyntaxError as exc:
+            raise templating.TemplateError(f"{where}: {exc.message}") from None
+        except Exception as exc:
+            raise templating.TemplateError(f"{where}: {type(exc).__name__}: {exc}") from None
+        scalar = result is None or isinstance(result, bool | int | float | str | list)
+        out[key] = result if scalar else str(result)
+    return out
 
 
 # --- engines and errors -----------------------------------------------------------------

@@ -31,6 +31,7 @@ from jobport.engine.steps._database import (
     failure,
     json_value,
     open_engine,
+    render_parameters,
 )
 
 _ALLOWED = ("connection", "query", "parameters", "maxRows")
@@ -85,7 +86,7 @@ def _max_rows(value: Any, *, at_validation: bool = False) -> int:
 def render(config: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
     """The query stays as written; parameter values and maxRows render as plain text."""
     out = dict(config)
-    out["parameters"] = templating.render(config.get("parameters", {}), context, "parameters")
+    out["parameters"] = render_parameters(config.get("parameters", {}), context, "parameters")
     if "maxRows" in config:
         out["maxRows"] = templating.render(config["maxRows"], context, "maxRows")
     return out

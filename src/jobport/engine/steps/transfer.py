@@ -49,7 +49,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import NoSuchTableError, SQLAlchemyError
 
-from jobport.engine import templating
 from jobport.engine.steps import StepContext, StepFailed, StepInterrupted, check_keys
 from jobport.engine.steps._database import (
     cancelling,
@@ -59,6 +58,7 @@ from jobport.engine.steps._database import (
     failure,
     json_value,
     open_engine,
+    render_parameters,
     standard_of,
     type_for_target,
 )
@@ -126,7 +126,7 @@ def render(config: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
     """Only the source query's parameters take templates, as plain values to bind."""
     source = dict(config["source"])
     if "parameters" in source:
-        source["parameters"] = templating.render(source["parameters"], context, "source.parameters")
+        source["parameters"] = render_parameters(source["parameters"], context, "source.parameters")
     return {**config, "source": source}
 
 
@@ -237,9 +237,7 @@ def _target(conn: Connection, name: str, source: _Source, key: list[str]) -> tup
         conn.rollback()  # reflection began a transaction; the load begins its own
     backend = conn.dialect.name
     columns = [
-        Column(
-            n, type_for_target(t, backend, n in key), nullable=n not in key, autoincrement=False
-        )
+        Column(n, type_for_target(t, backend, n in key), nullable=n not in key, autoincrement=False)
         for n, t in source.columns
     ]
     extra = [PrimaryKeyConstraint(*key)] if key else []
