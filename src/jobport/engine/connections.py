@@ -109,12 +109,25 @@ def secrets_of(url: str, headers: dict[str, str]) -> list[str]:
 
 def scrub(text: str, secrets: list[str]) -> str:
     """`text` with each secret (3 characters or more: shorter ones are no secret, and would
-    garble every message) replaced by ***, the whole URL by "the URL"."""
+    garble every message) replaced by ***, as written or escaped (a library may quote the
+    bytes it refused), and the whole URL by "the URL"."""
     for secret in sorted({s for s in secrets if len(s) >= 3}, key=len, reverse=True):
         if "://" in secret:
             text = text.replace(repr(secret), "the URL")
-        text = text.replace(secret, MASK)
+        for form in sorted(_forms(secret), key=len, reverse=True):
+            text = text.replace(form, MASK)
     return text
+
+
+def _forms(secret: str) -> set[str]:
+    """A secret as written, and as repr() and the bytes' repr() would show it."""
+    encoded = secret.encode("utf-8", "surrogatepass")
+    return {
+        secret,
+        repr(secret)[1:-1],
+        repr(encoded)[2:-1],
+        secret.encode("unicode_escape").decode(),
+    }
 
 
 def _probe_http(resolved: Resolved, timeout: float) -> str:

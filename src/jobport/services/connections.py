@@ -10,6 +10,7 @@ caller can send back what it read.
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -70,7 +71,29 @@ def parse(data: dict[str, Any]) -> ConnectionSpec:
         raise invalid(details, what="invalid connection", code=CODE) from None
     except ValueError as exc:
         raise _refuse("url", scrub(str(exc), _secrets_in(data))) from None
+    for name, value in spec.headers.items():
+        problem = _header_problem(name, value)
+        if problem:
+            raise _refuse(f"headers.{name}", problem)
     return spec
+
+
+# RFC 9110: a field name is a token; a value is visible ASCII with spaces or tabs inside.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_FIELD_VALUE = re.compile(r"([\x21-\x7e]([\x20-\x7e\t]*[\x21-\x7e])?)?")
+
+
+def _header_problem(name: str, value: str) -> str | None:
+    """Why an HTTP client would refuse to send this header (and say its value when it
+    does), or None. ConnectionSpec already refuses line breaks."""
+    if not _TOKEN.fullmatch(name):
+        return "a header name is letters, digits and !#$%&'*+-.^_`|~ only"
+    if not _FIELD_VALUE.fullmatch(value):
+        return (
+            "a header value is printable ASCII, without control characters, and neither "
+            "starts nor ends with a space"
+        )
+    return None
 
 
 def _secrets_in(data: dict[str, Any]) -> list[str]:
