@@ -1,10 +1,13 @@
-"""`jobport connections ...` and `jobport run --mode`, run as a real subprocess against a real
-server: secrets go in (from stdin too) and never come out; usage errors exit 2 before a call."""
+"""Connections in the SDK and the CLI, and `jobport run --mode`: the SDK's requests against
+MockTransport and a real server; the command as a real subprocess against a real server:
+secrets go in (from stdin too) and never come out; usage errors exit 2 before a call."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +17,7 @@ import httpx2
 import pytest
 
 from conftest import Server, free_port
+from jobport.client import AsyncClient, Client, Conflict, NotFound, ValidationFailed
 
 PASSWORD, TOKEN = "s3cret-pw", "t0ken-value"
 
@@ -58,6 +62,121 @@ def offline(tmp_path: Path) -> Run:
 def _json(done: subprocess.CompletedProcess[str]) -> Any:
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
+
+
+def test_connections_are_created_listed_shown_updated_and_deleted(
+    jobport: Run, project: str
+) -> None:
+    dsn = f"postgresql://etl:{PASSWORD}@db.example:5432/dw"
+    made = jobport(
+        "connections",
+        "create",
+        f"{project}/dw",
+        "--url-stdin",
+        "--description",
+        "the warehouse",
+        input=dsn + "\n",
+    )
+    assert made.returncode == 0, made.stderr
+    assert made.stdout.strip() == (
+        "created connection dw (sql): postgresql://etl:***@db.example:5432/dw"
+    )
+    api = _json(
+        jobport(
+            "connections",
+            "create",
+            f"{project}/api",
+            "--url",
+            "https://api.example.com/v1",
+            "--header",
+            f"Authorization: Bearer {TOKEN}",
+            "--header",
+            "X-Team:data",
+            "--json",
+        )
+    )
+    assert api["kind"] == "http" and api["headers"] == {"Authorization": "***", "X-Team": "***"}
+
+    listed = jobport("connections", "list", project)
+    assert listed.returncode == 0, listed.stderr
+    rows = [line.split() for line in listed.stdout.splitlines()]
+    assert rows[0] == ["NAME", "KIND", "URL", "HEADERS", "DESCRIPTION"]
+    assert rows[1] == ["api", "http", "https://api.example.com/v1", "Authorization,", "X-Team"]
+    assert rows[2] == [
+        "dw",
+        "sql",
+        "postgresql://etl:***@db.example:5432/dw",
+        "-",
+        "the",
+        "warehouse",
+    ]
+    as_json = _json(jobport("connections", "list", project, "--json"))
+    assert [c["name"] for c in as_json] == ["api", "dw"]
+    shown = jobport("connections", "show", f"{project}/dw")
+    assert shown.returncode == 0, shown.stderr
+    assert "url         postgresql://etl:***@db.example:5432/dw" in shown.stdout
+    assert "headers     none" in shown.stdout and "description the warehouse" in shown.stdout
+    assert _json(jobport("connections", "show", f"{project}/api", "--json"))["id"] == api["id"]
+    for output in (made.stdout, listed.stdout, shown.stdout, json.dumps(as_json)):
+        assert PASSWORD not in output and TOKEN not in output
+
+    described = jobport("connections", "update", f"{project}/dw", "--description", "renewed")
+    assert described.returncode == 0, described.stderr
+    assert described.stdout.startswith("updated connection dw (sql): postgresql://etl:***@")
+    kept = _json(
+        jobport(
+            "connections", "update", f"{project}/api", "--header", "Authorization: ***", "--json"
+        )
+    )
+    assert kept["headers"] == {"Authorization": "***"}
+    cleared = _json(jobport("connections", "update", f"{project}/api", "--clear-headers", "--json"))
+    assert cleared["headers"] == {}
+    moved = _json(
+        jobport(
+            "connections",
+            "update",
+            f"{project}/dw",
+            "--url-stdin",
+            "--json",
+            input="postgresql://etl:***@db2.example/dw\n",
+        )
+    )
+    assert moved["url"] == "postgresql://etl:***@db2.example/dw"
+    assert moved["description"] == "renewed"
+
+    deleted = jobport("connections", "delete", f"{project}/api")
+    assert (deleted.returncode, deleted.stdout.strip()) == (0, "deleted connection api")
+    gone = jobport("connections", "show", f"{project}/api")
+    assert gone.returncode == 2 and gone.stderr.startswith("error: connection_not_found:")
+    again = jobport("connections", "create", f"{project}/dw", "--url", "sqlite:///x.db")
+    assert again.returncode == 2 and again.stderr.startswith("error: already_exists:")
+    invalid = jobport("connections", "create", f"{project}/bad", "--url", "nowhere")
+    assert invalid.returncode == 2 and invalid.stderr.startswith("error: invalid_connection:")
+
+
+def test_connections_test_exits_0_when_it_works_and_1_when_not(
+    jobport: Run, project: str, tmp_path: Path
+) -> None:
+    database = tmp_path / "probe.db"
+    sqlite3.connect(database).close()  # a probe opens a SQLite file, never makes one
+    made = jobport(  # the whole URL from stdin reaches the server: the probe opens it
+        "connections", "create", f"{project}/db", "--url-stdin", input=f"sqlite:///{database}\n"
+    )
+    assert made.returncode == 0, made.stderr
+    nowhere = f"http://127.0.0.1:{free_port()}/"
+    assert jobport("connections", "create", f"{project}/down", "--url", nowhere).returncode == 0
+
+    works = jobport("connections", "test", f"{project}/db")
+    assert works.returncode == 0, works.stdout + works.stderr
+    assert works.stdout.startswith("ok: sql connection db in ")
+    assert works.stdout.rstrip().endswith(" ms: the sqlite database answered")
+    fails = jobport("connections", "test", f"{project}/down")
+    assert fails.returncode == 1, fails.stdout + fails.stderr
+    assert fails.stdout.startswith("failed: http connection down in ") and ": " in fails.stdout
+    probe = jobport("connections", "test", f"{project}/down", "--json")
+    assert probe.returncode == 1 and json.loads(probe.stdout)["ok"] is False
+    missing = jobport("connections", "test", f"{project}/nope")
+    assert missing.returncode == 2 and missing.stderr.startswith("error: connection_not_found:")
 
 
 @pytest.mark.parametrize(
@@ -110,3 +229,112 @@ def test_the_connections_group_is_listed_and_says_how_to_keep_a_password_off_the
     assert "connections" in offline("--help").stdout
     helped = " ".join(offline("connections", "create", "--help").stdout.split())
     assert "--url-stdin" in helped and "shell history" in helped
+
+
+def _connections_server(asked: list[tuple[str, str, str, Any]]) -> httpx2.MockTransport:
+    """The agreed connections API of project `p`, in memory: one connection `warehouse`, two
+    pages of one; POST a second `warehouse` is a 409, a url without a scheme a 422."""
+    base = "/api/v1/projects/p/connections"
+    shown = {"name": "warehouse", "kind": "sql", "url": "postgresql://etl:***@db/dw"}
+
+    def answer(request: httpx2.Request) -> httpx2.Response:
+        body = json.loads(request.content) if request.content else None
+        path, query = request.url.raw_path.decode().partition("?")[::2]
+        asked.append((request.method, path, query, body))
+        if request.method == "POST" and path == base:
+            if body["url"] == "nowhere":
+                details = [{"field": "url", "reason": "url must be a SQLAlchemy database URL"}]
+                problem = {"error": "invalid_connection", "message": "bad", "details": details}
+                return httpx2.Response(422, json=problem)
+            if body["name"] == "warehouse":
+                return httpx2.Response(409, json={"error": "already_exists", "message": "taken"})
+            return httpx2.Response(201, json={**body, "headers": {"X-Key": "***"}})
+        if path == base:
+            cursor = "c1" if "cursor" not in query else None
+            return httpx2.Response(200, json={"items": [shown], "nextCursor": cursor})
+        if not path.startswith(base + "/warehouse"):
+            return httpx2.Response(
+                404, json={"error": "connection_not_found", "message": "no connection"}
+            )
+        if request.method == "DELETE":
+            return httpx2.Response(204)
+        if path.endswith("/test"):
+            return httpx2.Response(200, json={"ok": False, "kind": "sql", "message": "refused"})
+        return httpx2.Response(200, json={**shown, **(body or {})})
+
+    return httpx2.MockTransport(answer)
+
+
+def _use_connections(jp: Client) -> list[Any]:
+    return [
+        jp.create_connection("p", "api", "https://api.example", "the API", {"X-Key": "s3cret"}),
+        jp.list_connections("p", page_size=1),
+        jp.get_connection("p", "warehouse"),
+        jp.update_connection("p", "warehouse", url="postgresql://etl:***@db2/dw", headers={}),
+        jp.test_connection("p", "warehouse"),
+        jp.delete_connection("p", "warehouse"),
+    ]
+
+
+def test_the_connection_methods_send_the_agreed_requests_from_both_clients() -> None:
+    asked: list[tuple[str, str, str, Any]] = []
+    base = "/api/v1/projects/p/connections"
+    with Client("http://jobport.test", transport=_connections_server(asked), key="k") as jp:
+        made, listed, got, changed, probe, gone = _use_connections(jp)
+    assert made["headers"] == {"X-Key": "***"} and [c["name"] for c in listed] == ["warehouse"] * 2
+    assert got["kind"] == "sql" and changed["url"] == "postgresql://etl:***@db2/dw"
+    assert probe == {"ok": False, "kind": "sql", "message": "refused"} and gone is None
+    body = {"name": "api", "url": "https://api.example", "description": "the API"}
+    assert asked == [
+        ("POST", base, "", {**body, "headers": {"X-Key": "s3cret"}}),
+        ("GET", base, "limit=1", None),
+        ("GET", base, "limit=1&cursor=c1", None),
+        ("GET", f"{base}/warehouse", "", None),
+        ("PATCH", f"{base}/warehouse", "", {"url": "postgresql://etl:***@db2/dw", "headers": {}}),
+        ("POST", f"{base}/warehouse/test", "", None),
+        ("DELETE", f"{base}/warehouse", "", None),
+    ]
+
+    async def scenario() -> list[Any]:
+        transport = _connections_server(asked)
+        async with AsyncClient("http://jobport.test", transport=transport, key="k") as jp:
+            return [await answer for answer in _use_connections(jp)]  # type: ignore[arg-type]
+
+    sync_asked = list(asked)
+    asked.clear()
+    assert asyncio.run(scenario()) == [made, listed, got, changed, probe, gone]
+    assert asked == sync_asked
+
+
+def test_connection_errors_are_the_classes_of_jobport_errors() -> None:
+    asked: list[tuple[str, str, str, Any]] = []
+    with Client("http://jobport.test", transport=_connections_server(asked), key="k") as jp:
+        with pytest.raises(NotFound) as missing:
+            jp.get_connection("p", "a/b c")  # a name is one path segment, quoted whole
+        with pytest.raises(Conflict) as taken:
+            jp.create_connection("p", "warehouse", "sqlite:///x.db")
+        with pytest.raises(ValidationFailed) as invalid:
+            jp.create_connection("p", "other", "nowhere")
+        with pytest.raises(TypeError, match="cannot change \\['password'\\]"):
+            jp.update_connection("p", "warehouse", password="x")
+    assert (missing.value.status, missing.value.code) == (404, "connection_not_found")
+    assert asked[0][1] == "/api/v1/projects/p/connections/a%2Fb%20c"
+    assert (taken.value.status, taken.value.code) == (409, "already_exists")
+    assert invalid.value.code == "invalid_connection"
+    assert invalid.value.details == [
+        {"field": "url", "reason": "url must be a SQLAlchemy database URL"}
+    ]
+    assert asked[1][3] == {"name": "warehouse", "url": "sqlite:///x.db", "description": ""}
+    assert len(asked) == 3  # the unknown field was refused before any request
+
+
+def test_list_connections_follows_the_pages_of_a_real_server(server: Server, project: str) -> None:
+    with Client(server.url, key=server.key) as jp:
+        for name in ("c", "a", "b"):
+            jp.create_connection(project, name, f"https://{name}.example", headers={"K": "v"})
+        assert [c["name"] for c in jp.list_connections(project, page_size=2)] == ["a", "b", "c"]
+        renamed = jp.update_connection(project, "c", name="d", headers={"K": "***"})
+        assert (renamed["name"], renamed["headers"]) == ("d", {"K": "***"})
+        jp.delete_connection(project, renamed["id"])  # by id as well as by name
+        with pytest.raises(NotFound):
+            jp.get_connection(project, "d")

@@ -7,6 +7,7 @@ back: every command shows the URL with its password masked (`***`) and the heade
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
@@ -129,7 +130,8 @@ def _verdict(name: str, probe: dict[str, Any]) -> str:
     return f"{verdict}: {probe.get('kind', '?')} connection {name}{took}{message}"
 
 
-def _saved(verb: str) -> Any:
+def _saved(verb: str) -> Callable[[dict[str, Any]], str]:
+    """`created connection dw (sql): postgresql://etl:***@db/dw`, for `verb`."""
     return lambda c: f"{verb} connection {c['name']} ({c['kind']}): {c['url']}"
 
 
