@@ -280,15 +280,24 @@ ENDLESS = {
     "select i as id, 'x' as customer from r",
     # PostgreSQL: one statement that blocks, so the stop cancels it at the server.
     "postgresql": "select 1 as id, 'x' as customer from pg_sleep(60)",
+    # MariaDB: the same, cancelled with KILL QUERY from a second connection.
+    "mariadb": "select 1 as id, 'x' as customer from (select sleep(60) as s) as slow",
 }
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql", "mariadb"])
 def test_a_timeout_stops_the_transfer_and_the_target_stays(
-    data_server: Server, api: httpx2.Client, project: str, tmp_path: Path, kind: str
+    data_server: Server,
+    api: httpx2.Client,
+    project: str,
+    tmp_path: Path,
+    kind: str,
+    request: pytest.FixtureRequest,
 ) -> None:
     if kind == "sqlite":
         source_url = f"sqlite:///{tmp_path / 'source.db'}"
+    elif kind == "mariadb":
+        source_url = str(request.getfixturevalue("mariadb_url"))
     else:
         source_url = create_postgres_database()
     target_url = f"sqlite:///{tmp_path / 'target.db'}"
