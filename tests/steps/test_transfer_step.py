@@ -184,6 +184,29 @@ def test_the_watermark_advances_only_when_the_run_succeeds(
     assert done["result"]["mode"] == "delta" and done["result"]["rowsRead"] == 0
 
 
+def test_a_transfer_that_is_not_the_result_step_keeps_its_watermark(
+    data_server: Server, api: httpx2.Client, project: str, tmp_path: Path
+) -> None:
+    source_url = f"sqlite:///{tmp_path / 'source.db'}"
+    target_url = f"sqlite:///{tmp_path / 'target.db'}"
+    source, target = unique("src"), unique("dst")
+    seed(source_url, source)
+    add_connection(data_server, project, "src", source_url)
+    add_connection(data_server, project, "dst", target_url)
+    # The execution's result is the last step's; the copy's watermark must count all the same.
+    steps = [
+        transfer_step(source, target),
+        {"name": "after", "kind": "command", "needs": ["copy"], "config": {"command": "true"}},
+    ]
+    job = make_job(api, project, steps)
+    assert run_job(api, project, job, mode="delta")["status"] == "succeeded"
+    # A row only the target has: a delta run upserts and keeps it, a full run would drop it.
+    execute(target_url, (f"INSERT INTO {target} (id, customer) VALUES (999, 'stray')", {}))
+    done = run_job(api, project, job, mode="delta")
+    assert done["status"] == "succeeded", done
+    assert fetch(target_url, f"SELECT customer FROM {target} WHERE id = 999") == [("stray",)]
+
+
 def test_a_failed_full_run_leaves_the_target_as_it_was(
     data_server: Server, api: httpx2.Client, project: str, database_url: str
 ) -> None:

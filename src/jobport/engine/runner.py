@@ -19,6 +19,7 @@ from jobport.domain.executions import (
     to_result,
 )
 from jobport.domain.jobs import JobSpec, Step, result_step
+from jobport.domain.values import clean
 from jobport.engine import capture
 from jobport.engine import steps as step_kinds
 from jobport.engine.connections import ConnectionSource
@@ -315,6 +316,10 @@ class Run:
                     finally:
                         rs.in_call = False
                     self._results[name] = value
+                    if isinstance(value, dict) and value.get("watermarkAfter") is not None:
+                        # Kept in the step's state, which conclude reads: recorded if the
+                        # run succeeds, whichever step gives the execution its result.
+                        self._set_state(name, watermarkAfter=clean(value["watermarkAfter"]))
                     break
                 except (StepFailed, Exception) as exc:
                     if isinstance(exc, StepFailed):
