@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import select
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -338,3 +340,57 @@ def test_list_connections_follows_the_pages_of_a_real_server(server: Server, pro
         jp.delete_connection(project, renamed["id"])  # by id as well as by name
         with pytest.raises(NotFound):
             jp.get_connection(project, "d")
+
+
+def _read_until(fd: int, done: Any, seconds: float = 30) -> bytes:
+    """What the terminal `fd` shows until `done(seen)` or it closes (EOF, EIO) or time is up."""
+    seen = b""
+    deadline = time.monotonic() + seconds
+    while not done(seen) and time.monotonic() < deadline:
+        if select.select([fd], [], [], 0.1)[0]:
+            try:
+                chunk = os.read(fd, 1024)
+            except OSError:  # the command ended: its terminal is gone
+                break
+            if not chunk:
+                break
+            seen += chunk
+    return seen
+
+
+def test_url_stdin_at_a_terminal_asks_without_echoing(
+    server: Server, project: str, tmp_path: Path
+) -> None:
+    import fcntl
+    import pty
+    import termios
+
+    def own_terminal() -> None:  # the pty becomes the command's /dev/tty, as in a shell
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    url = f"sqlite:///{tmp_path / 'typed.db'}"
+    master, slave = pty.openpty()
+    env = {**os.environ, "JOBPORT_URL": server.url, "JOBPORT_KEY": server.key or ""}
+    command = [sys.executable, "-m", "jobport.cli", "connections", "create", f"{project}/typed"]
+    try:
+        with subprocess.Popen(
+            [*command, "--url-stdin"],
+            stdin=slave,
+            stdout=subprocess.PIPE,
+            stderr=slave,
+            env=env,
+            preexec_fn=own_terminal,
+        ) as proc:
+            os.close(slave)
+            # The space after the colon comes once getpass has turned the echo off.
+            asked = _read_until(master, lambda seen: b"Connection URL: " in seen)
+            os.write(master, f"{url}\n".encode())
+            out, _ = proc.communicate(timeout=60)
+            shown = asked + _read_until(master, lambda seen: False, seconds=2)
+    finally:
+        os.close(master)
+    assert b"Connection URL" in asked
+    assert proc.returncode == 0, shown
+    assert out.decode().strip() == f"created connection typed (sql): {url}"
+    assert b"typed.db" not in shown  # not echoed as it was typed

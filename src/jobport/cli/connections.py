@@ -45,8 +45,8 @@ UrlStdinOption = Annotated[
     bool,
     typer.Option(
         "--url-stdin",
-        help="Read the URL from the first line of standard input, so that its password is "
-        "never on the command line (`ps`, shell history).",
+        help="Read the URL from the first line of standard input (at a terminal: asked for, "
+        "not echoed), so that its password is never on the command line (`ps`, shell history).",
     ),
 ]
 DescriptionOption = Annotated[
@@ -75,6 +75,8 @@ def _url(url: str | None, from_stdin: bool) -> str | None:
         raise typer.BadParameter("give --url or --url-stdin, not both")
     if not from_stdin:
         return url
+    if sys.stdin.isatty():  # typed: not echoed either (asked on stderr: stdout is the answer)
+        return str(typer.prompt("Connection URL", hide_input=True, err=True)).strip()
     line = sys.stdin.readline().strip()
     if not line:
         fail("error: no URL on standard input")
