@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
-from jobport.domain.connections import ConnectionSpec, Resolved, kind_of, masked
+from jobport.domain.connections import (
+    ConnectionSpec,
+    Resolved,
+    keep_masked_query,
+    kind_of,
+    masked,
+    secret_query_values,
+)
 from jobport.errors import JobportError
 from jobport.store.secrets import Cipher, load_cipher
 
@@ -79,3 +86,26 @@ def test_a_key_from_settings_wins_and_a_bad_one_is_refused(tmp_path: Path) -> No
     assert not (tmp_path / "unused.key").exists()
     with pytest.raises(JobportError):
         load_cipher("too short", tmp_path / "unused.key")
+
+
+def test_ipv6_hosts_ports_and_query_secrets_are_masked_as_written() -> None:
+    assert masked("https://u:p4ss@[::1]:8443/x?token=abc&q=1") == (
+        "https://u:***@[::1]:8443/x?token=***&q=1"
+    )
+    assert masked("mysql+pymysql://u:pw@h/db?password=zz&charset=utf8mb4") == (
+        "mysql+pymysql://u:***@h/db?password=***&charset=utf8mb4"
+    )
+    assert masked("sqlite:////var/data/x.db?mode=ro") == "sqlite:////var/data/x.db?mode=ro"
+    assert secret_query_values("https://h/x?api_key=k3y&q=1") == ["k3y"]
+    with pytest.raises(ValueError, match="port"):
+        kind_of("http://h:99999/")
+
+
+def test_a_masked_query_secret_keeps_the_stored_one() -> None:
+    stored = "https://api.example.com/v1?token=s3cret&region=eu"
+    assert keep_masked_query("https://api.example.com/v2?token=***&region=us", stored) == (
+        "https://api.example.com/v2?token=s3cret&region=us"
+    )
+    assert keep_masked_query("https://api.example.com/v2?token=new", stored) == (
+        "https://api.example.com/v2?token=new"
+    )

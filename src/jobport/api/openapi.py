@@ -117,6 +117,7 @@ PATH_PARAMETERS: dict[str, tuple[str, str | None]] = {
     "member_id": ("The member: an API key's client id, or a username.", "admin"),
     "client_id": ("An API key's client id (the part after `jpk_`).", None),
     "username": ("A console user's name.", "admin"),
+    "connection": ("A connection's id or name, within the project.", "warehouse"),
 }
 TOKEN_PATHS = ("/connect/token", "/oauth/token")
 

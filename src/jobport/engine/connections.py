@@ -16,7 +16,7 @@ from sqlalchemy import URL, create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-from jobport.domain.connections import MASK, Resolved
+from jobport.domain.connections import MASK, Resolved, secret_query_values
 from jobport.engine.steps import StepFailed
 from jobport.settings import Settings
 from jobport.store import connections as connection_store
@@ -94,7 +94,7 @@ def probe(resolved: Resolved, timeout: float) -> str:
 def secrets_of(url: str, headers: dict[str, str]) -> list[str]:
     """The texts that would give a connection's secrets away: the whole URL, its password
     (as written and decoded) and the headers' values."""
-    found = [url, *headers.values()]
+    found = [url, *headers.values(), *secret_query_values(url)]
     passwords: list[str] = []
     with contextlib.suppress(ValueError):  # as an http URL reads
         userinfo = urlsplit(url).netloc.rpartition("@")[0]

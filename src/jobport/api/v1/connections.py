@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import warnings
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Path, Query, Response
-from fastapi.exceptions import FastAPIDeprecationWarning
+from fastapi import APIRouter, Body, Depends, Query, Response
 from pydantic import ConfigDict, create_model
 
 from jobport.api import openapi
@@ -23,18 +21,6 @@ from jobport.services.runtime import Runtime
 router = APIRouter(prefix="/api/v1/projects/{project}/connections", tags=["connections"])
 
 _EXAMPLE_NAME = "warehouse"
-
-
-def _connection_path(example: str) -> Any:
-    # OpenAPI's own `example` of a parameter, which FastAPI still writes but calls deprecated.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FastAPIDeprecationWarning)
-        return Path(description="A connection's id or name, within the project.", example=example)
-
-
-ConnectionRef = Annotated[str, _connection_path(_EXAMPLE_NAME)]
-# A DELETE example names another connection, so following the examples keeps this one.
-DeletedRef = Annotated[str, _connection_path(openapi.DELETED_EXAMPLE)]
 
 
 def _drop_defaults(schema: dict[str, Any]) -> None:
@@ -151,7 +137,7 @@ async def create_connection(
 @router.get("/{connection}")
 async def get_connection(
     project: str,
-    connection: ConnectionRef,
+    connection: str,
     rt: Runtime = Depends(wire.runtime),
     caller: Principal = require("connections:read"),
 ) -> dict[str, Any]:
@@ -162,7 +148,7 @@ async def get_connection(
 @openapi.body(ConnectionPatch, _PATCH_EXAMPLES)
 async def patch_connection(
     project: str,
-    connection: ConnectionRef,
+    connection: str,
     body: Annotated[dict[str, Any], Body()],
     rt: Runtime = Depends(wire.runtime),
     caller: Principal = require("connections:write"),
@@ -173,7 +159,7 @@ async def patch_connection(
 @router.delete("/{connection}", status_code=204)
 async def delete_connection(
     project: str,
-    connection: DeletedRef,
+    connection: str,
     rt: Runtime = Depends(wire.runtime),
     caller: Principal = require("connections:write"),
 ) -> Response:
@@ -184,7 +170,7 @@ async def delete_connection(
 @router.post("/{connection}/test")
 async def test_connection(
     project: str,
-    connection: ConnectionRef,
+    connection: str,
     rt: Runtime = Depends(wire.runtime),
     caller: Principal = require("connections:write"),
 ) -> dict[str, Any]:

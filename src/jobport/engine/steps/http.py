@@ -44,7 +44,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import httpx2
 
-from jobport.domain.connections import MASK
+from jobport.domain.connections import MASK, secret_query_values
 from jobport.engine import templating
 from jobport.engine.steps import StepContext, StepFailed, StepInterrupted, check_keys
 from jobport.engine.steps._http_url import literal_origin, render_url
@@ -254,6 +254,8 @@ def build_request(config: dict[str, Any], ctx: StepContext) -> Request:
     if config.get("query"):
         url = url.copy_merge_params(config["query"])
     found = [*conn_headers.values(), url.password or ""]
+    if "connection" in config:  # a token in the connection's query is as secret as a password
+        found += secret_query_values(conn.url)
     found += [v.split(" ", 1)[1] for v in conn_headers.values() if " " in v.strip()]
     if url.password:  # as written, and as the Basic credentials httpx2 sends
         basic = base64.b64encode(f"{url.username}:{url.password}".encode()).decode()
