@@ -386,7 +386,11 @@ def test_url_stdin_at_a_terminal_asks_without_echoing(
             # The space after the colon comes once getpass has turned the echo off.
             asked = _read_until(master, lambda seen: b"Connection URL: " in seen)
             os.write(master, f"{url}\n".encode())
-            out, _ = proc.communicate(timeout=60)
+            try:
+                out, _ = proc.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()  # fail, not hang: Popen's exit would wait for it forever
+                raise
             shown = asked + _read_until(master, lambda seen: False, seconds=2)
     finally:
         os.close(master)
