@@ -85,7 +85,7 @@ UNSTATABLE: dict[str, tuple[str, str]] = {
     # A connection's URL must name a database jobport opens (sqlite, postgresql, mysql,
     # mariadb) or be an http(s) URL with a host; `***` stands for a stored password or
     # header value; header names are HTTP tokens and values one line.
-    "invalid_connection": (r"^(url|headers(\..+)?)$", "a database or http(s) URL; headers"),
+    "invalid_connection": (r"^(url|headers(\..*)?)$", "a database or http(s) URL; headers"),
     # Parameters must be the ones the job declares, meeting its parametersSchema.
     "unknown_parameter": (r"^parameters\..*$", "the job's declared parameters"),
     "invalid_parameters": (r"^parameters(\..+)?$", "the job's parametersSchema"),

@@ -52,7 +52,11 @@ def serve(
             f"jobport on {url}  (API docs: {url}/docs, database: {settings.database_url})\n"
             f"an API key:  {command_name()} keys create --local --role Administrator\n"
             f'try:  curl -s -X POST -H "Authorization: Bearer $KEY" '
-            f"'{url}/api/v1/projects/demo/jobs/hello/execute?wait=10'"
+            f"'{url}/api/v1/projects/demo/jobs/hello/execute?wait=10'\n"
+            f'data:  curl -s -X POST -H "Authorization: Bearer $KEY" '
+            "-H 'content-type: application/json' -d '{\"mode\": \"full\"}' "
+            f"'{url}/api/v1/projects/demo/jobs/orders-to-warehouse/execute?wait=60'"
+            '  (then {"mode": "delta"}: README "Data jobs")'
         )
     from jobport import boot  # here: the server's layers cost every other command a second
 
