@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: run test fuzz lint format bench clean
+.PHONY: run test fuzz lint format bench bench-transfer clean
 
 $(BIN)/jobport: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,10 @@ format: $(VENV)/.dev
 
 bench: $(BIN)/jobport
 	$(BIN)/python bench/run.py
+
+# The transfer step: 1,000,000 rows SQLite to SQLite and PostgreSQL to PostgreSQL (~1 min).
+bench-transfer: $(VENV)/.dev
+	$(BIN)/python bench/transfer.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info
