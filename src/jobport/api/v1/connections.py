@@ -4,11 +4,9 @@ which never holds a secret (the URL's password and the headers' values are `***`
 from __future__ import annotations
 
 import asyncio
-import copy
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Response
-from pydantic import ConfigDict, create_model
 
 from jobport.api import openapi
 from jobport.api.auth import require
@@ -23,35 +21,12 @@ router = APIRouter(prefix="/api/v1/projects/{project}/connections", tags=["conne
 _EXAMPLE_NAME = "warehouse"
 
 
-def _drop_defaults(schema: dict[str, Any]) -> None:
-    # A field left out of a patch keeps its value: no default applies, so none is shown.
-    for field in schema.get("properties", {}).values():
-        field.pop("default", None)
-
-
-def _patch_fields() -> dict[str, Any]:
-    """ConnectionSpec's fields, each optional, with its types and constraints."""
-    fields: dict[str, Any] = {}
-    for name, info in ConnectionSpec.model_fields.items():
-        optional = copy.copy(info)
-        optional.default, optional.default_factory = None, None
-        fields[name] = (info.annotation, optional)
-    return fields
-
-
-class _Patch(wire.Body):
-    model_config = ConfigDict(json_schema_extra=_drop_defaults)
-
-
-# What PATCH may change: ConnectionSpec's fields, all optional, so the two never differ. The
-# service merges them into the stored connection and checks the whole, as on create.
-ConnectionPatch = create_model(
+ConnectionPatch = wire.patch_model(
     "ConnectionPatch",
-    __base__=_Patch,
-    __doc__="Fields of the connection to replace (`headers` replaces the whole set); the "
+    ConnectionSpec,
+    "Fields of the connection to replace (`headers` replaces the whole set); the "
     f"others keep their values. `{MASK}` as the URL's password, or as a header's value, keeps "
     "the stored one.",
-    **_patch_fields(),
 )
 
 _CREATE_EXAMPLES = {

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import copy
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Response
-from pydantic import ConfigDict, create_model
 
 from jobport.api import openapi
 from jobport.api.auth import require
@@ -28,33 +26,10 @@ router = APIRouter(prefix="/api/v1/projects/{project}/jobs", tags=["jobs"])
 _SORT = {"pattern": "^-*(" + "|".join(job_service.sort_keys()) + ")$"}
 
 
-def _drop_defaults(schema: dict[str, Any]) -> None:
-    # A field left out of a patch keeps its value: no default applies, so none is shown.
-    for field in schema.get("properties", {}).values():
-        field.pop("default", None)
-
-
-def _patch_fields() -> dict[str, Any]:
-    """JobSpec's fields, each optional, with JobSpec's types and constraints."""
-    fields: dict[str, Any] = {}
-    for name, info in JobSpec.model_fields.items():
-        optional = copy.copy(info)
-        optional.default, optional.default_factory = None, None
-        fields[name] = (info.annotation, optional)
-    return fields
-
-
-class _Patch(wire.Body):
-    model_config = ConfigDict(json_schema_extra=_drop_defaults)
-
-
-# The fields of a job that PATCH replaces: JobSpec's, all optional, so the two never differ.
-# The document shows it; the service checks the merged definition whole, as on create.
-JobPatch = create_model(
+JobPatch = wire.patch_model(
     "JobPatch",
-    __base__=_Patch,
-    __doc__="Top-level fields of the job to replace; the others keep their values.",
-    **_patch_fields(),
+    JobSpec,
+    "Top-level fields of the job to replace; the others keep their values.",
 )
 
 # The examples make a project's first job and run it; other examples name them.

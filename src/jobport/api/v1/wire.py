@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import re
 from typing import Annotated, Any
 
 from fastapi import Request
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, create_model
 from pydantic.alias_generators import to_camel
 
 from jobport.domain.pages import Page
@@ -16,6 +17,28 @@ from jobport.services.runtime import Runtime
 
 class Body(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+def _drop_defaults(schema: dict[str, Any]) -> None:
+    # A field left out of a patch keeps its value: no default applies, so none is shown.
+    for field in schema.get("properties", {}).values():
+        field.pop("default", None)
+
+
+class _Patch(Body):
+    model_config = ConfigDict(json_schema_extra=_drop_defaults)
+
+
+def patch_model(name: str, spec: type[BaseModel], doc: str) -> type[BaseModel]:
+    """The body of a PATCH of `spec`: its fields, each optional, with their types and
+    constraints, so the two never differ. The document shows it; the service merges the
+    fields given into what is stored and checks the whole, as on create."""
+    fields: dict[str, Any] = {}
+    for field_name, info in spec.model_fields.items():
+        optional = copy.copy(info)
+        optional.default, optional.default_factory = None, None
+        fields[field_name] = (info.annotation, optional)
+    return create_model(name, __base__=_Patch, __doc__=doc, **fields)
 
 
 DESCRIPTION_MAX = 10_000  # characters, for every description a caller writes
