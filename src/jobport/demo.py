@@ -182,7 +182,8 @@ DATA_JOBS: list[dict[str, Any]] = [
                 "kind": "sql",
                 "config": {
                     "connection": "demo-warehouse",
-                    "query": "select customer, count(*) as orders, round(sum(amount), 2) as revenue "
+                    "query": "select customer, count(*) as orders, "
+                    "round(sum(amount), 2) as revenue "
                     "from orders group by customer having sum(amount) >= :minimum "
                     "order by revenue desc",
                     "parameters": {"minimum": "{{ params.minimum }}"},

@@ -330,6 +330,69 @@ def test_a_connection_belongs_to_its_project(
         assert c.get(f"{base(other)}/mine").status_code == 200
 
 
+# --- URLs that are hard to read -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("odd", ["/", "#", "?"])
+def test_a_password_holding_url_characters_is_masked(
+    api: httpx2.Client, project: str, odd: str
+) -> None:
+    # SQLAlchemy takes any character but @ in a password: the mask must read it the same way.
+    url = f"postgresql://user:se{odd}{PASSWORD}@db.example.com/db"
+    made = api.post(base(project), json={"name": "odd", "url": url})
+    assert made.status_code == 201, made.text
+    assert made.json()["url"] == "postgresql://user:***@db.example.com/db"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"postgresql://u:{PASSWORD}@[::1/db",
+        f"http://u:{PASSWORD}@[::1",
+        f"https://user:{PASSWORD}@api.example\uff0fcom/",
+        f"http://u:{PASSWORD}@h.example:99999/",
+    ],
+    # Not the URLs: they hold this run's random password, and xdist's workers must agree.
+    ids=["db-unclosed-ipv6", "http-unclosed-ipv6", "fullwidth-slash", "port"],
+)
+def test_a_url_that_does_not_parse_is_refused_without_quoting_it(
+    api: httpx2.Client, project: str, url: str
+) -> None:
+    refused = api.post(base(project), json={"name": "bad", "url": url})
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["error"] == "invalid_connection"
+    assert PASSWORD not in refused.text
+    made = api.post(base(project), json={"name": "good", "url": "https://h.example/"})
+    assert made.status_code == 201
+    changed = api.patch(f"{base(project)}/good", json={"url": "http://[::1"})
+    assert changed.status_code == 422 and changed.json()["error"] == "invalid_connection"
+
+
+def test_secret_query_values_are_masked_kept_and_never_invented(
+    conn_server: Server, api: httpx2.Client, project: str
+) -> None:
+    made = api.post(
+        base(project),
+        json={"name": "q", "url": f"https://h.example/v1?api_key={TOKEN}&region=eu"},
+    )
+    assert made.status_code == 201, made.text
+    assert made.json()["url"] == "https://h.example/v1?api_key=***&region=eu"
+    # *** keeps the stored value, as for a password; the rest changes as written.
+    changed = api.patch(
+        f"{base(project)}/q", json={"url": "https://h.example/v2?api_key=***&region=us"}
+    )
+    assert changed.status_code == 200, changed.text
+    secret = stored(conn_server, made.json()["id"])["decrypted"]
+    assert secret["url"] == f"https://h.example/v2?api_key={TOKEN}&region=us"
+    # *** where nothing is stored is refused, on create and on change.
+    invented = api.patch(
+        f"{base(project)}/q", json={"url": "https://h.example/v2?api_key=***&token=***"}
+    )
+    assert invented.status_code == 422, invented.text
+    fresh = api.post(base(project), json={"name": "r", "url": "https://h.example/?token=***"})
+    assert fresh.status_code == 422, fresh.text
+
+
 # --- no secret anywhere ---------------------------------------------------------------------
 
 

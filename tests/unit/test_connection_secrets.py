@@ -92,9 +92,16 @@ def test_ipv6_hosts_ports_and_query_secrets_are_masked_as_written() -> None:
     assert masked("https://u:p4ss@[::1]:8443/x?token=abc&q=1") == (
         "https://u:***@[::1]:8443/x?token=***&q=1"
     )
+    # A database URL is shown as SQLAlchemy renders it (its query sorted by name).
     assert masked("mysql+pymysql://u:pw@h/db?password=zz&charset=utf8mb4") == (
-        "mysql+pymysql://u:***@h/db?password=***&charset=utf8mb4"
+        "mysql+pymysql://u:***@h/db?charset=utf8mb4&password=***"
     )
+    # SQLAlchemy reads any character but @ as part of a password; so does the mask.
+    for odd in "/#?":
+        assert masked(f"postgresql://u:se{odd}cr3t@db.example.com/db") == (
+            "postgresql://u:***@db.example.com/db"
+        )
+    assert masked("postgresql://u@h/db?pass%77ord=s3cret") == "postgresql://u@h/db?pass%77ord=***"
     assert masked("sqlite:////var/data/x.db?mode=ro") == "sqlite:////var/data/x.db?mode=ro"
     assert secret_query_values("https://h/x?api_key=k3y&q=1") == ["k3y"]
     with pytest.raises(ValueError, match="port"):

@@ -8,7 +8,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import unquote_plus, urlsplit
 
 from pydantic import AfterValidator, Field, field_validator
 from sqlalchemy.engine import make_url
@@ -30,20 +30,23 @@ SQL_BACKENDS = ("sqlite", "postgresql", "mysql", "mariadb")
 
 def kind_of(url: str) -> Kind:
     """`http` for an http(s) URL, `sql` for a SQLAlchemy URL of a known backend; else
-    ValueError saying what is accepted."""
+    ValueError saying what is accepted (never quoting the URL: it may hold a password)."""
     scheme = url.split(":", 1)[0].lower() if ":" in url else ""
     if scheme in ("http", "https"):
-        parts = urlsplit(url)
-        if not parts.hostname:
-            raise ValueError("an http(s) URL needs a host")
         try:
+            parts = urlsplit(url)
             parts.port  # noqa: B018 - urllib checks the port's range when it is read
         except ValueError:
-            raise ValueError("the URL's port is not a number from 0 to 65535") from None
+            raise ValueError(
+                "the URL does not parse: a host (an IPv6 one in brackets), an optional port "
+                "from 0 to 65535, and no character that normalizes to / ? # @ or :"
+            ) from None
+        if not parts.hostname:
+            raise ValueError("an http(s) URL needs a host")
         return "http"
     try:
         parsed = make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
         raise ValueError(
             "url must be a SQLAlchemy database URL (e.g. postgresql://user:pw@host/db, "
             "sqlite:///path.db, mysql+pymysql://user:pw@host/db) or an http(s) base URL"
@@ -77,37 +80,55 @@ SECRET_QUERY_KEYS = frozenset(
 
 def masked(url: str) -> str:
     """The URL with its password and secret query values (if any) replaced by ***: what is
-    shown and logged. Everything else, an IPv6 host's brackets included, stays as written."""
+    shown and logged. A database URL's password is found as SQLAlchemy reads it (it may hold
+    / ? or #); an http URL keeps everything else as written, an IPv6 host's brackets too."""
+    if kind_of(url) == "sql":
+        parsed = make_url(url)
+        if parsed.password is not None:
+            url = parsed.render_as_string(hide_password=True)  # SQLAlchemy's mask is ***
+        return masked_query(url)
     parts = urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, _, hostport = netloc.rpartition("@")
+    if "@" in parts.netloc:
+        userinfo, _, hostport = parts.netloc.rpartition("@")
         if ":" in userinfo:
-            netloc = f"{userinfo.split(':', 1)[0]}:{MASK}@{hostport}"
-    query = "&".join(_masked_pair(pair) for pair in parts.query.split("&"))
-    # Replaced in place, not rebuilt: urlunsplit would turn sqlite:///x.db into sqlite:/x.db.
-    if netloc != parts.netloc:
-        url = url.replace(parts.netloc, netloc, 1)
-    if query != parts.query:
-        url = url.replace(f"?{parts.query}", f"?{query}", 1)
-    return url
+            # Replaced in place, not rebuilt: the rest stays exactly as written.
+            url = url.replace(parts.netloc, f"{userinfo.split(':', 1)[0]}:{MASK}@{hostport}", 1)
+    return masked_query(url)
+
+
+def masked_query(url: str) -> str:
+    """`url` with the values of its secret query parameters replaced by ***."""
+    try:
+        query = urlsplit(url).query
+    except ValueError:
+        return url
+    if not query:
+        return url
+    shown = "&".join(_masked_pair(pair) for pair in query.split("&"))
+    return url.replace(f"?{query}", f"?{shown}", 1)
+
+
+def _is_secret_key(name: str) -> bool:
+    return unquote_plus(name).lower() in SECRET_QUERY_KEYS
 
 
 def _masked_pair(pair: str) -> str:
     name, sep, value = pair.partition("=")
-    if sep and value and name.lower() in SECRET_QUERY_KEYS:
+    if sep and value and _is_secret_key(name):
         return f"{name}={MASK}"
     return pair
 
 
 def secret_query_values(url: str) -> list[str]:
-    """The values of the URL's secret query parameters (SECRET_QUERY_KEYS), decoded."""
+    """The values of the URL's secret query parameters (SECRET_QUERY_KEYS), decoded; none
+    for a URL that does not parse."""
     from urllib.parse import parse_qsl
 
-    query = urlsplit(url).query
-    return [
-        v for k, v in parse_qsl(query, keep_blank_values=False) if k.lower() in SECRET_QUERY_KEYS
-    ]
+    try:
+        pairs = parse_qsl(urlsplit(url).query)
+    except ValueError:
+        return []
+    return [value for key, value in pairs if key.lower() in SECRET_QUERY_KEYS]
 
 
 def keep_masked_query(url: str, stored: str) -> str:
@@ -116,18 +137,32 @@ def keep_masked_query(url: str, stored: str) -> str:
     kept = {}
     for pair in urlsplit(stored).query.split("&"):
         name, sep, value = pair.partition("=")
-        if sep and name.lower() in SECRET_QUERY_KEYS:
-            kept[name.lower()] = value
-    parts = urlsplit(url)
-    if not parts.query:
+        if sep and _is_secret_key(name):
+            kept[unquote_plus(name).lower()] = value
+    query = urlsplit(url).query
+    if not query:
         return url
     pairs = []
-    for pair in parts.query.split("&"):
+    for pair in query.split("&"):
         name, sep, value = pair.partition("=")
-        if sep and value == MASK and name.lower() in kept:
-            pair = f"{name}={kept[name.lower()]}"
+        key = unquote_plus(name).lower()
+        if sep and value == MASK and key in kept:
+            pair = f"{name}={kept[key]}"
         pairs.append(pair)
-    return url.replace(f"?{parts.query}", "?" + "&".join(pairs), 1)
+    return url.replace(f"?{query}", "?" + "&".join(pairs), 1)
+
+
+def masked_query_keys(url: str) -> list[str]:
+    """The secret query parameters whose value is written *** (standing for a stored one)."""
+    try:
+        query = urlsplit(url).query
+    except ValueError:
+        return []
+    return [
+        name
+        for name, sep, value in (pair.partition("=") for pair in query.split("&"))
+        if sep and value == MASK and _is_secret_key(name)
+    ]
 
 
 def _header_name(name: str) -> str:

@@ -28,6 +28,7 @@ from jobport.domain.connections import (
     Resolved,
     keep_masked_query,
     masked,
+    masked_query_keys,
 )
 from jobport.domain.ids import new_id
 from jobport.domain.pages import Page
@@ -99,6 +100,8 @@ def _refuse_masks(spec: ConnectionSpec) -> None:
     for name, value in spec.headers.items():
         if value == MASK:
             raise _refuse(f"headers.{name}", f"{MASK} keeps a stored value; give the value")
+    for name in masked_query_keys(spec.url):
+        raise _refuse("url", f"{name}={MASK} keeps a stored value, and there is none; give it")
 
 
 def _password_of(url: str) -> str | None:
@@ -231,6 +234,8 @@ def patch(
                 detail["reason"] = scrub(detail["reason"], hidden)
             exc.args = (exc.message,)
             raise
+        for name in masked_query_keys(spec.url):  # *** with nothing stored to keep
+            raise _refuse("url", f"{name}={MASK} keeps a stored value, and there is none")
         values = {**_row(spec, rt), "updated_at": utcnow()}
         connection_store.update_connection(conn, row["id"], values)
     return Connection.from_row({**row, **values})

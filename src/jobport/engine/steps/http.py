@@ -40,11 +40,11 @@ import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any, TypeVar
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, quote_plus, urlsplit, urlunsplit
 
 import httpx2
 
-from jobport.domain.connections import MASK, secret_query_values
+from jobport.domain.connections import MASK, masked_query, secret_query_values
 from jobport.engine import templating
 from jobport.engine.steps import StepContext, StepFailed, StepInterrupted, check_keys
 from jobport.engine.steps._http_url import literal_origin, render_url
@@ -201,8 +201,8 @@ class Request:
 
     @property
     def shown(self) -> str:
-        """The URL as logged: its query, never its user or password."""
-        return str(self.url.copy_with(username=None, password=None))
+        """The URL as logged: its query (secret values ***), never its user or password."""
+        return masked_query(str(self.url.copy_with(username=None, password=None)))
 
     def scrub(self, value: Any) -> Any:
         """`value` with every secret of the connection replaced by ***."""
@@ -255,7 +255,8 @@ def build_request(config: dict[str, Any], ctx: StepContext) -> Request:
         url = url.copy_merge_params(config["query"])
     found = [*conn_headers.values(), url.password or ""]
     if "connection" in config:  # a token in the connection's query is as secret as a password
-        found += secret_query_values(conn.url)
+        for value in secret_query_values(conn.url):  # as written, decoded, and encoded
+            found += [value, quote(value, safe=""), quote_plus(value)]
     found += [v.split(" ", 1)[1] for v in conn_headers.values() if " " in v.strip()]
     if url.password:  # as written, and as the Basic credentials httpx2 sends
         basic = base64.b64encode(f"{url.username}:{url.password}".encode()).decode()
