@@ -4,6 +4,7 @@ the target as it was, and bad input failing clearly."""
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -370,3 +371,112 @@ def test_delta_watermarks_on_a_postgresql_store(make_server: Any, tmp_path: Path
         server.stop()
     finally:
         drop_postgres_database(store)
+
+
+def test_a_delta_that_creates_the_target_runs_full_and_null_watermarks_are_counted(
+    data_server: Server, api: httpx2.Client, project: str, tmp_path: Path
+) -> None:
+    source_url = f"sqlite:///{tmp_path / 'source.db'}"
+    target_url = f"sqlite:///{tmp_path / 'target.db'}"
+    source, target = unique("src"), unique("dst")
+    seed(source_url, source)
+    add_connection(data_server, project, "src", source_url)
+    add_connection(data_server, project, "dst", target_url)
+    job = make_job(api, project, [transfer_step(source, target)])
+    assert run_job(api, project, job, mode="delta")["result"]["rowsWritten"] == ROWS
+    # The target is dropped and the source gains a row: a delta would fill it with that one.
+    execute(target_url, (f"DROP TABLE {target}", {}))
+    execute(source_url, (f"INSERT INTO {source} VALUES (100, 'new', 1, '2026-01-03')", {}))
+    done = run_job(api, project, job, mode="delta")
+    assert done["status"] == "succeeded", done
+    result = done["result"]
+    assert (result["mode"], result["targetCreated"], result["rowsRead"]) == ("full", True, ROWS + 1)
+    assert result["watermarkBefore"].endswith(f"00:00:{ROWS}")
+    assert fetch(target_url, f"SELECT count(*) FROM {target}") == [(ROWS + 1,)]
+    assert f"the target table '{target}' was created: this run is full" in log_text(api, done["id"])
+    # Rows without a watermark are not moved by a delta, which says how many there are.
+    execute(source_url, (f"UPDATE {source} SET updated_at = NULL WHERE id IN (1, 2)", {}))
+    done = run_job(api, project, job, mode="delta")
+    assert (done["result"]["mode"], done["result"]["rowsRead"]) == ("delta", 0)
+    warning = "warning: 2 source rows have a NULL watermark (updated_at): a delta does not move"
+    assert warning in log_text(api, done["id"])
+
+
+def test_a_query_source_keeps_the_time_zone_of_timestamptz(
+    data_server: Server, api: httpx2.Client, project: str, pg_data_url: str
+) -> None:
+    source, target = unique("src"), unique("dst")
+    moments = ["2026-01-01 00:30:00+00", "2026-06-30 23:15:00.5+02"]
+    execute(
+        pg_data_url,
+        (f"CREATE TABLE {source} (id INTEGER PRIMARY KEY, ts TIMESTAMPTZ)", {}),
+        (
+            f"INSERT INTO {source} VALUES (:id, :ts)",
+            [{"id": i, "ts": t} for i, t in enumerate(moments)],
+        ),
+    )
+    # The target's session is in another zone: a timestamp without zone would shift by it.
+    sydney = f"{pg_data_url}?options=-c%20TimeZone%3DAustralia/Sydney"
+    add_connection(data_server, project, "src", pg_data_url)
+    add_connection(data_server, project, "dst", sydney)
+    step = transfer_step(source, target)
+    step["config"]["source"] = {"connection": "src", "query": f"select id, ts from {source}"}
+    del step["config"]["watermark"]
+    done = run_job(api, project, make_job(api, project, [step]))
+    assert done["status"] == "succeeded", done
+    kind = "SELECT data_type FROM information_schema.columns WHERE column_name = 'ts' AND "
+    assert fetch(pg_data_url, f"{kind} table_name = '{target}'") == [("timestamp with time zone",)]
+    epochs = "SELECT id, extract(epoch FROM ts) FROM {} ORDER BY id"
+    assert fetch(pg_data_url, epochs.format(target)) == fetch(pg_data_url, epochs.format(source))
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("connections", ["one connection", "two connections"])
+def test_a_transfer_within_one_sqlite_file_does_not_block_itself(
+    data_server: Server, api: httpx2.Client, project: str, tmp_path: Path, connections: str
+) -> None:
+    """50,000 rows of 200 bytes: far past the ~2 MB at which the writer must spill its cache
+    to the file, which a second connection's read lock on the same file would block."""
+    path, count = tmp_path / "one.db", 50_000
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE src (id INTEGER PRIMARY KEY, v TEXT, n INTEGER)")
+        db.executemany(
+            "INSERT INTO src VALUES (?, ?, ?)", ((i, "x" * 200, i) for i in range(count))
+        )
+    db.close()
+    add_connection(data_server, project, "src", f"sqlite:///{path}")
+    if connections == "one connection":
+        step = transfer_step("src", "dst", watermark="n", batchSize=5000)
+        step["config"]["target"]["connection"] = "src"
+    else:  # the same file, spelled another way
+        add_connection(data_server, project, "dst", f"sqlite:///{tmp_path / '.' / 'one.db'}")
+        step = transfer_step("src", "dst", watermark="n", batchSize=5000)
+    job = make_job(api, project, [{**step, "timeoutSeconds": 30}])
+    done = run_job(api, project, job, wait=40, mode="delta")
+    assert done["status"] == "succeeded", done
+    assert done["result"]["rowsWritten"] == count
+    with sqlite3.connect(path) as db:
+        db.execute(f"UPDATE src SET v = 'changed', n = {count} WHERE id < 10")
+    db.close()
+    done = run_job(api, project, job, wait=40, mode="delta")
+    assert (done["status"], done["result"]["mode"], done["result"]["rowsRead"]) == (
+        "succeeded",
+        "delta",
+        10,
+    )
+    assert fetch(f"sqlite:///{path}", "SELECT count(*), sum(v = 'changed') FROM dst") == [
+        (count, 10)
+    ]
+    # The source table as its own target would empty it: refused.
+    step["config"]["target"]["table"] = "SRC"
+    done = run_job(api, project, make_job(api, project, [step]))
+    assert "the source table is the target table" in done["error"]["message"], done
+
+
+@pytest.mark.parametrize("table", ["t\n", "t\nx", "t.", ".t", "a.b.c", "t;drop"])
+def test_a_table_name_must_be_a_name_and_nothing_more(
+    api: httpx2.Client, project: str, table: str
+) -> None:
+    step = transfer_step("a", table)
+    response = api.post(f"/api/v1/projects/{project}/jobs", json={"name": "t", "steps": [step]})
+    assert response.status_code == 422 and "target.table" in response.text, response.text

@@ -15,8 +15,13 @@ The execution's mode decides what moves:
 - `delta` reads only rows whose watermark column is above the value the step's last
   successful run saw (ctx.watermark()) and upserts them by primary key with the dialect's
   own statement (ON CONFLICT on SQLite and PostgreSQL, ON DUPLICATE KEY UPDATE on
-  MySQL/MariaDB), also in one transaction. A first delta run, with no watermark, runs full.
+  MySQL/MariaDB), also in one transaction. A delta run with no watermark yet, or one that
+  creates the target, runs full. Rows whose watermark is NULL are not moved by a delta (a
+  table source logs how many there are).
 The step returns `watermarkAfter`; engine/lifecycle.py records it only when the run succeeds.
+
+Source and target in ONE SQLite file share one connection: the source is read inside the
+target's transaction (a second connection's read lock would block the writer for good).
 
 A target table that does not exist is created from the source's columns (types mapped
 portably, steps/_database.type_for_target). Rows stream in batches (server-side cursors)
@@ -27,6 +32,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import os
 import re
 import time
 from collections.abc import Iterator
@@ -42,6 +48,7 @@ from sqlalchemy import (
     bindparam,
     column,
     delete,
+    func,
     insert,
     select,
     text,
@@ -66,7 +73,8 @@ from jobport.engine.steps._database import (
 _ALLOWED = ("source", "target", "primaryKey", "watermark", "batchSize")
 DEFAULT_BATCH = 5000
 MAX_BATCH = 100_000
-_TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$")
+_TABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?")  # fullmatch
+_ZONED = re.compile(r"^timestamptz|with time zone|datetimeoffset", re.IGNORECASE)
 _TEMPLATE = ("{{", "{%", "{#")
 
 
@@ -118,7 +126,7 @@ def _connection(part: dict[str, Any], where: str) -> None:
 
 
 def _table(name: Any, where: str) -> None:
-    if not isinstance(name, str) or not _TABLE.match(name):
+    if not isinstance(name, str) or not _TABLE.fullmatch(name):
         raise ValueError(f"{where} must be a table name (letters, digits, _; schema.table)")
 
 
@@ -175,24 +183,39 @@ class _Source:
         if watermark is not None and above is not None:
             bound = bindparam("jobport_watermark", above, type_=self.selectable.c[watermark].type)
             query = query.where(self.selectable.c[watermark] > bound)
-        options = {"stream_results": True, "yield_per": batch}
-        try:
-            result = self.conn.execution_options(**options).execute(query, self.params)
+        options = {"stream_results": True, "yield_per": batch}  # this read only: the
+        try:  # connection may be the target's too (one SQLite file)
+            result = self.conn.execute(query, self.params, execution_options=options)
             yield from result.partitions(batch)
         except SQLAlchemyError as exc:
             raise failure(exc, "reading the source") from None
+
+    def nulls(self, watermark: str) -> int | None:
+        """How many rows of a table source have no watermark (None for a query source:
+        counting would run the query twice)."""
+        if not isinstance(self.selectable, Table):
+            return None
+        mark = self.selectable.c[watermark]
+        try:
+            query = select(func.count()).select_from(self.selectable).where(mark.is_(None))
+            return int(self.conn.execute(query).scalar_one())
+        except SQLAlchemyError as exc:
+            raise failure(exc, "counting the source's rows without a watermark") from None
+        finally:
+            self.conn.rollback()  # the load begins its own transaction
 
 
 def _type_of(described: dict[str, Any]) -> Any:
     standard = described["type"]
     if standard == "decimal":
         return types.Numeric(described.get("precision"), described.get("scale"))
+    if standard == "datetime":  # PostgreSQL's timestamptz keeps its zone in the target
+        return types.DateTime(timezone=bool(_ZONED.search(described.get("nativeType") or "")))
     simple = {
         "integer": types.BigInteger,
         "float": types.Float,
         "boolean": types.Boolean,
         "date": types.Date,
-        "datetime": types.DateTime,
         "binary": types.LargeBinary,
         "json": types.JSON,
     }
@@ -279,18 +302,50 @@ def run(config: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
     batch = int(config.get("batchSize", DEFAULT_BATCH))
     if ctx.mode == "delta" and (not key or not watermark):
         raise StepFailed("a delta transfer needs primaryKey and watermark")
-    src_engine = open_engine(ctx, config["source"]["connection"], "source.connection")
-    dst_engine = open_engine(ctx, config["target"]["connection"], "target.connection")
+    src_name, dst_name = config["source"]["connection"], config["target"]["connection"]
+    src_engine = open_engine(ctx, src_name, "source.connection")
+    dst_engine = open_engine(ctx, dst_name, "target.connection")
     try:
+        if _one_sqlite_file(src_engine, dst_engine):
+            if _same_table(config["source"].get("table"), config["target"]["table"]):
+                raise StepFailed("the source table is the target table: nothing to transfer")
+            ctx.log("system", "source and target are one SQLite file: one connection reads both")
+            with connect(dst_engine, dst_name) as dst, cancelling(ctx, (dst_engine, dst)):
+                return _transfer(config, ctx, dst_engine, dst, dst, key, watermark, batch)
         with (
-            connect(src_engine, config["source"]["connection"]) as src,
-            connect(dst_engine, config["target"]["connection"]) as dst,
+            connect(src_engine, src_name) as src,
+            connect(dst_engine, dst_name) as dst,
             cancelling(ctx, (src_engine, src), (dst_engine, dst)),
         ):
             return _transfer(config, ctx, src_engine, src, dst, key, watermark, batch)
     finally:
         src_engine.dispose()
         dst_engine.dispose()
+
+
+def _one_sqlite_file(one: Engine, other: Engine) -> bool:
+    """Whether both engines open the same SQLite file (resolved; not in memory)."""
+    paths = []
+    for engine in (one, other):
+        database = engine.url.database or ""
+        if database.startswith("file:"):  # a URI filename (?uri=true)
+            memory = engine.url.query.get("mode") == "memory" or "mode=memory" in database
+            database = "" if memory else database[5:].split("?", 1)[0]
+        if engine.dialect.name != "sqlite" or database in ("", ":memory:"):
+            return False
+        paths.append(os.path.realpath(database))
+    try:
+        return paths[0] == paths[1] or os.path.samefile(*paths)  # a hard link too
+    except OSError:  # a file that does not exist yet
+        return False
+
+
+def _same_table(source: str | None, target: str) -> bool:
+    def plain(name: str) -> str:
+        schema, table = _split(name.lower())
+        return table if schema in (None, "main") else f"{schema}.{table}"
+
+    return source is not None and plain(source) == plain(target)
 
 
 def _transfer(
@@ -315,9 +370,6 @@ def _transfer(
             f"(primaryKey/watermark); its columns: {', '.join(source.names)}"
         )
     before = ctx.watermark() if ctx.watermark is not None and watermark else None
-    delta = ctx.mode == "delta" and before is not None
-    if ctx.mode == "delta" and not delta:
-        ctx.log("system", "no watermark yet (no successful run before): this run is full")
     target_name = config["target"]["table"]
     try:
         table, created = _target(dst, target_name, source, key)
@@ -325,6 +377,12 @@ def _transfer(
         raise
     except SQLAlchemyError as exc:
         raise failure(exc, f"reading the target table {target_name!r}") from None
+    # A delta into a target made just now would leave it holding only the delta: run full.
+    delta = ctx.mode == "delta" and before is not None and not created
+    if ctx.mode == "delta" and before is None:
+        ctx.log("system", "no watermark yet (no successful run before): this run is full")
+    elif ctx.mode == "delta" and created:
+        ctx.log("system", f"the target table {target_name!r} was created: this run is full")
     absent = [n for n in source.names if n not in table.c]
     if absent:
         raise StepFailed(
@@ -332,6 +390,13 @@ def _transfer(
         )
     statement = _statement(dst, table, source.names, key, upsert=delta)
     above = _decode(before, source.type_of(watermark)) if delta and watermark else None
+    nulls = source.nulls(watermark) if delta and watermark else None
+    if nulls:
+        ctx.log(
+            "stderr",
+            f"warning: {nulls} source rows have a NULL watermark ({watermark}): a delta does "
+            "not move them (a full run does)",
+        )
     mark_index = source.names.index(watermark) if watermark else -1
     highest = above
     read = written = batches = 0
