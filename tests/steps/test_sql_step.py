@@ -213,3 +213,99 @@ def test_timeout_and_cancel_stop_the_query_at_the_database(
     )
     assert ended["status"] == "cancelled", ended
     assert "worker was replaced" not in str(ended["steps"])
+
+
+def test_statements_postgresql_cannot_stream_run_once(
+    data_server: Server, api: httpx2.Client, project: str, pg_data_url: str
+) -> None:
+    """A data-modifying WITH, SELECT ... INTO and WITH ... INSERT start like a query but
+    PostgreSQL refuses them as a server-side cursor: they run plainly, once."""
+    table, copy = unique("w"), unique("w_copy")
+    engine = create_engine(engine_url(pg_data_url))
+    with engine.begin() as conn:
+        conn.execute(text(f"create table {table} (id serial primary key, v text)"))
+        conn.execute(text(f"insert into {table} (v) values ('a'), ('b')"))
+    add_connection(data_server, project, "db", pg_data_url)
+    inserted = (
+        f"with d as (insert into {table} (v) values (:v) returning id, v) select id, v from d"
+    )
+    statements = [
+        (inserted, {"v": "{{ params.v }}"}),
+        (f"with d as (delete from {table} where v = 'a' returning id) select count(*) from d", {}),
+        (f"select * into {copy} from {table}", {}),
+        (f"with x as (select 'z' as v) insert into {table} (v) select v from x", {}),
+    ]
+    results = []
+    for query, parameters in statements:
+        step = sql_step(query=query, parameters=parameters)
+        done = run_job(api, project, make_job(api, project, [step], parameters={"v": "c"}))
+        assert done["status"] == "succeeded", done
+        results.append(done["result"])
+    assert results[0]["records"] == [{"id": 3, "v": "c"}]
+    assert [c["name"] for c in results[0]["schema"]] == ["id", "v"]
+    assert results[1]["records"] == [{"count": 1}]
+    assert results[2] == {"rowsAffected": 2}
+    assert results[3] == {"rowsAffected": 1}
+    with engine.connect() as conn:
+        rows = conn.execute(text(f"select v from {table} order by id")).scalars().all()
+        assert rows == ["b", "c", "z"]  # 'c' once: the refused cursor ran nothing
+        assert conn.execute(text(f"select v from {copy} order by id")).scalars().all() == [
+            "b",
+            "c",
+        ]
+    engine.dispose()
+
+    # A query PostgreSQL refuses for itself fails with its own message, not the cursor's.
+    job = make_job(api, project, [sql_step(query=f"select nope from {table}")])
+    done = run_job(api, project, job)
+    assert done["status"] == "failed", done
+    assert "nope" in done["error"]["message"]
+    assert "DECLARE" not in done["error"]["message"]
+
+
+def test_repeated_column_names_keep_every_value(
+    data_server: Server, api: httpx2.Client, project: str, database_url: str
+) -> None:
+    add_connection(data_server, project, "db", database_url)
+    query = "select 1 as a, 2 as a_2, 3 as a, 4 as a, 5 as b"
+    done = run_job(api, project, make_job(api, project, [sql_step(query=query)]))
+    assert done["status"] == "succeeded", done
+    assert done["result"]["records"] == [{"a": 1, "a_2": 2, "a_3": 3, "a_4": 4, "b": 5}]
+    names = [c["name"] for c in done["result"]["schema"]]
+    assert names == ["a", "a_2", "a_3", "a_4", "b"]
+
+
+def test_a_parameter_name_must_be_an_identifier_to_its_end(
+    api: httpx2.Client, project: str
+) -> None:
+    for name in ("region\n", "re gion", "1st", ""):
+        step = sql_step(query="select :region", parameters={name: "x"})
+        response = api.post(
+            f"/api/v1/projects/{project}/jobs", json={"name": unique("j"), "steps": [step]}
+        )
+        assert response.status_code == 422, (name, response.text)
+        assert "parameter names must be identifiers" in response.text
+
+
+def test_mariadb_text_and_small_integers_get_their_types(
+    data_server: Server, api: httpx2.Client, project: str, mariadb_url: str
+) -> None:
+    """pymysql reports TEXT as BLOB (the charset tells bytes apart) and names TINYINT's code
+    CHAR too: neither made a text column binary, nor a tinyint a char."""
+    table = unique("kinds")
+    engine = create_engine(engine_url(mariadb_url))
+    with engine.begin() as conn:
+        conn.execute(text(f"create table {table} (t tinyint, s text, b blob, v varbinary(4))"))
+        conn.execute(text(f"insert into {table} values (1, 'x', x'00', 'ab')"))
+    engine.dispose()
+    add_connection(data_server, project, "db", mariadb_url)
+    done = run_job(api, project, make_job(api, project, [sql_step(query=f"select * from {table}")]))
+    assert done["status"] == "succeeded", done
+    types = {c["name"]: (c["type"], c["nativeType"]) for c in done["result"]["schema"]}
+    assert types == {
+        "t": ("integer", "tinyint"),
+        "s": ("text", "text"),
+        "b": ("binary", "blob"),
+        "v": ("binary", "varbinary"),
+    }
+    assert done["result"]["records"] == [{"t": 1, "s": "x", "b": "AA==", "v": "YWI="}]

@@ -52,6 +52,41 @@ from jobport.engine.steps._database import (
         ("json", "json"),
         ("uuid", "text"),
         (None, "text"),
+        # MySQL/MariaDB: pymysql's names, sizes, signs.
+        ("int unsigned", "integer"),
+        ("bigint(20) unsigned", "integer"),
+        ("mediumint", "integer"),
+        ("tinyint", "integer"),
+        ("year", "integer"),
+        ("decimal(10,2) unsigned", "decimal"),
+        ("timestamp(6) without time zone", "datetime"),
+        ("medium_blob", "binary"),
+        ("varbinary(max)", "binary"),
+        ("geometry", "text"),
+        # A name that merely holds `int`, `date`, `json` or `blob` is no integer, date, ...:
+        # intervals, geometry, ranges and arrays are text (nativeType keeps the driver's name).
+        ("interval", "text"),
+        ("INTERVAL DAY TO SECOND", "text"),
+        ("point", "text"),
+        ("int4[]", "text"),
+        ("INTEGER[]", "text"),
+        ("_int4", "text"),
+        ("int4range", "text"),
+        ("timestamp[]", "text"),
+        ("date[]", "text"),
+        ("jsonpath", "text"),
+        ("json[]", "text"),
+        ("blobs", "text"),
+        ("mint", "text"),
+        ("print", "text"),
+        ("time", "text"),
+        ("timetz", "text"),
+        ("inet", "text"),
+        ("tsvector", "text"),
+        ("16385", "text"),
+        # Validated whole, not up to a final newline (`$` would let that pass).
+        ("int4\n[]", "text"),
+        ("date\n", "date"),  # blank space around a name is no part of it
     ],
 )
 def test_driver_type_names_map_to_a_standard_type(name: str | None, standard: str) -> None:
@@ -79,6 +114,15 @@ def test_driver_type_names_map_to_a_standard_type(name: str | None, standard: st
         (mysql.VARCHAR(20), "text"),
         (postgresql.UUID(), "text"),
         (types.NullType(), "text"),
+        (postgresql.INTERVAL(), "text"),
+        (types.Interval(), "text"),
+        (postgresql.ARRAY(types.Integer()), "text"),
+        (postgresql.INT4RANGE(), "text"),
+        (postgresql.MONEY(), "decimal"),
+        (mysql.TINYINT(), "integer"),
+        (mysql.YEAR(), "integer"),
+        (mysql.LONGBLOB(), "binary"),
+        (mysql.LONGTEXT(), "text"),
     ],
 )
 def test_sqlalchemy_types_map_to_a_standard_type(sqltype: types.TypeEngine, standard: str) -> None:
@@ -108,6 +152,21 @@ def test_a_target_gets_portable_types() -> None:
     zoned = type_for_target(postgresql.TIMESTAMP(timezone=True), "postgresql", key=False)
     assert zoned.timezone is True
     assert isinstance(type_for_target(postgresql.JSONB(), "sqlite", key=False), types.JSON)
+    # An interval or an array is no integer (a BIGINT target refused the rows): text.
+    for sqltype in (postgresql.INTERVAL(), postgresql.ARRAY(types.Integer())):
+        assert isinstance(type_for_target(sqltype, "postgresql", key=False), types.Text)
+
+
+def test_pymysql_type_codes_get_their_own_names() -> None:
+    """FIELD_TYPE.CHAR and .INTERVAL are aliases of TINY and ENUM: a TINYINT column is no
+    char (nor, with the binary charset numbers have, a binary)."""
+    from pymysql.constants import FIELD_TYPE
+
+    from jobport.engine.steps._database import _pymysql_names
+
+    names = _pymysql_names()
+    assert names[FIELD_TYPE.TINY] == "tiny" and names[FIELD_TYPE.ENUM] == "enum"
+    assert names[FIELD_TYPE.LONGLONG] == "longlong" and names[FIELD_TYPE.BLOB] == "blob"
 
 
 def test_a_parameter_that_is_one_template_keeps_its_type() -> None:
@@ -137,3 +196,6 @@ def test_a_parameter_that_is_one_template_keeps_its_type() -> None:
         render_parameters({"x": "{{ params.missing }}"}, context, "parameters")
     with pytest.raises(TemplateError, match=r"not allowed|unsafe"):
         render_parameters({"x": "{{ params.__class__.__mro__ }}"}, context, "parameters")
+    # One template with blank space around it, newlines too, is still the whole value.
+    assert render_parameters({"n": "{{ params.n }}\n"}, context, "p") == {"n": 5}
+    assert render_parameters({"n": "{{ params.n }}\nx"}, context, "p") == {"n": "5\nx"}

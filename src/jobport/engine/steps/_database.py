@@ -8,7 +8,9 @@ and cancels at the database: SQLite `interrupt()`, psycopg `cancel()`, MySQL/Mar
 step raises StepInterrupted.
 
 Types: each column is described by the driver's own type (`numeric(10,2)`, `INTEGER`), with
-precision and scale where known, and one standard type of STANDARD_TYPES.
+precision and scale where known, and one standard type of STANDARD_TYPES. A name maps to a
+standard type only when a rule matches it whole; arrays, intervals, geometry and any other
+name are text.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ _DEFAULT_DRIVERS = {"postgresql": "psycopg", "mysql": "pymysql", "mariadb": "pym
 
 # A value that is one template and nothing else keeps its type (a number binds as a number:
 # SQLite compares the text '5' above every number); any other string renders as text.
-_WHOLE = re.compile(r"^\s*\{\{((?:(?!\{\{|\}\}).)*)\}\}\s*$", re.DOTALL)
+_WHOLE = re.compile(r"\s*\{\{((?:(?!\{\{|\}\}).)*)\}\}\s*", re.DOTALL)  # fullmatch
 _native = ImmutableSandboxedEnvironment(undefined=StrictUndefined)
 
 
@@ -56,7 +58,7 @@ def render_parameters(values: Any, context: dict[str, Any], path: str) -> Any:
     out = {}
     for key, value in values.items():
         where = f"{path}.{key}"
-        found = _WHOLE.match(value) if isinstance(value, str) else None
+        found = _WHOLE.fullmatch(value) if isinstance(value, str) else None
         if found is None:
             out[key] = templating.render(value, context, where)
             continue
@@ -196,23 +198,49 @@ def json_value(value: Any) -> Any:
 
 # --- types -------------------------------------------------------------------------------
 
-_NAME_RULES: tuple[tuple[str, str], ...] = (
-    (r"^(tinyint\(1\)|bool|boolean|bit\(1\))$", "boolean"),
-    (r"json", "json"),
-    (r"^(timestamp|datetime|smalldatetime|datetime2|datetimeoffset)", "datetime"),
-    (r"^date$", "date"),
-    (r"(int|serial|^long$|^short$|^tiny$|^int24$|^longlong$|^year$)", "integer"),
-    (r"^(numeric|decimal|newdecimal|money|smallmoney|number)", "decimal"),
-    (r"^(float|double|real|binary_float|binary_double)", "float"),
-    (r"(blob|bytea|binary|varbinary|image|raw)", "binary"),
+# Each pattern matches a whole (lowercased, spaces collapsed) name: a loose search took
+# `interval`, `point` and `int4[]` for integers. Arrays, intervals, geometry, times of day and
+# any name not here are text (the column keeps its driver's name as nativeType).
+_SIZE = r"(\(\s*\d+\s*(,\s*\d+\s*)?\))?"  # (10) or (10,2)
+_SIGN = r"( (un)?signed)?( zerofill)?"
+_ZONE = r"( with(out)? time zone)?"
+_NAME_RULES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern), standard)
+    for pattern, standard in (
+        (r"tinyint\(1\)( unsigned)?|bool|boolean|bit\(1\)", "boolean"),
+        (r"jsonb?", "json"),
+        (rf"(timestamp|datetime|smalldatetime|datetime2|datetimeoffset){_SIZE}{_ZONE}", "datetime"),
+        (r"timestamptz(\(\d+\))?", "datetime"),
+        (r"date|newdate", "date"),
+        (
+            rf"(tiny|small|medium|big)?int(eger)?{_SIZE}{_SIGN}|int[248]|int24|(small|big)?serial[248]?"
+            r"|long|longlong|short|tiny|year(\(4\))?",
+            "integer",
+        ),
+        (
+            rf"(numeric|decimal|newdecimal|dec|fixed|number|money|smallmoney){_SIZE}{_SIGN}",
+            "decimal",
+        ),
+        (
+            rf"(float|double|double precision|real|float4|float8|binary_float|binary_double)"
+            rf"{_SIZE}{_SIGN}",
+            "float",
+        ),
+        (
+            r"(tiny|medium|long)?_?blob|bytea|image|long raw|raw(\(\d+\))?"
+            r"|(var)?binary(\(\s*(\d+|max)\s*\))?",
+            "binary",
+        ),
+    )
 )
 
 
 def standard_of_name(name: str | None) -> str:
-    """The standard type of a driver's type name (`numeric(10,2)`, `INTEGER`, `nvarchar`)."""
-    text_ = (name or "").strip().lower()
+    """The standard type of a driver's type name (`numeric(10,2)`, `INTEGER`, `nvarchar`);
+    text for any name no rule matches whole (`interval`, `point`, `int4[]`)."""
+    text_ = " ".join((name or "").lower().split())
     for pattern, standard in _NAME_RULES:
-        if re.search(pattern, text_):
+        if pattern.fullmatch(text_):
             return standard
     return "text"
 
@@ -221,6 +249,7 @@ def standard_of(sqltype: types.TypeEngine[Any]) -> str:
     """The standard type of a SQLAlchemy (reflected) type."""
     checks: tuple[tuple[type, str], ...] = (
         (types.Boolean, "boolean"),
+        (types.Interval, "text"),  # a timedelta, stored as a DATETIME where there is none
         (types.JSON, "json"),
         (types.DateTime, "datetime"),
         (types.Date, "date"),
@@ -244,13 +273,20 @@ def _pymysql_names() -> dict[int, str]:
         from pymysql.constants import FIELD_TYPE
     except ImportError:  # pragma: no cover - the mysql extra
         return {}
-    return {v: k.lower() for k, v in vars(FIELD_TYPE).items() if k.isupper()}
+    names: dict[int, str] = {}
+    for key, value in vars(FIELD_TYPE).items():  # the first name: CHAR and INTERVAL are
+        if key.isupper():  # later aliases of TINY and ENUM
+            names.setdefault(value, key.lower())
+    return names
 
 
 _MYSQL_NAMES = {"newdecimal": "decimal", "long": "int", "longlong": "bigint", "short": "smallint"}
 _MYSQL_NAMES |= {"tiny": "tinyint", "int24": "mediumint", "var_string": "varchar"}
 _MYSQL_NAMES |= {"string": "char", "newdate": "date"}
-_MYSQL_BINARY = {"varchar": "varbinary", "char": "binary", "blob": "blob"}
+# pymysql reports TEXT columns as BLOB; the binary charset (63) tells the bytes apart.
+_MYSQL_BINARY = {"varchar": "varbinary", "char": "binary"}
+_MYSQL_TEXT = {"blob": "text", "tiny_blob": "tinytext", "medium_blob": "mediumtext"}
+_MYSQL_TEXT |= {"long_blob": "longtext"}
 
 
 def cursor_facts(cursor: Any) -> tuple[list[Any], list[Any]]:
@@ -277,8 +313,8 @@ def describe(
         elif backend in ("mysql", "mariadb"):
             native = _MYSQL_NAMES.get(_pymysql_names().get(code, ""), "")
             native = native or _pymysql_names().get(code, str(code))
-            if index < len(fields) and getattr(fields[index], "charsetnr", 0) == 63:
-                native = _MYSQL_BINARY.get(native, native)
+            binary = index < len(fields) and getattr(fields[index], "charsetnr", 0) == 63
+            native = (_MYSQL_BINARY if binary else _MYSQL_TEXT).get(native, native)
             if native == "decimal":  # pymysql's length counts the sign and the point
                 flags = getattr(fields[index], "flags", 0) if index < len(fields) else 0
                 scale = col[5] or 0

@@ -18,8 +18,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Connection, Engine, TextClause, text
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from jobport.engine import templating
 from jobport.engine.steps import StepContext, StepFailed, check_keys
@@ -37,9 +37,13 @@ from jobport.engine.steps._database import (
 _ALLOWED = ("connection", "query", "parameters", "maxRows")
 DEFAULT_MAX_ROWS = 10_000
 MAX_MAX_ROWS = 1_000_000
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # fullmatch: `$` would pass a final newline
 # Statements a server-side cursor can stream (PostgreSQL cannot DECLARE one for DML).
-_QUERY = re.compile(r"^\s*(\(\s*)*(select|with|values|table)\b", re.IGNORECASE)
+_QUERY = re.compile(r"\s*(\(\s*)*(select|with|values|table)\b", re.IGNORECASE)
+# PostgreSQL refuses some of those as a cursor (a data-modifying WITH, SELECT ... INTO,
+# WITH ... INSERT): feature not supported (0A) or a syntax error (42), raised by the DECLARE
+# before anything ran. Such a statement runs again, plainly.
+_NOT_A_CURSOR = ("0A", "42")
 _TEMPLATE = ("{{", "{%", "{#")
 
 
@@ -62,7 +66,7 @@ def validate(config: dict[str, Any]) -> None:
     parameters = config.get("parameters", {})
     if not isinstance(parameters, dict):
         raise ValueError("parameters must be an object of :name values")
-    bad = [k for k in parameters if not _NAME.match(str(k))]
+    bad = [k for k in parameters if not _NAME.fullmatch(str(k))]
     if bad:
         raise ValueError(f"parameter names must be identifiers (letters, digits, _): {bad}")
     _max_rows(config.get("maxRows", DEFAULT_MAX_ROWS), at_validation=True)
@@ -93,12 +97,56 @@ def render(config: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
 
 
 def _unique(names: list[str]) -> list[str]:
-    seen: dict[str, int] = {}
+    """Column names made unique: each name's first column keeps it, a repeat gets the first
+    `_2`, `_3`, ... that no column has (`select 1 as a, 2 as a_2, 3 as a` gives a, a_2,
+    a_3), so no record loses a value to a clash."""
+    originals = set(names)
+    used: set[str] = set()
     out = []
     for name in names:
-        seen[name] = seen.get(name, 0) + 1
-        out.append(name if seen[name] == 1 else f"{name}_{seen[name]}")
+        unique, n = name, 1
+        while unique in used or (unique != name and unique in originals):
+            n += 1
+            unique = f"{name}_{n}"
+        used.add(unique)
+        out.append(unique)
     return out
+
+
+class _NotACursor(Exception):
+    """PostgreSQL refused the statement as a server-side cursor; nothing of it ran."""
+
+
+def _execute(
+    engine: Engine,
+    conn: Connection,
+    statement: TextClause,
+    parameters: dict[str, Any],
+    max_rows: int,
+    stream: bool,
+) -> dict[str, Any] | tuple[list[dict[str, Any]], list[tuple[Any, ...]], bool]:
+    """The statement in a transaction of its own: `{"rowsAffected"}`, or the schema, at
+    most max_rows rows and whether more came. A statement PostgreSQL cannot stream
+    raises _NotACursor, its transaction rolled back, to run again with stream=False."""
+    with conn.begin():
+        try:
+            options = {"stream_results": stream}  # this statement's (conn's would persist)
+            result = conn.execute(statement, parameters, execution_options=options)
+        except DBAPIError as exc:
+            state = str(getattr(exc.orig, "sqlstate", None) or "")
+            refused = stream and engine.dialect.name == "postgresql"
+            if refused and state[:2] in _NOT_A_CURSOR and not exc.connection_invalidated:
+                raise _NotACursor() from exc
+            raise
+        if not result.returns_rows:
+            affected = result.rowcount
+            return {"rowsAffected": affected if affected >= 0 else None}
+        facts = cursor_facts(result.cursor)
+        rows = [tuple(r) for r in result.fetchmany(max_rows + 1)]
+        truncated = len(rows) > max_rows
+        rows = rows[:max_rows]
+        result.close()
+        return describe(engine, facts, rows), rows, truncated
 
 
 def run(config: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
@@ -119,23 +167,20 @@ def run(config: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
     parameters = {k: v for k, v in parameters.items() if k in wanted}
     name = config["connection"]
     engine = open_engine(ctx, name)
+    stream = _QUERY.match(query) is not None
     try:
-        with connect(engine, name) as conn, cancelling(ctx, (engine, conn)), conn.begin():
-            options = {"stream_results": True} if _QUERY.match(query) else {}
-            result = conn.execution_options(**options).execute(statement, parameters)
-            if not result.returns_rows:
-                affected = result.rowcount
-                return {"rowsAffected": affected if affected >= 0 else None}
-            facts = cursor_facts(result.cursor)
-            rows = [tuple(r) for r in result.fetchmany(max_rows + 1)]
-            truncated = len(rows) > max_rows
-            rows = rows[:max_rows]
-            schema = describe(engine, facts, rows)
-            result.close()
+        with connect(engine, name) as conn, cancelling(ctx, (engine, conn)):
+            try:
+                outcome = _execute(engine, conn, statement, parameters, max_rows, stream)
+            except _NotACursor:
+                outcome = _execute(engine, conn, statement, parameters, max_rows, False)
     except SQLAlchemyError as exc:
         raise failure(exc, "the query") from None
     finally:
         engine.dispose()
+    if isinstance(outcome, dict):
+        return outcome
+    schema, rows, truncated = outcome
     names = _unique([c["name"] for c in schema])
     for column, unique in zip(schema, names, strict=True):
         column["name"] = unique
