@@ -162,11 +162,28 @@ async def serving(settings: Settings, *, demo: bool = False) -> AsyncIterator[Ru
         rt.db.dispose()
 
 
+def preflight(settings: Settings) -> None:
+    """Refuse to start, with a JobportError that says why, on settings that cannot work:
+    a step user this host does not have, an encryption key that is no Fernet key. Checked
+    before anything listens, so the operator reads one line, not a traceback."""
+    from jobport.engine.isolation import StepUserError, resolve_user
+    from jobport.store.secrets import load_cipher
+
+    try:
+        resolve_user(settings.step_user)
+    except StepUserError as exc:
+        raise JobportError(str(exc), code="bad_setting") from None
+    if settings.encryption_key:  # the key file is made (or read) when first needed
+        load_cipher(settings.encryption_key, settings.encryption_key_file)
+
+
 def run_server(settings: Settings, *, demo: bool = False, log_level: str = "info") -> None:
     """Serve the API on settings.host:port until interrupted."""
     import uvicorn
 
     from jobport.api.app import create_app
+
+    preflight(settings)
 
     uvicorn.run(
         create_app(settings, demo=demo),

@@ -135,6 +135,18 @@ def test_the_server_refuses_to_start_with_a_step_user_that_does_not_exist(
     server = make_server(step_user="no-such-user-here")
     with pytest.raises(RuntimeError, match=r"JOBPORT_STEP_USER='no-such-user-here'.*no such user"):
         server.start()
+    said = server.log_path.read_text()
+    assert "Traceback" not in said  # one line for the operator, before anything listens
+    assert "jobport: JOBPORT_STEP_USER='no-such-user-here'" in said
+
+
+def test_the_server_refuses_to_start_with_an_encryption_key_that_is_no_fernet_key(
+    make_server: Any,
+) -> None:
+    server = make_server(encryption_key="not-a-fernet-key")
+    with pytest.raises(RuntimeError, match=r"the encryption key is not a Fernet key"):
+        server.start()
+    assert "Traceback" not in server.log_path.read_text()
 
 
 def test_a_worker_that_may_not_change_user_fails_the_step_and_says_why(

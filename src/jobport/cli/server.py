@@ -7,7 +7,8 @@ import logging
 
 import typer
 
-from jobport.cli._shared import command_name
+from jobport.cli._shared import command_name, fail
+from jobport.errors import JobportError
 
 db_app = typer.Typer(no_args_is_help=True, help="Database maintenance.")
 
@@ -60,7 +61,10 @@ def serve(
         )
     from jobport import boot  # here: the server's layers cost every other command a second
 
-    boot.run_server(settings, demo=demo, log_level=log_level)
+    try:
+        boot.run_server(settings, demo=demo, log_level=log_level)
+    except JobportError as exc:  # a setting that cannot work: one line, not a traceback
+        fail(f"jobport: {exc.message}")
 
 
 @db_app.command("upgrade")
