@@ -21,8 +21,9 @@ MARIADB_URL = os.environ.get("JOBPORT_TEST_MARIADB_URL", "mysql://root@127.0.0.1
 
 
 @pytest.fixture(scope="module")
-def data_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """One server per module (SQLite store) with a known encryption key."""
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One server per module (SQLite store) with a known encryption key: it stands in for
+    tests/conftest.py's `server`, so that file's `api` and `project` fixtures use it."""
     workdir = tmp_path_factory.mktemp("server")
     server = Server(
         f"sqlite:///{workdir / 'jobport.db'}", workdir, encryption_key=ENCRYPTION_KEY
@@ -31,18 +32,9 @@ def data_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     server.stop()
 
 
-@pytest.fixture
-def api(data_server: Server) -> Iterator[httpx2.Client]:
-    with data_server.client() as client:
-        yield client
-
-
-@pytest.fixture
-def project(api: httpx2.Client) -> str:
-    name = f"p-{uuid.uuid4().hex[:10]}"
-    response = api.post("/api/v1/projects", json={"name": name})
-    assert response.status_code == 201, response.text
-    return name
+@pytest.fixture(scope="module")
+def data_server(server: Server) -> Server:
+    return server
 
 
 @pytest.fixture(scope="module")
