@@ -51,7 +51,8 @@ class InputGuard:
             else:
                 message = f"{field}: {reason}" if field else reason
             details = [{"field": field, "reason": reason}] if field else None
-            await error_response(status, code, message, details)(scope, receive, send)
+            response = error_response(status, code, message, details, path=scope.get("path"))
+            await response(scope, receive, send)
             return
         await self.app(scope, receive, send)
 
