@@ -38,7 +38,7 @@ def test_log_batches_are_read_back_by_cursor(db: Database, execution: dict[str, 
         assert log_store.read(conn, eid, after=12, limit=100) == []
         everything = log_store.read(conn, eid, after=0, limit=100)
         stored = execution_store.get(conn, eid)
-    assert everything[0] == {"execution_id": eid, **first[0]}
+    assert everything[0] == {"execution_id": eid, "iteration": None, **first[0]}
     assert everything[-1]["step"] is None and everything[-1]["text"] == "line 12"
     assert (stored["log_lines"], stored["log_bytes"]) == (12, nbytes(first) + nbytes(second))
 

@@ -19,6 +19,7 @@ SCHEMA |= {"schedules", "schedule_fires"}  # 0002
 SCHEMA |= {"users", "api_keys", "roles", "role_members", "sessions", "audit_log"}  # 0003
 SCHEMA |= {"server_secrets"}  # 0003
 SCHEMA |= {"connections", "step_watermarks"}  # 0004
+SCHEMA |= {"execution_items"}  # 0005
 
 
 def tables(db: Database) -> set[str]:

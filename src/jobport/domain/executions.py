@@ -91,6 +91,10 @@ class StartRequest:
     schedule_id: str | None = None
     schedule_name: str | None = None
     schedule_fire_at: dt.datetime | None = None
+    # The template context (`{{ context.x }}`), over the job's `context` defaults.
+    context: Mapping[str, Any] | None = None
+    # For a foreach job, this run's `query` and/or `source` instead of the job's.
+    foreach: Mapping[str, Any] | None = None
 
 
 def initial_step_states(spec: dict[str, Any]) -> list[dict[str, Any]]:
@@ -123,6 +127,7 @@ def queued_execution(
     schedule_id: str | None = None,
     schedule_name: str | None = None,
     schedule_fire_at: dt.datetime | None = None,
+    context: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The row of a new, queued execution of `job` (a stored job row, spec included).
 
@@ -157,6 +162,8 @@ def queued_execution(
         "schedule_id": schedule_id,
         "schedule_name": schedule_name,
         "schedule_fire_at": schedule_fire_at,
+        "context": context,
+        "iteration": None,
     }
 
 
@@ -208,6 +215,9 @@ class Execution:
     error: ExecutionError | None
     log_lines: int
     schedule: FiredBy | None
+    context: dict[str, Any] | None = None  # the template context it was started with
+    # A foreach run's summary (domain/iteration.summary, plus "accumulator"); else None.
+    iteration: dict[str, Any] | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Execution:
@@ -236,6 +246,8 @@ class Execution:
             FiredBy(schedule_id, row.get("schedule_name"), row.get("schedule_fire_at"))
             if schedule_id
             else None,
+            row.get("context"),
+            row.get("iteration"),
         )
 
 

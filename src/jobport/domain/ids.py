@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 import time
@@ -30,3 +31,10 @@ def new_id() -> str:
     rand = int.from_bytes(os.urandom(8), "big") & 0x3FFF_FFFF_FFFF_FFFF
     value = (ms << 80) | (0x7 << 76) | (counter << 64) | (0b10 << 62) | rand
     return str(uuid.UUID(int=value))
+
+
+def object_id(native_id: str) -> str:
+    """The 24-hex id a vendor face shows for a project, job or execution (Losant's ids are
+    MongoDB object ids): the first 96 bits of the native id's SHA-256. Stored beside the
+    native id (store/tables.py) so a face finds a row by either."""
+    return hashlib.sha256(native_id.encode()).hexdigest()[:24]

@@ -12,6 +12,7 @@ from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from jobport.domain import parameters
 from jobport.domain.executions import Execution
+from jobport.domain.iteration import ForEach, once_steps
 from jobport.domain.wire import Count, Flag, Seconds, Wire, a_json_number
 
 if TYPE_CHECKING:  # only named: a job's record need not load the schedules package
@@ -49,6 +50,10 @@ class JobSpec(Wire):
     max_concurrent: Annotated[int, Field(ge=1), BeforeValidator(a_json_number)] | None = None
     queue: str = "default"
     labels: dict[str, str] = Field(default_factory=dict)
+    # Run the steps once per item (domain/iteration.py); None: once per execution.
+    foreach: ForEach | None = None
+    # The template context's defaults (`{{ context.x }}`); a start may give more over them.
+    context: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("steps")
     @classmethod
@@ -73,6 +78,27 @@ class JobSpec(Wire):
         """What is wrong with a caller's parameters; empty when they may run (see
         domain/parameters.py)."""
         return parameters.problems(self.parameters, self.parameters_schema, given)
+
+    @model_validator(mode="after")
+    def _foreach_fits_the_steps(self) -> JobSpec:
+        if self.foreach is None:
+            return self
+        names = {s.name for s in self.steps}
+        source = self.foreach.source.step
+        if source is not None and source not in names:
+            raise ValueError(f"foreach.source.step {source!r} is not a step of this job")
+        if not names - self.once_steps():
+            raise ValueError(
+                f"every step runs once before the items (foreach.source.step {source!r} and "
+                "what it needs): add a step to run per item"
+            )
+        return self
+
+    def once_steps(self) -> set[str]:
+        """The steps a foreach run runs once, before its items (empty without foreach)."""
+        if self.foreach is None:
+            return set()
+        return once_steps(self.foreach, {s.name: s.needs for s in self.steps})
 
     @model_validator(mode="after")
     def _one_result_step(self) -> JobSpec:

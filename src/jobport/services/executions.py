@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import Connection
 
 from jobport.domain.clock import utcnow
@@ -22,7 +23,7 @@ from jobport.domain.executions import (
 from jobport.domain.ids import new_id
 from jobport.domain.jobs import JobSpec
 from jobport.domain.pages import Page
-from jobport.errors import Conflict, Invalid
+from jobport.errors import Conflict, Invalid, error_details, invalid
 from jobport.services.runtime import Runtime
 from jobport.store import executions as execution_store
 from jobport.store import jobs as job_store
@@ -66,6 +67,47 @@ def _check_start_input(
         )
 
 
+def _context(spec: JobSpec, given: Any) -> dict[str, Any] | None:
+    """The run's template context: the job's defaults with the caller's over them."""
+    if given is not None and not isinstance(given, dict):
+        raise Invalid(
+            "context must be a JSON object",
+            code="invalid_context",
+            details=[{"field": "context", "reason": "must be an object"}],
+        )
+    if not given and not spec.context:
+        return None
+    return {**spec.context, **(given or {})}
+
+
+def _with_foreach(definition: dict[str, Any], spec: JobSpec, overrides: Any) -> dict[str, Any]:
+    """The definition this run keeps (its own copy): a foreach job's with the caller's
+    `query` and `source` in place of the job's, checked as a job definition would be."""
+    if not overrides:
+        return definition
+    if spec.foreach is None:
+        raise Invalid(
+            f"job {spec.name!r} has no foreach: a query or source applies only to one that has",
+            code="invalid_foreach",
+            details=[{"field": "foreach", "reason": "the job has no foreach"}],
+        )
+    unknown = set(overrides) - {"query", "source"}
+    if unknown or not isinstance(overrides, dict):
+        raise Invalid(
+            f"foreach may give only query and source for one run (got {sorted(unknown)})",
+            code="invalid_foreach",
+            details=[{"field": "foreach", "reason": "only query and source"}],
+        )
+    changed = {**definition, "foreach": {**definition["foreach"], **overrides}}
+    try:
+        JobSpec.model_validate(changed)
+    except ValidationError as exc:
+        details = error_details(exc.errors(include_url=False))
+        what = "invalid foreach for this run"
+        raise invalid(details, what=what, code="invalid_foreach") from None
+    return changed
+
+
 @dataclass(frozen=True)
 class Started:
     """What start_in() did, for its caller to announce once the transaction commits."""
@@ -105,6 +147,8 @@ def start_in(conn: Connection, project_ref: str, job_ref: str, request: StartReq
         if existing is not None:
             return Started(*_replay(existing, job["id"], "Idempotency-Key"))
     _check_start_input(spec, parameters, mode, execution_id)
+    context = _context(spec, request.context)
+    stored_spec = _with_foreach(job["spec"], spec, request.foreach)
     # An `allow` job never needs to look at its other runs: keep the hot path short.
     active = (
         execution_store.active_for_job(conn, job["id"])
@@ -122,7 +166,7 @@ def start_in(conn: Connection, project_ref: str, job_ref: str, request: StartReq
         replaced = [(row["id"], _request_cancel(conn, row)) for row in active]
     row = queued_execution(
         execution_id=execution_id or new_id(),
-        job=job,
+        job={**job, "spec": stored_spec},
         trigger=request.trigger,
         parameters={**spec.parameters, **parameters},
         mode=mode,
@@ -132,6 +176,7 @@ def start_in(conn: Connection, project_ref: str, job_ref: str, request: StartReq
         schedule_id=request.schedule_id,
         schedule_name=request.schedule_name,
         schedule_fire_at=request.schedule_fire_at,
+        context=context,
     )
     try:
         execution_store.insert_execution(conn, row)

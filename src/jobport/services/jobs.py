@@ -13,7 +13,7 @@ from jobport.domain.jobs import Job, JobSpec
 from jobport.domain.pages import Page
 from jobport.engine import steps as step_kinds
 from jobport.engine.templating import syntax_errors
-from jobport.errors import Conflict, Invalid, error_details, invalid
+from jobport.errors import Conflict, Invalid, NotFound, error_details, invalid
 from jobport.services import schedules as schedule_service
 from jobport.services.runtime import Runtime
 from jobport.store import executions as execution_store
@@ -60,6 +60,18 @@ def parse_spec(data: dict[str, Any]) -> JobSpec:
                     "step": step.name,
                 }
             )
+    source = spec.foreach.source if spec.foreach else None
+    for kind in ("sql", "http"):
+        config = getattr(source, kind, None)
+        if config is None:
+            continue
+        field = f"foreach.source.{kind}"
+        try:
+            step_kinds.validate(kind, config)
+        except ValueError as exc:
+            problems.append({"field": field, "reason": str(exc), "step": field})
+        for error in syntax_errors(config):
+            problems.append({"field": field, "reason": f"template: {error}", "step": field})
     if problems:
         first = problems[0]
         raise Invalid(
@@ -90,6 +102,20 @@ def create(rt: Runtime, project_ref: str, data: dict[str, Any]) -> Job:
         }
         job_store.create(conn, row)
     return Job.from_row(row, spec=spec)
+
+
+def project_of(rt: Runtime, job_id: str) -> str:
+    """The id of the project that holds the job with this id (for routes that name a job by
+    its id alone, as Loome's scripts do: ids are unique across projects, names are not)."""
+    with rt.db.read() as conn:
+        job = job_store.get_by_id(conn, job_id)
+    if job is None:
+        raise NotFound(
+            f"no job with id {job_id!r} (a job's `id`; by name: /api/v1/projects/{{project}}"
+            "/jobs/{name})",
+            code="job_not_found",
+        )
+    return str(job["project_id"])
 
 
 def get(rt: Runtime, project_ref: str, job_ref: str) -> Job:

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, func, insert, select, update
 
 from jobport.domain.executions import ACTIVE, Status
+from jobport.domain.ids import object_id
 from jobport.domain.pages import Page
 from jobport.errors import NotFound
 from jobport.store.db import savepoint
@@ -24,6 +25,7 @@ class DuplicateExecution(Exception):
 
 
 def insert_execution(conn: Connection, row: dict[str, Any]) -> None:
+    row.setdefault("object_id", object_id(row["id"]))
     with savepoint(conn, clash=DuplicateExecution(row["id"])):
         conn.execute(insert(executions).values(**row))
 
@@ -31,11 +33,19 @@ def insert_execution(conn: Connection, row: dict[str, Any]) -> None:
 def insert_executions(conn: Connection, rows: list[dict[str, Any]]) -> None:
     """Insert new executions (fresh ids) in one statement, as the scheduler does per batch."""
     if rows:
+        for row in rows:
+            row.setdefault("object_id", object_id(row["id"]))
         conn.execute(insert(executions), rows)
 
 
 def find(conn: Connection, execution_id: str) -> dict[str, Any] | None:
     row = conn.execute(select(executions).where(executions.c.id == execution_id)).first()
+    return dict(row._mapping) if row else None
+
+
+def find_by_object_id(conn: Connection, oid: str) -> dict[str, Any] | None:
+    """An execution by the 24-hex object id vendor faces show (domain/ids.object_id)."""
+    row = conn.execute(select(executions).where(executions.c.object_id == oid)).first()
     return dict(row._mapping) if row else None
 
 

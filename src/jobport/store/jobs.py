@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, insert, or_, select, update
 
+from jobport.domain.ids import object_id
 from jobport.domain.pages import Page
 from jobport.errors import Conflict, NotFound
 from jobport.store.db import savepoint
@@ -21,6 +22,7 @@ def _named(name: Any) -> Conflict:
 
 
 def create(conn: Connection, row: dict[str, Any]) -> dict[str, Any]:
+    row.setdefault("object_id", object_id(row["id"]))
     with savepoint(conn, clash=_named(row["name"])):
         conn.execute(insert(jobs).values(**row))
     return row
@@ -29,15 +31,18 @@ def create(conn: Connection, row: dict[str, Any]) -> dict[str, Any]:
 def find(
     conn: Connection, project_id: str, job_ref: str, *, lock: bool = False
 ) -> dict[str, Any] | None:
-    """A job of the project by id or by name; `lock` takes a row lock on PostgreSQL."""
+    """A job of the project by id, by name or by its 24-hex object id (what vendor faces
+    show); `lock` takes a row lock on PostgreSQL."""
     query = select(jobs).where(
-        jobs.c.project_id == project_id, or_(jobs.c.id == job_ref, jobs.c.name == job_ref)
+        jobs.c.project_id == project_id,
+        or_(jobs.c.id == job_ref, jobs.c.name == job_ref, jobs.c.object_id == job_ref),
     )
     if lock and conn.dialect.name == "postgresql":
         query = query.with_for_update()
     rows = conn.execute(query).all()
-    # A name may look like another job's id: the id wins, so a reference never drifts.
-    rows.sort(key=lambda r: r.id != job_ref)
+    # A name may look like another job's id: the id wins, then the object id, so a
+    # reference never drifts.
+    rows.sort(key=lambda r: (r.id != job_ref, r.object_id != job_ref))
     return dict(rows[0]._mapping) if rows else None
 
 

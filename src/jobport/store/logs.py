@@ -25,7 +25,7 @@ def append(conn: Connection, execution_id: str, lines: list[dict[str, Any]], nby
     )
 
 
-_COLUMNS = "execution_id, seq, at, step, stream, level, text"
+_COLUMNS = "execution_id, seq, at, step, stream, level, text, iteration"
 
 
 def _insert_many(conn: Connection, execution_id: str, lines: list[dict[str, Any]]) -> None:
@@ -50,9 +50,10 @@ def _insert_many(conn: Connection, execution_id: str, lines: list[dict[str, Any]
                 ln["stream"],
                 ln["level"],
                 ln["text"],
+                ln.get("iteration"),
             )
         )
-    placeholders = ", ".join([mark] * 7)
+    placeholders = ", ".join([mark] * 8)
     conn.exec_driver_sql(f"INSERT INTO execution_logs ({_COLUMNS}) VALUES ({placeholders})", rows)
 
 

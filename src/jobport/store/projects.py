@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, insert, or_, select, update
 
+from jobport.domain.ids import object_id
 from jobport.domain.pages import Page
 from jobport.errors import Conflict, NotFound
 from jobport.store.db import savepoint
@@ -19,6 +20,7 @@ def _named(name: Any) -> Conflict:
 
 
 def create(conn: Connection, row: dict[str, Any]) -> dict[str, Any]:
+    row.setdefault("object_id", object_id(row["id"]))
     with savepoint(conn, clash=_named(row["name"])):
         conn.execute(insert(projects).values(**row))
     return row
@@ -26,15 +28,20 @@ def create(conn: Connection, row: dict[str, Any]) -> dict[str, Any]:
 
 # Built once: every project-scoped request resolves its project, often twice.
 _BY_REF = select(projects).where(
-    or_(projects.c.id == bindparam("project_ref"), projects.c.name == bindparam("project_ref"))
+    or_(
+        projects.c.id == bindparam("project_ref"),
+        projects.c.name == bindparam("project_ref"),
+        projects.c.object_id == bindparam("project_ref"),
+    )
 )
 
 
 def find(conn: Connection, project_ref: str) -> dict[str, Any] | None:
-    """A project by id or by name."""
+    """A project by id, by name, or by the 24-hex object id vendor faces show."""
     rows = conn.execute(_BY_REF, {"project_ref": project_ref}).all()
-    # A name may look like another project's id: the id wins, so a reference never drifts.
-    rows.sort(key=lambda r: r.id != project_ref)
+    # A name may look like another project's id: the id wins, then the object id, so a
+    # reference never drifts.
+    rows.sort(key=lambda r: (r.id != project_ref, r.object_id != project_ref))
     return dict(rows[0]._mapping) if rows else None
 
 

@@ -45,6 +45,7 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
 
 Json = JSON().with_variant(JSONB(), "postgresql")
 Id = String(36)
+ObjectId = String(24)  # a vendor face's id: 24 hex digits (domain/ids.object_id)
 
 metadata = MetaData(
     naming_convention={
@@ -59,10 +60,12 @@ projects = Table(
     "projects",
     metadata,
     Column("id", Id, primary_key=True),
+    Column("object_id", ObjectId, nullable=True),
     Column("name", String(200), nullable=False, unique=True),
     Column("description", Text, nullable=False, default=""),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_projects_object_id", "object_id", unique=True),
 )
 
 # --- Access: users, API keys, roles, memberships, sessions, audit (migration 0003) ---------
@@ -170,12 +173,14 @@ jobs = Table(
     "jobs",
     metadata,
     Column("id", Id, primary_key=True),
+    Column("object_id", ObjectId, nullable=True),
     Column("project_id", Id, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
     Column("name", String(200), nullable=False),
     Column("spec", Json, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     UniqueConstraint("project_id", "name"),
+    Index("ix_jobs_object_id", "object_id", unique=True),
 )
 
 executions = Table(
@@ -211,12 +216,18 @@ executions = Table(
     Column("schedule_id", Id, nullable=True),
     Column("schedule_name", String(200), nullable=True),
     Column("schedule_fire_at", UTCDateTime, nullable=True),
+    # Migration 0005: the 24-hex id vendor faces show (domain/ids.object_id), the template
+    # context given at start, and a foreach run's summary (counts, accumulator, resumes).
+    Column("object_id", ObjectId, nullable=True),
+    Column("context", Json, nullable=True),
+    Column("iteration", Json, nullable=True),
     UniqueConstraint("project_id", "idempotency_key"),
     Index("ix_executions_job_id_created_at", "job_id", "created_at"),
     Index("ix_executions_project_id_created_at", "project_id", "created_at"),
     Index("ix_executions_status_not_before", "status", "not_before"),
     Index("ix_executions_job_id_status", "job_id", "status"),
     Index("ix_executions_schedule_id_status", "schedule_id", "status"),
+    Index("ix_executions_object_id", "object_id", unique=True),
 )
 
 execution_logs = Table(
@@ -234,6 +245,28 @@ execution_logs = Table(
     Column("stream", String(10), nullable=False),
     Column("level", String(10), nullable=False),
     Column("text", Text, nullable=False),
+    Column("iteration", Integer, nullable=True),  # a foreach item's index (migration 0005)
+)
+
+# The items of a foreach run (migration 0005), written once when the run resolves its
+# source; an item's final status is written as it ends, so a resumed run skips what ended.
+execution_items = Table(
+    "execution_items",
+    metadata,
+    Column(
+        "execution_id",
+        String(200),
+        ForeignKey("executions.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("idx", Integer, primary_key=True, autoincrement=False),
+    Column("item", Json, nullable=True),
+    Column("status", String(20), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("started_at", UTCDateTime, nullable=True),
+    Column("finished_at", UTCDateTime, nullable=True),
+    Column("error", Text, nullable=True),
+    Index("ix_execution_items_execution_id_status", "execution_id", "status"),
 )
 
 # --- Schedules: named cron schedules per job, and every fire they made (migration 0002) ---

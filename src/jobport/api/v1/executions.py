@@ -51,6 +51,8 @@ def render(execution: Execution, *, with_result: bool = True) -> dict[str, Any]:
         "schedule": {"name": fired.schedule_name, "fireAt": wire.ts(fired.fire_at)}
         if fired
         else None,
+        "context": execution.context,
+        "iteration": execution.iteration,
     }
 
 

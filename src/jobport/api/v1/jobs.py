@@ -188,6 +188,8 @@ async def execute_job(
             idempotency_key=idempotency_key,
             trigger=Trigger.API,
             principal=caller.label,
+            context=body.context,
+            foreach=body.foreach.model_dump(exclude_none=True) if body.foreach else None,
         ),
     )
     if wait:

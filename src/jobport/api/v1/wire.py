@@ -54,10 +54,20 @@ class ProjectPatch(Body):
     description: str | None = Field(default=None, max_length=DESCRIPTION_MAX)
 
 
+class ForEachOverride(Body):
+    """A foreach job's items for one run: another filter and/or another source."""
+
+    query: dict[str, Any] | None = None
+    source: dict[str, Any] | None = None
+
+
 class ExecuteRequest(Body):
     parameters: dict[str, Any] = Field(default_factory=dict)
     mode: str = "full"
     execution_id: str | None = None
+    # The template context (`{{ context.x }}`), over the job's own `context`.
+    context: dict[str, Any] | None = None
+    foreach: ForEachOverride | None = None
 
 
 def runtime(request: Request) -> Runtime:

@@ -10,7 +10,15 @@ from functools import lru_cache
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import AfterValidator, Field, PrivateAttr, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from jobport.domain.schedules.crons import check_cron
 from jobport.domain.schedules.timetable import Timetable
@@ -27,6 +35,9 @@ _TICK = timedelta(microseconds=1)
 # The widest catch-up window: ten years. A wider one (or infinity) would overflow the date
 # arithmetic of the first fire and stop the schedule; this one already means "every fire".
 MAX_CATCHUP_WINDOW = 10 * 366 * 86_400
+# Loome's documented "Add or Update Schedule" body spells timeZone in lower case: the same
+# field under a second name, so a team's existing scripts work as written.
+TIME_ZONE_ALIAS = "timezone"
 
 
 def parse_local(text: str, *, end_of_day: bool = False, need_time: bool = False) -> datetime:
@@ -64,8 +75,18 @@ class DstPolicy(Wire):
     repeat: Literal["first", "last", "both"] = "first"
 
 
+def _document_time_zone_alias(schema: dict[str, Any]) -> None:
+    schema["properties"][TIME_ZONE_ALIAS] = {
+        "type": "string",
+        "title": "Timezone",
+        "description": "timeZone as Loome spells it; give one of the two, not both",
+    }
+
+
 class ScheduleSpec(Wire):
     """A schedule of a job, exactly as it is accepted over the API (the PUT body)."""
+
+    model_config = ConfigDict(json_schema_extra=_document_time_zone_alias)
 
     # The path names the schedule; a name in the body must equal it (the service checks).
     name: str | None = None
@@ -86,6 +107,20 @@ class ScheduleSpec(Wire):
     overlap_policy: Literal["allow", "skip", "bufferOne", "cancelPrevious"] = "skip"
 
     _timetable: Timetable | None = PrivateAttr(default=None)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _time_zone_alias(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or TIME_ZONE_ALIAS not in data:
+            return data
+        if "timeZone" in data or "time_zone" in data:
+            # No silent choice between two zones: one of them is a mistake.
+            raise ValueError(
+                f"timeZone and {TIME_ZONE_ALIAS} (Loome's spelling) name the same field; "
+                "give one of them"
+            )
+        rest = {k: v for k, v in data.items() if k != TIME_ZONE_ALIAS}
+        return {**rest, "timeZone": data[TIME_ZONE_ALIAS]}
 
     @field_validator("time_zone")
     @classmethod
