@@ -28,6 +28,7 @@ from jobport.api.v1 import (
     users,
 )
 from jobport.api.v1 import schedules as schedule_routes
+from jobport.api.vendors import celonis
 from jobport.domain.access import Principal
 from jobport.services.runtime import Runtime
 from jobport.settings import Settings
@@ -76,6 +77,7 @@ def create_app(
     app.include_router(session.router)
     app.include_router(audit.router)
     app.include_router(oauth.router)
+    app.include_router(celonis.router)
 
     @app.get("/healthz", tags=["health"])
     async def healthz(_: None = public("load balancers probe it")) -> dict[str, Any]:

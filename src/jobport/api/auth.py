@@ -61,7 +61,8 @@ def authenticate(request: Request) -> Principal:
     if header:
         scheme, _, value = header.partition(" ")
         value = value.strip()
-        if scheme.lower() != "bearer" or not value:
+        # `AppKey <key>` is how Celonis's clients send a key; it means what Bearer does.
+        if scheme.lower() not in ("bearer", "appkey") or not value:
             raise Unauthenticated(
                 "use 'Authorization: Bearer <API key or access token>'",
                 code="invalid_credentials",

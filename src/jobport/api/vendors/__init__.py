@@ -1,0 +1,1 @@
+"""Other products' APIs: each module answers one vendor's documented paths and shapes."""
