@@ -301,6 +301,88 @@ def _schedule_endpoints() -> None:
     )
 
 
+# Loome: every job route by the job's id alone, and Add or Update Schedule (POST, named in
+# the body) in both places.
+BY_ID = "/api/v1/jobs/{job_id}"
+
+
+def _job_id(w: World) -> str:
+    return str(w.admin.get(f"/api/v1/projects/{w.project}/jobs/{w.job}").json()["id"])
+
+
+def _by_id_schedule(w: World) -> str:
+    url = f"/api/v1/jobs/{_job_id(w)}/schedules/nightly"
+    response = w.admin.put(url, json={"crons": ["0 3 * * *"], "timezone": "UTC"})
+    assert response.status_code in {200, 201}, response.text
+    return url
+
+
+_LOOME_SCHEDULE = {
+    "name": "My Schedule",
+    "timezone": "AUS Eastern Standard Time",
+    "startDate": "2023-09-04",
+    "endDate": None,
+    "enabled": True,
+    "crons": ["0 10 * * *"],
+}
+ENDPOINTS.update(
+    {
+        ("POST", SCHEDULES): (
+            lambda w: (
+                f"/api/v1/projects/{w.project}/jobs/{w.job}/schedules",
+                {"json": _LOOME_SCHEDULE},
+            ),
+            201,
+        ),
+        ("GET", BY_ID): (lambda w: (f"/api/v1/jobs/{_job_id(w)}", {}), 200),
+        ("PATCH", BY_ID): (
+            lambda w: (f"/api/v1/jobs/{_job_id(w)}", {"json": {"description": "changed"}}),
+            200,
+        ),
+        ("DELETE", BY_ID): (lambda w: (f"/api/v1/jobs/{_job_id(w)}", {}), 204),
+        ("POST", BY_ID + "/execute"): (
+            lambda w: (f"/api/v1/jobs/{_job_id(w)}/execute", {}),
+            202,
+        ),
+        ("GET", BY_ID + "/schedules"): (
+            lambda w: (f"/api/v1/jobs/{_job_id(w)}/schedules", {}),
+            200,
+        ),
+        ("POST", BY_ID + "/schedules"): (
+            lambda w: (f"/api/v1/jobs/{_job_id(w)}/schedules", {"json": _LOOME_SCHEDULE}),
+            201,
+        ),
+        ("PUT", BY_ID + "/schedules/{name}"): (
+            lambda w: (
+                f"/api/v1/jobs/{_job_id(w)}/schedules/daily",
+                {"json": {"crons": ["0 4 * * *"]}},
+            ),
+            201,
+        ),
+        ("GET", BY_ID + "/schedules/{name}"): (lambda w: (_by_id_schedule(w), {}), 200),
+        ("DELETE", BY_ID + "/schedules/{name}"): (lambda w: (_by_id_schedule(w), {}), 204),
+        ("GET", BY_ID + "/schedules/{name}/preview"): (
+            lambda w: (_by_id_schedule(w) + "/preview", {}),
+            200,
+        ),
+        ("GET", BY_ID + "/schedules/{name}/fires"): (
+            lambda w: (_by_id_schedule(w) + "/fires", {}),
+            200,
+        ),
+        ("POST", BY_ID + "/schedules/{name}/trigger"): (
+            lambda w: (_by_id_schedule(w) + "/trigger", {}),
+            201,
+        ),
+        ("POST", BY_ID + "/schedules/{name}/backfill"): (
+            lambda w: (
+                _by_id_schedule(w) + "/backfill",
+                {"json": {"from": "2026-01-01T00:00:00Z", "to": "2026-01-02T00:00:00Z"}},
+            ),
+            201,
+        ),
+    }
+)
+
 ROUTES = [r for r in route_table(create_app()) if not (r[3] or "").startswith("public")]
 if any(path.startswith(SCHEDULES) for _, path, _, _ in ROUTES):
     _schedule_endpoints()
@@ -463,9 +545,7 @@ def _snapshot(server: Server) -> str:
 
 
 def _expected_for(kind: str, method: str, path: str, scope: str, success: int) -> tuple[int, str]:
-    on_project = path.startswith("/api/v1/projects/{project}") or path.startswith(
-        "/api/v1/executions/"
-    )
+    on_project = path.startswith(("/api/v1/projects/{project}", "/api/v1/executions/", BY_ID))
     if kind == "none":
         return 401, "missing_credentials"
     if kind in {"wrong_secret", "deleted_wrong_secret"}:
@@ -535,7 +615,8 @@ def test_each_caller_gets_the_documented_answer(
                 names = [p["name"] for p in response.json()["items"]]
                 assert world.project not in names and len(names) == 1
         # The right role: an Administrator of this project for project calls, else of the app.
-        right = callers.project_admin if path.startswith(P) or "/executions/" in path else None
+        on_project = path.startswith((P, BY_ID)) or "/executions/" in path
+        right = callers.project_admin if on_project else None
         headers = {"Authorization": f"Bearer {right or callers.admin}"}
         with server.client(anonymous=True, headers=headers) as client:
             response = client.request(method, url, **kwargs)

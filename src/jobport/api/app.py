@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from jobport import __version__, boot
-from jobport.api import errors, oauth, openapi
+from jobport.api import errors, oauth, openapi, postman
 from jobport.api.audit_trail import AuditMiddleware
 from jobport.api.auth import public
 from jobport.api.guard import InputGuard
@@ -20,6 +20,7 @@ from jobport.api.v1 import (
     audit,
     connections,
     executions,
+    job_routes,
     jobs,
     keys,
     projects,
@@ -69,6 +70,7 @@ def create_app(
     app.include_router(jobs.router)
     app.include_router(executions.router)
     app.include_router(schedule_routes.router)
+    app.include_router(job_routes.router)
     app.include_router(connections.router)
     app.include_router(keys.router)
     app.include_router(roles.app_router)
@@ -77,6 +79,7 @@ def create_app(
     app.include_router(session.router)
     app.include_router(audit.router)
     app.include_router(oauth.router)
+    app.include_router(postman.router)
     app.include_router(celonis.router)
 
     @app.get("/healthz", tags=["health"])

@@ -110,6 +110,11 @@ _HEADERS: dict[int, dict[str, Any]] = {
 PATH_PARAMETERS: dict[str, tuple[str, str | None]] = {
     "project": ("A project's id or name.", "example"),
     "job": ("A job's id or name, within the project.", "hello"),
+    # No example job has a known id: this one names none (404), as a script's stale id would.
+    "job_id": (
+        "A job's id (its `id`), unique across projects.",
+        "0190a1b2-c3d4-7e5f-8a6b-7c8d9e0f1a2b",
+    ),
     "name": ("The schedule's name, unique within its job.", "nightly"),
     "execution_id": ("An execution's id: the server's, or the `executionId` given.", "example-run"),
     "role": ("A role's name.", "operators"),

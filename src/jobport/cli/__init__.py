@@ -9,7 +9,7 @@ or calls the services itself.
     jobs.py        jobs apply|list|show, run        roles.py      roles
     executions.py  executions                       users.py      users
     schedules.py   schedules                        login.py      login, logout
-    connections.py connections
+    connections.py connections                     postman.py    postman
     _shared.py     exit codes, options, errors, the client factory; _output.py printing
 """
 
@@ -25,6 +25,7 @@ from jobport.cli import (
     jobs,
     keys,
     login,
+    postman,
     roles,
     schedules,
     server,
@@ -65,6 +66,7 @@ app.command()(login.logout)
 app.add_typer(schedules.schedules_app, name="schedules")
 app.command("scheduler")(server.scheduler_command)
 app.add_typer(connections.connections_app, name="connections")
+app.command()(postman.postman)
 
 
 def main() -> None:

@@ -98,6 +98,13 @@ class Operations(Base[TransportT], Generic[R, TransportT]):
         form = token_form(client_id, client_secret, scope)
         return self._call("POST", TOKEN_PATH, data=form, anonymous=True)
 
+    def postman_collection(self) -> R:
+        """The API as a Postman collection (v2.1), aimed at this server, with Loome's
+        variables (baseUrl, clientId, clientSecret, jobId) and a pre-request script that
+        gets and keeps the token. Public, like the OpenAPI document: sent without
+        credentials."""
+        return self._call("GET", common.path("postman.json"), anonymous=True)
+
     def list_keys(self, *, page_size: int = common.PAGE_SIZE) -> R:
         """Every API key (never their secrets), newest first."""
         return self._collect(common.path("keys"), {}, page_size)

@@ -194,6 +194,22 @@ def put(
     return Schedule.from_row(row), current is None
 
 
+def add_or_update(
+    rt: Runtime, project_ref: str, job_ref: str, data: dict[str, Any]
+) -> tuple[Schedule, bool]:
+    """`put`, for a body that names its schedule (Loome's "Add or Update Schedule")."""
+    if not isinstance(data, dict):
+        raise Invalid("the schedule must be a JSON object", code="invalid_schedule")
+    name = data.get("name")
+    if not isinstance(name, str):
+        raise Invalid(
+            "the body must name the schedule to add or update ('name', a string)",
+            code="invalid_schedule",
+            details=[{"field": "name", "reason": "required, a string"}],
+        )
+    return put(rt, project_ref, job_ref, name, data)
+
+
 def list_for_job(rt: Runtime, project_ref: str, job_ref: str) -> list[Schedule]:
     """The job's schedules, by name."""
     with rt.db.read() as conn:

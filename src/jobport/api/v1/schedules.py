@@ -1,9 +1,11 @@
-"""v1 schedules of a job: define, list, preview, fire history, run now, backfill; their JSON."""
+"""v1 schedules of a job: define (by name in the path, or in the body as Loome's "Add or
+Update Schedule" does), list, preview, fire history, run now, backfill; their JSON."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Body, Depends, Query, Response
 from pydantic import Field
@@ -13,6 +15,7 @@ from jobport.api.auth import require
 from jobport.api.responses import JSONResponse
 from jobport.api.v1 import wire
 from jobport.api.v1.executions import render as render_execution
+from jobport.domain.jobs import NAME_PATTERN
 from jobport.domain.schedules import Fire, Schedule, ScheduleFire, ScheduleSpec
 from jobport.services import schedules as schedule_service
 from jobport.services.runtime import Runtime
@@ -26,6 +29,30 @@ _EXAMPLE = {
     "misfirePolicy": "runOnce",
     "overlapPolicy": "skip",
 }
+# Loome's documentation, verbatim: `timezone` in lower case, a Windows zone name.
+LOOME_EXAMPLE = {
+    "name": "My Schedule",
+    "timezone": "AUS Eastern Standard Time",
+    "startDate": "2023-09-04",
+    "endDate": None,
+    "enabled": True,
+    "crons": ["0 10 * * *"],
+}
+_ADD_OR_UPDATE_EXAMPLES = {
+    "loome": openapi.example("Loome's Add or Update Schedule body, as documented", LOOME_EXAMPLE)
+}
+_PUT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "updated: same id, fire history kept"},
+    201: {"description": "created"},
+    409: {"description": "another request made the schedule meanwhile; retry"},
+    422: {"description": "invalid schedule; `details` names each field and why"},
+}
+
+
+class NamedSchedule(ScheduleSpec):
+    """A schedule that names itself: the body of Add or Update."""
+
+    name: str = Field(json_schema_extra={"pattern": NAME_PATTERN})  # type: ignore[assignment]
 
 
 def schedule(it: Schedule) -> dict[str, Any]:
@@ -91,15 +118,25 @@ async def list_schedules(
 _FIRE_EXISTS = {409: {"description": "a fire at this very time is recorded already; retry"}}
 
 
-@router.put(
-    "/{name}",
-    responses={
-        200: {"description": "updated: same id, fire history kept"},
-        201: {"description": "created"},
-        409: {"description": "another request made the schedule meanwhile; retry"},
-        422: {"description": "invalid schedule; `details` names each field and why"},
-    },
-)
+@router.post("", responses=_PUT_RESPONSES)
+# As PUT, with the name in the body (Loome's Postman request posts it so).
+@openapi.body(NamedSchedule, _ADD_OR_UPDATE_EXAMPLES)
+async def add_or_update_schedule(
+    project: str,
+    job: str,
+    body: Annotated[dict[str, Any], Body()],
+    caller: Any = require("schedules:write"),
+    rt: Runtime = Depends(wire.runtime),
+) -> JSONResponse:
+    it, created = await asyncio.to_thread(schedule_service.add_or_update, rt, project, job, body)
+    if not created:
+        return JSONResponse(schedule(it))
+    where = f"/api/v1/projects/{it.project_id}/jobs/{it.job_id}/schedules"
+    location = f"{where}/{quote(it.name, safe='')}"
+    return JSONResponse(schedule(it), status_code=201, headers={"Location": location})
+
+
+@router.put("/{name}", responses=_PUT_RESPONSES)
 # The service reads the body itself, to name each problem (`invalid_schedule`); the document
 # still shows the model it reads it with.
 @openapi.body(ScheduleSpec, {"nightly": openapi.example("Every night at 2:30 in Sydney", _EXAMPLE)})
