@@ -383,6 +383,38 @@ ENDPOINTS.update(
     }
 )
 
+# InfoLink: the app (a project) and the job (a run) come in the body or the query, and errors
+# in InfoLink's shape, `{"status": "error", "result": {"message", "code"}}`.
+INFOLINK = ("/api/v1/executeJob.jsp", "/api/v1/getJobStatus.jsp", "/api/v1/stopJob.jsp")
+
+
+def _run_scenario(w: World) -> dict[str, Any]:
+    operation = {"opName": "RunScenario", "opParams": {"scenario": w.job, "parameters": {}}}
+    return {"json": {"appId": w.project, "operation": operation}}
+
+
+ENDPOINTS.update(
+    {
+        ("POST", INFOLINK[0]): (lambda w: (INFOLINK[0], _run_scenario(w)), 200),
+        ("GET", INFOLINK[1]): (
+            lambda w: (INFOLINK[1], {"params": {"appId": w.project, "jobId": w.execution}}),
+            200,
+        ),
+        ("GET", INFOLINK[2]): (
+            lambda w: (INFOLINK[2], {"params": {"appId": w.project, "jobId": _sleeping_run(w)}}),
+            200,
+        ),
+    }
+)
+
+
+def _refusal(body: dict[str, Any]) -> tuple[Any, Any]:
+    """(code, message) of an error answer, in jobport's shape or InfoLink's."""
+    if body.get("status") == "error" and isinstance(body.get("result"), dict):
+        return body["result"].get("code"), body["result"].get("message")
+    return body.get("error"), body.get("message")
+
+
 ROUTES = [r for r in route_table(create_app()) if not (r[3] or "").startswith("public")]
 if any(path.startswith(SCHEDULES) for _, path, _, _ in ROUTES):
     _schedule_endpoints()
@@ -545,7 +577,9 @@ def _snapshot(server: Server) -> str:
 
 
 def _expected_for(kind: str, method: str, path: str, scope: str, success: int) -> tuple[int, str]:
-    on_project = path.startswith(("/api/v1/projects/{project}", "/api/v1/executions/", BY_ID))
+    on_project = path.startswith(
+        ("/api/v1/projects/{project}", "/api/v1/executions/", BY_ID, *INFOLINK)
+    )
     if kind == "none":
         return 401, "missing_credentials"
     if kind in {"wrong_secret", "deleted_wrong_secret"}:
@@ -605,9 +639,9 @@ def test_each_caller_gets_the_documented_answer(
                 after = _snapshot(server)
             assert response.status_code == expected_status, (kind, response.text)
             if expected_code:
-                body = response.json()
-                assert body["error"] == expected_code, (kind, body)
-                assert body["message"]
+                code, message = _refusal(response.json())
+                assert code == expected_code, (kind, response.text)
+                assert message
                 assert before == after, f"a refused call ({kind}) changed the database"
                 if expected_status == 401:
                     assert response.headers["www-authenticate"].startswith("Bearer")

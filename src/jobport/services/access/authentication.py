@@ -389,3 +389,185 @@ def authenticate_session(
         via="session",
         extra={"csrf_token": session["csrf_token"], "expires_at": session["expires_at"]},
     )
+
+
+# --- token pairs: refresh tokens, and access tokens for users (the InfoLink face's grants) ---
+#
+# A refresh token is a JWT like an access token, with an audience of its own (so no API
+# accepts it as an access token) and `typ: refresh`. It is not kept anywhere: each use checks
+# that its key or user still exists and is enabled (and, for a user, that the password has
+# not changed since), so disabling or deleting either ends it at once.
+
+REFRESH_LIFETIME_SECONDS = 30 * 24 * 3600
+_BAD_REFRESH = "the refresh token is not valid"
+
+
+class TokenPair(NamedTuple):
+    """An access token with the refresh token that gets the next one."""
+
+    access: AccessToken
+    refresh_token: str
+
+
+def _refresh_audience(rt: Runtime) -> str:
+    return f"{rt.settings.token_audience}:refresh"
+
+
+def _password_mark(password_hash: str) -> str:
+    """A digest of the stored password hash: a password change ends a user's tokens."""
+    return hashlib.sha256(password_hash.encode()).hexdigest()[:24]
+
+
+def _signed(rt: Runtime, claims: dict[str, Any]) -> str:
+    return jwt.encode(claims, state_of(rt).signing_key, algorithm="HS256")
+
+
+def _pair(
+    rt: Runtime,
+    subject: str,
+    kind: str,
+    scope: str,
+    now: dt.datetime,
+    until: dt.datetime | None,
+    extra: dict[str, Any],
+) -> TokenPair:
+    """An access token for `subject` (a key's client id, or `user:<id>`) and its refresh
+    token, neither outliving `until` (a key's expiry)."""
+    expires = now + dt.timedelta(seconds=rt.settings.token_lifetime_seconds)
+    refresh_expires = now + dt.timedelta(seconds=REFRESH_LIFETIME_SECONDS)
+    if until is not None:
+        expires, refresh_expires = min(expires, until), min(refresh_expires, until)
+    common = {"iss": rt.settings.token_issuer, "sub": subject, "iat": int(now.timestamp())}
+    access_claims = {
+        **common,
+        "aud": rt.settings.token_audience,
+        "exp": int(expires.timestamp()),
+        "jti": new_id(),
+        "scope": scope,
+        **({"typ": "user"} if kind == "user" else {}),
+    }
+    refresh_claims = {
+        **common,
+        "aud": _refresh_audience(rt),
+        "exp": int(refresh_expires.timestamp()),
+        "jti": new_id(),
+        "typ": "refresh",
+        "kind": kind,
+        "scope": scope,
+        **extra,
+    }
+    access = AccessToken(
+        access_token=_signed(rt, access_claims),
+        expires_in=max(0, int((expires - now).total_seconds())),
+        scope=scope,
+    )
+    return TokenPair(access, _signed(rt, refresh_claims))
+
+
+def issue_token_pair(
+    rt: Runtime, client_id: str, secret: str, scope: str | None, address: str
+) -> TokenPair:
+    """OAuth2 client credentials with a refresh token: issue_token's access token (so the
+    same checks and scopes), and a refresh token for the same key and scopes."""
+    issued = issue_token(rt, client_id, secret, scope, address)
+    row, _ = _load_key(rt, client_id)  # just proven by issue_token (and cached)
+    until = row["expires_at"] if row else None
+    refresh = _pair(rt, client_id, "apiKey", issued.scope, utcnow(), until, {})
+    return TokenPair(issued, refresh.refresh_token)
+
+
+def _user_pair(rt: Runtime, user: dict[str, Any], now: dt.datetime) -> TokenPair:
+    with rt.db.read() as conn:
+        grants = _grants(conn, "user", user["username"])
+    scope = " ".join(sorted({s for g in grants for s in g.scopes}))
+    mark = {"pwd": _password_mark(user["password_hash"])}
+    return _pair(rt, f"user:{user['id']}", "user", scope, now, None, mark)
+
+
+def issue_user_tokens(rt: Runtime, username: str, password: str, address: str) -> TokenPair:
+    """OAuth2 password grant: tokens carrying a console user's own roles. Guessing is slowed
+    exactly as at login() (the same counters, refused before the check once over)."""
+    state = state_of(rt)
+    if not rules.is_valid_username(username):
+        _refuse(rt, _invalid(_BAD_LOGIN), _by_address(rt, address))
+    pair = _by_login(rt, address, username)
+    item = parse(pair.limit)
+    if not state.limiter.test(item, *pair.ident):
+        raise _rate_limited(state, item, pair.ident, pair.what)
+    user = password_user(rt, username, password)
+    if user is None:
+        _refuse(rt, _invalid(_BAD_LOGIN), _by_address(rt, address), pair)
+    return _user_pair(rt, user, utcnow())
+
+
+def _usable_user(rt: Runtime, subject: str) -> tuple[dict[str, Any], tuple[Grant, ...]] | None:
+    """The enabled user a token's `user:<id>` subject names, with its grants; None if gone."""
+    user_id = subject.removeprefix("user:")
+    with rt.db.read() as conn:
+        user = access_store.find_user_by_id(conn, user_id)
+        if user is None or not user["enabled"]:
+            return None
+        return user, _grants(conn, "user", user["username"])
+
+
+def refresh_token_pair(rt: Runtime, refresh_token: str, address: str) -> TokenPair:
+    """OAuth2 refresh_token grant: a new pair for the same key or user and scopes, while
+    that key or user is still usable. A refused refresh token counts as a failed attempt."""
+    try:
+        claims = jwt.decode(
+            refresh_token,
+            state_of(rt).signing_key,
+            algorithms=["HS256"],
+            audience=_refresh_audience(rt),
+            issuer=rt.settings.token_issuer,
+            options={"require": ["exp", "iss", "aud", "sub"]},
+        )
+    except jwt.ExpiredSignatureError:
+        raise _invalid("the refresh token has expired; ask for a new one") from None
+    except jwt.PyJWTError:
+        _refuse(rt, _invalid(_BAD_REFRESH), _by_address(rt, address))
+    subject, kind, now = str(claims["sub"]), claims.get("kind"), utcnow()
+    if claims.get("typ") != "refresh":
+        _refuse(rt, _invalid(_BAD_REFRESH), _by_address(rt, address))
+    if kind == "user":
+        found = _usable_user(rt, subject)
+        if found is None or claims.get("pwd") != _password_mark(found[0]["password_hash"]):
+            _refuse(rt, _invalid(_BAD_REFRESH), _by_address(rt, address))
+        return _user_pair(rt, found[0], now)
+    row, grants = _load_key(rt, subject)
+    if kind != "apiKey" or row is None or not _key_usable(row, now):
+        _refuse(rt, _invalid(_BAD_REFRESH), _by_address(rt, address), _by_client(rt, subject))
+    _key_principal(row, grants, address, "token")  # the key's firewall rules hold here too
+    pair = _pair(rt, subject, "apiKey", str(claims.get("scope", "")), now, row["expires_at"], {})
+    _touch(rt, row, address, now)
+    return pair
+
+
+def authenticate_bearer(rt: Runtime, token: str, address: str) -> Principal:
+    """The principal of an access token of either kind: a key's (authenticate_token) or a
+    user's from the password grant, whose user is re-checked on every call."""
+    try:
+        claims = jwt.decode(
+            token,
+            state_of(rt).signing_key,
+            algorithms=["HS256"],
+            audience=rt.settings.token_audience,
+            issuer=rt.settings.token_issuer,
+            options={"require": ["exp", "iss", "aud", "sub"]},
+        )
+    except jwt.PyJWTError:
+        return authenticate_token(rt, token, address)  # its own words for each failure
+    if claims.get("typ") != "user":
+        return authenticate_token(rt, token, address)
+    found = _usable_user(rt, str(claims["sub"]))
+    if found is None:
+        _refuse(rt, _invalid(_BAD_TOKEN), _by_address(rt, address))
+    user, grants = found
+    return Principal(
+        kind="user",
+        id=user["id"],
+        name=user["username"],
+        grants=grants,
+        address=address,
+        via="token",
+    )
