@@ -521,6 +521,12 @@ def test_unknown_pools_jobs_and_executions_are_404s(api: httpx2.Client, project:
     # A GET where only POST is served: Celonis's shape too.
     wrong = api.get(f"/integration/api/v2/data-pools/{pool}/data-jobs/{job['id']}/execute")
     assert_reference(wrong, 405, "method_not_allowed")
+    assert "POST" in wrong.headers["allow"].split(", ")
+    # What the input guard refuses before routing comes out in Celonis's shape too.
+    guarded = api.post(
+        f"/integration/api/v2/data-pools/{pool}/data-jobs/{job['id']}/execute?mode=FU%00LL"
+    )
+    assert_validation(guarded, "query")
     assert_validation(api.get(f"{base}/logs/executions"), "executionId")
     assert_validation(
         api.get(f"{base}/logs/executions", params={"executionId": foreign, "type": "WEEK"}),
