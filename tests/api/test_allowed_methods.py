@@ -14,6 +14,7 @@ from starlette.routing import compile_path
 from conftest import Server
 from jobport.api.app import create_app
 from jobport.api.auth import route_table
+from jobport.api.errors import shaper_for
 from jobport.settings import Settings
 
 
@@ -42,6 +43,7 @@ def test_options_and_405_name_every_method_of_a_path(app: Any, server: Server) -
             refused = http.request(unused, concrete)
             assert refused.status_code == 405, (unused, path, refused.text)
             assert set(refused.headers["allow"].split(", ")) == expected, (unused, path)
-            assert refused.json()["error"] == "method_not_allowed"
+            if shaper_for(path) is None:  # a vendor face says it in its vendor's shape
+                assert refused.json()["error"] == "method_not_allowed"
     unknown = httpx2.options(server.url + "/api/v1/nothing-here", timeout=30)
     assert unknown.status_code == 404
