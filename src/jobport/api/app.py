@@ -31,6 +31,7 @@ from jobport.api.v1 import (
 from jobport.api.v1 import schedules as schedule_routes
 from jobport.api.vendors import celonis
 from jobport.api.vendors import infolink
+from jobport.api.vendors import losant
 from jobport.domain.access import Principal
 from jobport.services.runtime import Runtime
 from jobport.settings import Settings
@@ -83,6 +84,7 @@ def create_app(
     app.include_router(postman.router)
     app.include_router(celonis.router)
     app.include_router(infolink.router)
+    app.include_router(losant.router)
 
     @app.get("/healthz", tags=["health"])
     async def healthz(_: None = public("load balancers probe it")) -> dict[str, Any]:
