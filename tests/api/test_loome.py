@@ -177,8 +177,9 @@ def test_every_job_route_answers_by_id_as_in_its_project(api: httpx2.Client, pro
     patched = api.patch(f"/api/v1/jobs/{job_id}", json={"description": "by id"})
     assert patched.status_code == 200 and patched.json()["description"] == "by id"
     wait_for(
-        lambda: api.get(f"/api/v1/jobs/{job_id}").json()["lastExecution"].get("status")
-        == "succeeded"
+        lambda: (
+            api.get(f"/api/v1/jobs/{job_id}").json()["lastExecution"].get("status") == "succeeded"
+        )
     )
     assert api.delete(f"/api/v1/jobs/{job_id}").status_code == 204
     assert api.get(by_project).status_code == 404
@@ -330,4 +331,3 @@ def test_a_run_by_id_is_audited_in_its_project(api: httpx2.Client, project: str)
 
 def _name() -> str:
     return f"loome-{uuid.uuid4().hex[:8]}"
-
