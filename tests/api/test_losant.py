@@ -4,10 +4,13 @@ in Losant's shape. A resource job made here is a jobport job the native API sees
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -593,3 +596,67 @@ def test_the_face_on_postgresql(pg_server: Server) -> None:
         assert log["executionSummary"]["succeeded"] == 2
         listed = losant.resource_jobs.get(applicationId=app_id, filterField="name", filter="on-*")
         assert [j["id"] for j in listed["items"]] == [made["id"]]
+
+
+def test_a_data_table_is_a_table_on_a_connection(
+    losant: Client, api: httpx2.Client, project: str, app_id: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "tables.db"
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        db.execute("CREATE TABLE devices (name TEXT, kind TEXT)")
+        db.executemany(
+            "INSERT INTO devices VALUES (?, ?)",
+            [("d1", "sensor"), ("d2", "sensor"), ("d3", "gateway")],
+        )
+        db.execute("CREATE TABLE gateways (name TEXT)")
+        db.executemany("INSERT INTO gateways VALUES (?)", [("g1",), ("g2",), ("g3",), ("g4",)])
+    connection = {"name": "tables", "url": f"sqlite:///{path}"}
+    made_connection = api.post(f"/api/v1/projects/{project}/connections", json=connection)
+    assert made_connection.status_code == 201, made_connection.text
+    project_id = api.get(f"/api/v1/projects/{project}").json()["id"]
+    ids = {t: object_id(f"{project_id}/tables/{t}") for t in ("devices", "gateways")}
+    for table in ("devices", "gateways"):  # the tables jobs of the project iterate over
+        body = {
+            "name": f"native-{table}",
+            "steps": [{"name": "each", "kind": "command", "config": {"command": "true"}}],
+            "foreach": {"source": {"table": {"connection": "tables", "table": table}}},
+        }
+        assert api.post(f"/api/v1/projects/{project}/jobs", json=body).status_code == 201
+    shown = losant.resource_jobs.get(applicationId=app_id, filter="native-d*", filterField="name")
+    assert shown["items"][0]["dataTableId"] == ids["devices"]
+    assert shown["items"][0]["resourceType"] == "dataTableRow"
+
+    made = losant.resource_jobs.post(
+        applicationId=app_id,
+        resourceJob={
+            "name": "rows",
+            "resourceType": "dataTableRow",
+            "dataTableId": ids["devices"].upper(),  # Losant's pattern allows either case
+            "queryJson": '{"kind": "sensor"}',
+        },
+    )
+    assert made["dataTableId"] == ids["devices"]
+    native = api.get(f"/api/v1/projects/{project}/jobs/rows").json()
+    assert native["foreach"]["source"]["table"] == {"connection": "tables", "table": "devices"}
+    losant.resource_job.execute(applicationId=app_id, resourceJobId=made["id"])
+    log = _finished(losant, app_id, made["id"])
+    assert (log["status"], log["executionSummary"]["succeeded"]) == ("completed", 2), log
+
+    # One run over another table, with no query: every row of it.
+    losant.resource_job.execute(
+        applicationId=app_id,
+        resourceJobId=made["id"],
+        executionOptions={"dataTableId": ids["gateways"], "queryJson": "{}"},
+    )
+    wait_for(lambda: len(_logs(losant, app_id, made["id"], limit=2)) == 2)
+    log = _finished(losant, app_id, made["id"])
+    assert log["executionSummary"]["succeeded"] == 4, log
+    assert (
+        losant.resource_job.get(applicationId=app_id, resourceJobId=made["id"])["dataTableId"]
+        == ids["devices"]
+    )  # the job keeps its own table
+
+    patched = losant.resource_job.patch(
+        applicationId=app_id, resourceJobId=made["id"], resourceJob={"dataTableId": ids["gateways"]}
+    )
+    assert patched["dataTableId"] == ids["gateways"]
