@@ -309,6 +309,37 @@ def test_a_python_steps_records_get_an_inferred_schema(
     }
 
 
+def test_any_other_result_becomes_records_with_a_schema(
+    server: Server, api: httpx2.Client, anon: httpx2.Client, project: str
+) -> None:
+    def python(name: str, callable_: str, **kwargs: Any) -> dict[str, Any]:
+        return {"name": name, "kind": "python", "config": {"callable": callable_, "kwargs": kwargs}}
+
+    cases = [
+        (python("count", "fixtures_steps:chatty", lines=1), [{"value": 1}], ["integer"]),
+        (
+            python("one", "fixtures_steps:echo", a="x", b=2),
+            [{"a": "x", "b": 2}],
+            ["text", "integer"],
+        ),
+        # A result that looks like records with a schema that is none: the schema is inferred.
+        (
+            python("odd", "fixtures_steps:echo", schema=["x"], records=[1, {"a": True}]),
+            [{"value": 1}, {"a": True}],
+            ["integer", "boolean"],
+        ),
+        (python("none", "fixtures_steps:echo"), [{}], []),
+    ]
+    for step, records, standards in cases:
+        job = make_job(api, project, [step])
+        body = run_scenario(anon, server.key, project, job, isAsync=False).json()
+        assert body["status"] == "success", body
+        [named] = body["result"]["results"]
+        assert named["name"] == step["name"]
+        assert named["result"]["records"] == records
+        assert [c["typeStandard"]["name"] for c in named["result"]["schema"]] == standards
+
+
 def test_the_step_marked_result_names_the_results_and_parameters_reach_the_job(
     server: Server, api: httpx2.Client, anon: httpx2.Client, project: str
 ) -> None:
@@ -469,7 +500,11 @@ def test_each_way_in_runs_and_reads_the_same_job(
         base_url=server.url, headers=_bearer(tokens["access_token"]), timeout=30
     ) as bearer:
         by_token = run_scenario(bearer, None, project, job, isAsync=False)
+        # The same token works on the native API, as one from /connect/token does.
+        assert bearer.get(f"/api/v1/executions/{job_id}").status_code == 200
     assert by_token.json()["status"] == "success", by_token.text
+    native = anon.get(f"/api/v1/executions/{job_id}", headers=_bearer(tokens["refresh_token"]))
+    assert native.status_code == 401, native.text  # a refresh token is no access token there
     assert api.get(f"/api/v1/executions/{job_id}").json()["principal"] == f"apiKey:{client_id}"
 
     # refresh_token: a new pair that works the same
@@ -613,6 +648,29 @@ def test_credentials_refused_in_infolinks_shape(
     )
     assert_error(bad_token, 401, "invalid_credentials")
     assert bad_token.headers["www-authenticate"].startswith("Bearer")
+
+
+def test_an_api_key_that_was_disabled_deleted_or_fenced_off_is_refused(
+    server: Server, api: httpx2.Client, anon: httpx2.Client, project: str
+) -> None:
+    job = make_job(api, project, [records_step(1)])
+    disabled, deleted = _key(api, "Operator"), _key(api, "Operator")
+    assert api.patch(f"/api/v1/keys/{disabled['clientId']}", json={"enabled": False}).is_success
+    assert api.delete(f"/api/v1/keys/{deleted['clientId']}").is_success
+    for made in (disabled, deleted):
+        assert_error(run_scenario(anon, made["key"], project, job), 401, "key_revoked")
+        params = {"apiKey": made["key"], "appId": project, "jobId": "x"}
+        assert_error(anon.get(STATUS, params=params), 401, "key_revoked")
+    fenced = api.post(
+        "/api/v1/keys",
+        json={
+            "description": "only from the office",
+            "roles": [{"role": "Operator"}],
+            "firewallRules": [{"name": "office", "startIp": "10.9.9.9", "endIp": "10.9.9.9"}],
+        },
+    ).json()
+    assert_error(run_scenario(anon, fenced["key"], project, job), 403, "ip_not_allowed")
+    assert api.get(f"/api/v1/projects/{project}/executions").json()["items"] == []
 
 
 def test_a_key_without_the_right_is_refused_403_and_nothing_runs(

@@ -36,7 +36,7 @@ EXECUTE, STATUS, STOP, TOKEN = (
     "/api/v1/stopJob.jsp",
     "/api/v1/oauth2/token",
 )
-router = APIRouter(prefix="", tags=["infolink"], include_in_schema=False)
+router = APIRouter(tags=["infolink"], include_in_schema=False)
 
 # getJobStatus's words. InfoLink documents completed, completedWithError and stopped; it
 # names no word for a job still going, so jobport says `running` (queued or running) and
@@ -64,8 +64,8 @@ def shape(refusal: errors.Refusal) -> tuple[int, Any]:
 errors.face((EXECUTE, STATUS, STOP, TOKEN), shape)
 
 
-def _success(result: dict[str, Any], status: int = 200) -> JSONResponse:
-    return JSONResponse({"status": "success", "result": result}, status_code=status)
+def _success(result: dict[str, Any]) -> JSONResponse:
+    return JSONResponse({"status": "success", "result": result})
 
 
 # --- who calls ----------------------------------------------------------------------------
@@ -86,7 +86,8 @@ async def _body_key(request: Request) -> str | None:
 def _principal(rt: Runtime, request: Request, api_key: str | None) -> Principal:
     address = address_of(request)
     if api_key is not None:
-        request.state.attempted = api_key.removeprefix(KEY_PREFIX).split("_", 1)[0][:64]
+        if api_key.startswith(KEY_PREFIX):  # the audit names the client id, never more
+            request.state.attempted = api_key[len(KEY_PREFIX) :].split("_", 1)[0]
         return authentication.authenticate_key(rt, api_key, address)
     scheme, _, value = (request.headers.get("authorization") or "").partition(" ")
     value = value.strip()
@@ -179,7 +180,8 @@ def _records(result: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     if isinstance(result, dict) and isinstance(result.get("records"), list):
         records = [r if isinstance(r, dict) else {"value": r} for r in result["records"]]
         schema = result.get("schema")
-        return (schema if isinstance(schema, list) else infer_schema(records)), records
+        typed = isinstance(schema, list) and all(isinstance(c, dict) for c in schema)
+        return (schema if typed else infer_schema(records)), records
     if result is None:
         records = []
     elif isinstance(result, dict):
@@ -218,11 +220,11 @@ def _error_message(execution: Execution) -> str:
     )
 
 
-def _status(rt: Runtime, execution: Execution, with_schema: bool = True) -> dict[str, Any]:
+def _status(rt: Runtime, execution: Execution) -> dict[str, Any]:
     word = _STATUS_WORDS[execution.status]
     out: dict[str, Any] = {"status": word, "jobId": execution.id}
     if word == "completed":
-        out["results"] = _results(rt, execution, with_schema)
+        out["results"] = _results(rt, execution, True)
     elif word == "completedWithError":
         out["message"] = _error_message(execution)
     return out
