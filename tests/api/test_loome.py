@@ -331,3 +331,14 @@ def test_a_run_by_id_is_audited_in_its_project(api: httpx2.Client, project: str)
 
 def _name() -> str:
     return f"loome-{uuid.uuid4().hex[:8]}"
+
+
+def test_run_job_takes_an_empty_body_whatever_its_content_type(
+    api: httpx2.Client, project: str
+) -> None:
+    # Code that Postman generates sends the request as the collection holds it: no body,
+    # sometimes still with a JSON content type.
+    job_id = _job(api, project)
+    for headers in ({}, JSON, {"Content-Type": "application/x-www-form-urlencoded"}):
+        response = api.post(f"/api/v1/jobs/{job_id}/execute", content=b"", headers=headers)
+        assert response.status_code == 202, (headers, response.text)

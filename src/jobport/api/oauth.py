@@ -42,7 +42,13 @@ async def token(
     grant_type: Annotated[str | None, Form()] = None,
     client_id: Annotated[str | None, Form()] = None,
     client_secret: Annotated[str | None, Form()] = None,
-    scope: Annotated[str | None, Form()] = None,
+    scope: Annotated[
+        str | None,
+        Form(
+            description="Space-separated scopes the token is narrowed to. None, or `webApi` "
+            "(Loome's word for its whole API): the key's own rights."
+        ),
+    ] = None,
     rt: Runtime = Depends(wire.runtime),
     _: None = public("the token endpoint is where a key gets a token"),
 ) -> JSONResponse:
