@@ -410,6 +410,7 @@ def test_stop_words_follow_the_run_from_running_to_stopped(
     server: Server, api: httpx2.Client, anon: httpx2.Client, project: str
 ) -> None:
     key = server.key or ""
+    key_id = key.removeprefix("jpk_").split("_", 1)[0]
     # It ignores SIGTERM, so it stays `cancelling` until the grace period (2 s) ends.
     job = make_job(api, project, [command("trap '' TERM; echo up; sleep 30")])
     job_id = run_scenario(anon, key, project, job).json()["result"]["jobId"]
@@ -426,6 +427,10 @@ def test_stop_words_follow_the_run_from_running_to_stopped(
     assert settled(anon, key, project, job_id) == {"status": "stopped", "jobId": job_id}
     assert anon.get(STOP, params=params).json()["result"] == {"status": "already completed"}
     assert api.get(f"/api/v1/executions/{job_id}").json()["status"] == "cancelled"
+    # A stop is a GET, and still in the audit log, once: the call that started it.
+    entries = api.get("/api/v1/audit", params={"action": "infolink_stop_job"}).json()["items"]
+    mine = [e for e in entries if (e["details"] or {}).get("executionId") == job_id]
+    assert [(e["outcome"], e["principal"]) for e in mine] == [("ok", f"apiKey:{key_id}")]
 
 
 def test_stopping_a_completed_job_says_already_completed(

@@ -24,6 +24,7 @@ from jobport.api.v1 import wire
 from jobport.domain.access import KEY_PREFIX, Principal
 from jobport.domain.executions import Execution, StartRequest, Status, Trigger, infer_schema
 from jobport.errors import BadRequest, Conflict, NotFound, Unauthenticated
+from jobport.services import audit
 from jobport.services import executions as execution_service
 from jobport.services import jobs as job_service
 from jobport.services import projects as project_service
@@ -334,6 +335,20 @@ async def stop_job(
         await asyncio.to_thread(execution_service.cancel, rt, execution.id)
     except Conflict:  # it ended between the read and the stop
         return _success({"status": "already completed"})
+    # InfoLink stops with a GET, which the audit trail (writes by method) does not record.
+    audit.record(
+        rt,
+        audit.entry(
+            action="infolink_stop_job",
+            outcome="ok",
+            principal=caller.label,
+            address=caller.address,
+            target=f"GET {STOP}",
+            project_id=project_id,
+            status=200,
+            details={"executionId": execution.id},
+        ),
+    )
     return _success({"status": "stop started"})
 
 
