@@ -772,6 +772,10 @@ def test_each_malformed_or_unknown_request_is_an_infolink_error(
         assert_error(anon.get(path, params={**unknown, "appId": other, "jobId": job_id}), 404)
         assert_error(anon.get(path, params={**unknown, "appId": _name("nowhere")}), 404)
     assert_error(anon.get(EXECUTE, params={"apiKey": key}), 405)
+    nul = {"apiKey": key, "appId": "a\x00b", "jobId": job_id}
+    assert_error(anon.get(STATUS, params=nul), 400)
+    too_big = {"apiKey": key, "appId": project, "operation": op, "pad": "x" * 2_000_000}
+    assert_error(anon.post(EXECUTE, json=too_big), 413)
     assert_error(anon.post(STATUS, params={"apiKey": key}), 405)
 
     # The token endpoint's own refusals.
