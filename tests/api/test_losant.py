@@ -18,6 +18,7 @@ import pytest
 from losant_rest import Client, LosantError
 
 from conftest import Server, admin_key, create_postgres_database, drop_postgres_database, wait_for
+from jobport.domain.access import parse_key_string
 from jobport.domain.ids import object_id
 
 HEX24 = r"^[0-9a-f]{24}$"
@@ -365,6 +366,65 @@ def test_logs_while_running_and_after_a_cancel(
         assert entry["runCompletedAt"] and entry["cancelSourceType"] == "apiToken"
 
 
+def test_failed_items_make_a_run_erroring_then_errored(
+    losant: Client, api: httpx2.Client, project: str, app_id: str
+) -> None:
+    slow = _native_job(
+        api,
+        project,
+        "fails-then-naps",
+        items=["bad", "slow"],
+        command="test {{ item }} != bad && sleep 30",
+    )
+    rj = object_id(slow["id"])
+    started = losant.resource_job.execute(applicationId=app_id, resourceJobId=rj)["executionId"]
+
+    def erroring() -> dict[str, Any] | None:
+        log = _logs(losant, app_id, rj)[0]
+        return log if log["status"] == "erroring" else None
+
+    log = wait_for(erroring, timeout=20)
+    assert log["executionSummary"]["failed"] == 1 and log["executionSummary"]["inProgress"] == 1
+    losant.resource_job.cancel_execution(
+        applicationId=app_id, resourceJobId=rj, executionId=started
+    )
+    assert _finished(losant, app_id, rj)["status"] == "canceled"
+
+    quick = _native_job(
+        api, project, "fails", items=["bad", "ok"], command="test {{ item }} != bad"
+    )
+    losant.resource_job.execute(applicationId=app_id, resourceJobId=object_id(quick["id"]))
+    log = _finished(losant, app_id, object_id(quick["id"]))
+    assert log["status"] == "errored", log
+    summary = log["executionSummary"]
+    assert (summary["succeeded"], summary["failed"], summary["remaining"]) == (1, 1, 0)
+
+
+def test_the_accumulator_a_step_returns_is_in_the_log(
+    losant: Client, api: httpx2.Client, project: str, app_id: str
+) -> None:
+    body = {
+        "name": "sums",
+        "steps": [
+            {
+                "name": "add",
+                "kind": "python",
+                "config": {
+                    "callable": "fixtures_steps:echo",
+                    "kwargs": {"accumulator": "{{ (accumulator or 0) | int + item }}"},
+                },
+            }
+        ],
+        "foreach": {"source": {"items": [1, 2, 3]}},
+    }
+    made = api.post(f"/api/v1/projects/{project}/jobs", json=body)
+    assert made.status_code == 201, made.text
+    rj = object_id(made.json()["id"])
+    losant.resource_job.execute(applicationId=app_id, resourceJobId=rj)
+    log = _finished(losant, app_id, rj)
+    assert (log["status"], log["accumulator"]) == ("completed", "6"), log
+
+
 # --- errors ----------------------------------------------------------------------------------
 
 
@@ -521,6 +581,29 @@ def test_a_wrong_or_missing_token_is_a_401(server: Server, app_id: str) -> None:
         _refused(lambda c=client: c.resource_jobs.get(applicationId=app_id), 401, "Unauthorized")
 
 
+def test_an_access_token_from_connect_token_is_a_bearer_too(
+    server: Server, api: httpx2.Client, project: str, app_id: str
+) -> None:
+    key = admin_key(server.database_url, role="Operator", project=project)
+    client_id, secret = parse_key_string(key)
+    form = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}
+    answer = httpx2.post(f"{server.url}/connect/token", data=form, timeout=30)
+    assert answer.status_code == 200, answer.text
+    operator = Client(auth_token=answer.json()["access_token"], url=server.url)
+    job = _native_job(api, project, "by-token", items=[])
+    started = operator.resource_job.execute(applicationId=app_id, resourceJobId=job["id"])
+    assert started["success"] is True
+    assert [j["name"] for j in operator.resource_jobs.get(applicationId=app_id)["items"]] == [
+        "by-token"
+    ]
+    # An Operator runs and reads jobs but does not write them.
+    _refused(
+        lambda: operator.resource_job.delete(applicationId=app_id, resourceJobId=job["id"]),
+        403,
+        "Forbidden",
+    )
+
+
 def test_a_key_without_the_scope_is_a_403(
     server: Server, api: httpx2.Client, project: str, app_id: str
 ) -> None:
@@ -655,6 +738,21 @@ def test_a_data_table_is_a_table_on_a_connection(
         losant.resource_job.get(applicationId=app_id, resourceJobId=made["id"])["dataTableId"]
         == ids["devices"]
     )  # the job keeps its own table
+
+    # A table no job iterates over yet, found on the project's SQL connection.
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        db.execute("CREATE TABLE meters (name TEXT)")
+        db.execute("INSERT INTO meters VALUES ('m1')")
+    fresh = losant.resource_jobs.post(
+        applicationId=app_id,
+        resourceJob={
+            "name": "meters",
+            "resourceType": "dataTableRow",
+            "dataTableId": object_id(f"{project_id}/tables/meters"),
+        },
+    )
+    losant.resource_job.execute(applicationId=app_id, resourceJobId=fresh["id"])
+    assert _finished(losant, app_id, fresh["id"])["executionSummary"]["succeeded"] == 1
 
     patched = losant.resource_job.patch(
         applicationId=app_id, resourceJobId=made["id"], resourceJob={"dataTableId": ids["gateways"]}

@@ -1,26 +1,39 @@
 """What Losant's resource-job face reads that the other services do not hand out: a
 project's foreach jobs all at once (Losant sorts and pages by fields jobport does not index),
 a job's runs with the definition each ran with, a run by its object id, and data tables
-(a table on a connection) by their object id."""
+(a table on one of the project's connections) by their object id."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import math
+import sqlite3
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+from sqlalchemy import create_engine, inspect
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.pool import NullPool
 
 from jobport.domain.executions import Execution
 from jobport.domain.ids import object_id
 from jobport.domain.jobs import Job
 from jobport.domain.projects import Project
+from jobport.services import connections as connection_service
 from jobport.services import jobs as job_service
 from jobport.services.runtime import Runtime
 from jobport.store import executions as execution_store
 from jobport.store import jobs as job_store
 from jobport.store import projects as project_store
+from jobport.store.db import normalise_url
 
 _BATCH = 500  # jobs read per page while gathering a project's resource jobs
 MOST_RESOURCE_JOBS = 10_000  # a project's foreach jobs a listing considers
+TABLES_TIMEOUT = 5.0  # seconds a connection has to name its tables
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,9 +91,20 @@ def run_by_object_id(rt: Runtime, oid: str) -> Run | None:
 
 
 def find_table(rt: Runtime, project_id: str, data_table_id: str) -> dict[str, str] | None:
-    """The table (`{"connection", "table"}`) whose dataTableId is `data_table_id`, among the
-    tables the project's jobs iterate over; None when no job names it."""
+    """The table (`{"connection", "table"}`) whose dataTableId is `data_table_id`: one a job
+    of the project iterates over, else one of the tables its SQL connections hold (their
+    default schema's). None when there is no such table."""
     wanted = data_table_id.lower()
+    for connection, table in _job_tables(rt, project_id):
+        if table_id(project_id, connection, table) == wanted:
+            return {"connection": connection, "table": table}
+    for connection, table in _connection_tables(rt, project_id):
+        if table_id(project_id, connection, table) == wanted:
+            return {"connection": connection, "table": table}
+    return None
+
+
+def _job_tables(rt: Runtime, project_id: str) -> Iterator[tuple[str, str]]:
     with rt.db.read() as conn:
         cursor: str | None = None
         while True:
@@ -96,8 +120,70 @@ def find_table(rt: Runtime, project_id: str, data_table_id: str) -> dict[str, st
             for row in page.items:
                 source = (row["spec"].get("foreach") or {}).get("source") or {}
                 table = source.get("table")
-                if table and table_id(project_id, table["connection"], table["table"]) == wanted:
-                    return {"connection": table["connection"], "table": table["table"]}
+                if table:
+                    yield table["connection"], table["table"]
             if page.next_cursor is None:
-                return None
+                return
             cursor = page.next_cursor
+
+
+def _connection_tables(rt: Runtime, project_id: str) -> Iterator[tuple[str, str]]:
+    """(connection, table) for every table the project's SQL connections answer with. A
+    connection that does not answer within TABLES_TIMEOUT, or fails, names none: this is a
+    lookup, and its errors (which could quote a URL) go nowhere."""
+    cursor: str | None = None
+    while True:
+        page = connection_service.list_page(rt, project_id, cursor=cursor, limit=_BATCH)
+        for connection in page.items:
+            if connection.kind != "sql":
+                continue
+            url = connection_service.resolve(rt, project_id, connection.id).url
+            for table in _table_names(url, TABLES_TIMEOUT):
+                yield connection.name, table
+        if page.next_cursor is None:
+            return
+        cursor = page.next_cursor
+
+
+def _table_names(url: str, timeout: float) -> list[str]:
+    found: list[list[str]] = []
+
+    def read() -> None:
+        with contextlib.suppress(Exception):
+            found.append(_inspect_tables(url, timeout))
+
+    reader = threading.Thread(target=read, name="jobport-losant-tables", daemon=True)
+    reader.start()
+    reader.join(timeout + 1)
+    return found[0] if found else []
+
+
+def _inspect_tables(url: str, timeout: float) -> list[str]:
+    parsed = make_url(normalise_url(url))
+    if parsed.drivername in ("mysql", "mariadb"):  # the driver jobport ships
+        parsed = parsed.set(drivername=f"{parsed.drivername}+pymysql")
+    backend = parsed.get_backend_name()
+    kwargs: dict[str, Any] = {"poolclass": NullPool}
+    seconds = max(2, math.ceil(timeout))
+    if backend == "sqlite":
+        kwargs["creator"] = _read_only_sqlite(parsed, timeout)
+    elif backend == "postgresql":
+        kwargs["connect_args"] = {"connect_timeout": seconds}
+    else:
+        kwargs["connect_args"] = {"connect_timeout": seconds, "read_timeout": seconds}
+    engine = create_engine(parsed, **kwargs)
+    try:
+        return list(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def _read_only_sqlite(url: URL, timeout: float) -> Any:
+    """Opens the SQLite file read-only, never creating it."""
+    database = url.database or ""
+    if database in ("", ":memory:") or database.startswith("file:"):
+        target = database or ":memory:"
+        uri = database.startswith("file:")
+    else:
+        target, uri = Path(database).absolute().as_uri() + "?mode=ro", True
+    return lambda: sqlite3.connect(target, uri=uri, timeout=timeout, check_same_thread=False)

@@ -106,8 +106,8 @@ def _table(rt: Runtime, project_id: str, data_table_id: str) -> dict[str, str]:
     if table is None:
         raise schema.refuse(
             "dataTableId",
-            "names no table of this application: a table is known once a job of the project "
-            "iterates over it (foreach.source.table)",
+            "names no table of this application: the id of a table is the object id of "
+            "<project id>/<connection>/<table>, for a table of one of its SQL connections",
         )
     return table
 
