@@ -68,3 +68,33 @@ def unstorable() -> dict[str, Any]:
 
 def environment() -> dict[str, str | None]:
     return {name: os.environ.get(name) for name in ("JOBPORT_DATABASE_URL", "PATH")}
+
+
+def note(path: str, value: Any, seconds: float | str = 0) -> Any:
+    """Appends `value` as a line to the file at `path`, then sleeps: a side effect a test
+    can count (how many times an item ran)."""
+    with open(path, "a") as out:
+        out.write(f"{value}\n")
+    time.sleep(float(seconds))
+    return value
+
+
+def fail_if(value: Any, bad: Any) -> Any:
+    """Fails when `value` equals `bad` (a foreach item that fails), else returns it."""
+    if str(value) == str(bad):
+        raise RuntimeError(f"item {value} is bad")
+    return value
+
+
+def accumulate(total: Any, value: Any) -> dict[str, Any]:
+    """A foreach step's result that carries an accumulator: the running sum."""
+    start = 0 if str(total) in ("None", "") else int(total)
+    return {"accumulator": start + int(value)}
+
+
+def stamp(path: str) -> float:
+    """Appends the time it ran (seconds since the epoch) to the file at `path`."""
+    now = time.time()
+    with open(path, "a") as out:
+        out.write(f"{now}\n")
+    return now

@@ -133,6 +133,10 @@ ENDPOINTS: dict[tuple[str, str], tuple[Build, int]] = {
         lambda w: (f"/api/v1/executions/{w.execution}/logs", {}),
         200,
     ),
+    ("GET", "/api/v1/executions/{execution_id}/items"): (
+        lambda w: (f"/api/v1/executions/{w.execution}/items", {}),
+        200,
+    ),
     ("GET", "/api/v1/keys"): (lambda w: ("/api/v1/keys", {}), 200),
     ("POST", "/api/v1/keys"): (
         lambda w: ("/api/v1/keys", {"json": {"description": "made in the matrix"}}),

@@ -30,8 +30,16 @@ ACTIVE = frozenset({Status.QUEUED, Status.RUNNING, Status.CANCELLING})
 
 TRANSITIONS: dict[Status, frozenset[Status]] = {
     Status.QUEUED: frozenset({Status.RUNNING, Status.CANCELLED}),
+    # running → queued: a foreach run whose worker died resumes (engine/lifecycle._resume).
     Status.RUNNING: frozenset(
-        {Status.SUCCEEDED, Status.FAILED, Status.CANCELLING, Status.TIMED_OUT, Status.CANCELLED}
+        {
+            Status.SUCCEEDED,
+            Status.FAILED,
+            Status.CANCELLING,
+            Status.TIMED_OUT,
+            Status.CANCELLED,
+            Status.QUEUED,
+        }
     ),
     Status.CANCELLING: frozenset({Status.CANCELLED, Status.FAILED, Status.TIMED_OUT}),
 }
@@ -73,6 +81,8 @@ class ErrorCode(enum.StrEnum):
     TIMED_OUT = "timed_out"
     CANCELLED = "cancelled"
     WORKER_LOST = "worker_lost"
+    ITEMS_FAILED = "items_failed"  # a foreach run: some items failed or timed out
+    ITEMS_UNAVAILABLE = "items_unavailable"  # a foreach run's source gave no list
     TEMPLATE_ERROR = "template_error"
     INTERNAL = "internal_error"
 
@@ -261,10 +271,19 @@ class LogLine:
     stream: str
     level: str
     text: str
+    iteration: int | None = None  # the foreach item it belongs to
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> LogLine:
-        return cls(row["seq"], row["at"], row["step"], row["stream"], row["level"], row["text"])
+        return cls(
+            row["seq"],
+            row["at"],
+            row["step"],
+            row["stream"],
+            row["level"],
+            row["text"],
+            row.get("iteration"),
+        )
 
 
 def retry_delay(attempt: int, base_seconds: float, backoff: float) -> float:

@@ -10,9 +10,11 @@ per item. Templates of a per-item step see `item`, `iteration` ({index, attempt}
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 import json
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
@@ -166,3 +168,28 @@ def summary(counts: Mapping[str, int], total: int) -> dict[str, int]:
         "inProgress": running,
         "remaining": max(total - succeeded - failed - timed_out - running, 0),
     }
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One item of a foreach run and how it went (attempts: tries that ended)."""
+
+    index: int
+    value: Any
+    status: ItemStatus
+    attempts: int
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    error: str | None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Item:
+        return cls(
+            row["idx"],
+            row["item"],
+            ItemStatus(row["status"]),
+            row["attempts"],
+            row["started_at"],
+            row["finished_at"],
+            row["error"],
+        )

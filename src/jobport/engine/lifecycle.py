@@ -21,6 +21,7 @@ from jobport.domain.jobs import JobSpec
 from jobport.domain.values import clean, clean_text
 from jobport.store import connections as connection_store
 from jobport.store import executions as execution_store
+from jobport.store import items as item_store
 from jobport.store import logs as log_store
 from jobport.store.db import Database
 
@@ -46,6 +47,7 @@ def conclude(
     steps: list[dict[str, Any]] | None = None,
     log_lines: list[dict[str, Any]] | None = None,
     log_bytes: int = 0,
+    iteration: dict[str, Any] | None = None,
 ) -> Concluded:
     """Move a running (or cancelling) execution to its final status, in one transaction.
 
@@ -70,6 +72,8 @@ def conclude(
         }
         if steps is not None:
             values["steps"] = clean(steps)
+        if iteration is not None:
+            values["iteration"] = clean(iteration)
         if not execution_store.transition(conn, execution_id, status, [current], **values):
             return Concluded(execution_id, row["job_id"], None)
         if status == Status.SUCCEEDED:
@@ -123,6 +127,39 @@ def watermarks(
     return found
 
 
+def _resume(db: Database, row: dict[str, Any], reason: str) -> Concluded | None:
+    """Queue a lost foreach run again: its ended items stay ended (store/items.py), the
+    others run when a worker claims it. None when it is not one to resume."""
+    summary = row.get("iteration")
+    if (
+        not row["spec"].get("foreach")
+        or row["status"] != Status.RUNNING
+        or not summary
+        or summary.get("resumes", 0) >= MAX_RESUMES
+    ):
+        return None
+    now = utcnow()
+    with db.write() as conn:
+        moved = execution_store.transition(
+            conn,
+            row["id"],
+            Status.QUEUED,
+            [Status.RUNNING],
+            worker=None,
+            heartbeat_at=None,
+            iteration={**summary, "resumes": summary.get("resumes", 0) + 1},
+        )
+        if not moved:
+            return None
+        item_store.reopen_unfinished(conn, row["id"])
+        current = execution_store.find(conn, row["id"])
+        seq = (current or row)["log_lines"] + 1
+        text = f"worker lost: {reason}; resuming the items that had not ended"
+        line = {"seq": seq, "at": now, "step": None, "stream": "system", "level": "warning"}
+        log_store.append(conn, row["id"], [{**line, "text": text}], len(text) + 1)
+    return Concluded(row["id"], row["job_id"], Status.QUEUED, row["id"], now)
+
+
 def _retry_row(row: dict[str, Any], retry_id: str, retry_at: dt.datetime) -> dict[str, Any]:
     job = {
         "id": row["job_id"],
@@ -144,12 +181,19 @@ def _retry_row(row: dict[str, Any], retry_id: str, retry_at: dt.datetime) -> dic
     )
 
 
+MAX_RESUMES = 3  # a foreach run whose worker dies this often fails: an item may be the cause
+
+
 def conclude_lost(db: Database, execution_id: str, reason: str) -> Concluded:
-    """The worker holding this execution is gone: fail it with `worker_lost`."""
+    """The worker holding this execution is gone: fail it with `worker_lost`, or, for a
+    foreach run, queue it again to resume its items (at most MAX_RESUMES times)."""
     with db.read() as conn:
         row = execution_store.find(conn, execution_id)
     if row is None:
         return Concluded(execution_id, "", None)
+    resumed = _resume(db, row, reason)
+    if resumed is not None:
+        return resumed
     steps = [
         {**s, "status": StepStatus.FAILED.value, "error": ErrorCode.WORKER_LOST.value}
         if s.get("status") == StepStatus.RUNNING.value

@@ -7,6 +7,7 @@ from typing import Any
 
 from jobport.domain.clock import utcnow
 from jobport.domain.values import clean_text
+from jobport.store import items as item_store
 from jobport.store import logs as log_store
 from jobport.store.db import Database
 
@@ -18,6 +19,9 @@ class LogWriter:
 
     The last batch is not written by `close()` but handed over with `drain()` so that it
     lands in the same transaction as the execution's final status.
+
+    A foreach run's item ends (`item_ended`) ride in the same transactions as the lines, so
+    an item's status and its last lines are durable together, without a write of their own.
     """
 
     def __init__(
@@ -28,7 +32,10 @@ class LogWriter:
         interval: float,
         batch_lines: int,
         max_bytes: int,
+        after: tuple[int, int] = (0, 0),
     ) -> None:
+        """`after`: the (lines, bytes) the execution logged already, when a resumed foreach
+        run goes on writing its log."""
         self.db = db
         self.execution_id = execution_id
         self.interval = interval
@@ -36,8 +43,8 @@ class LogWriter:
         self.max_bytes = max_bytes
         self._buffer: list[dict[str, Any]] = []
         self._buffer_bytes = 0
-        self._seq = 0
-        self._total_bytes = 0
+        self._items: list[dict[str, Any]] = []
+        self._seq, self._total_bytes = after
         self._dropped = 0
         self._truncated = False
         self._cond = threading.Condition()
@@ -48,11 +55,31 @@ class LogWriter:
         self._flusher = threading.Thread(target=self._run, name="log-flusher", daemon=True)
         self._flusher.start()
 
-    def add(self, step: str | None, stream: str, text: str, level: str = "info") -> None:
-        self.add_many(step, stream, [text], level)
+    def add(
+        self,
+        step: str | None,
+        stream: str,
+        text: str,
+        level: str = "info",
+        iteration: int | None = None,
+    ) -> None:
+        self.add_many(step, stream, [text], level, iteration)
+
+    def item_ended(self, ended: dict[str, Any]) -> None:
+        """An item's end ({idx, status, attempts, started_at, finished_at, error}), written
+        with the next batch."""
+        with self._cond:
+            self._items.append(ended)
+            if len(self._items) >= self.batch_lines:
+                self._cond.notify()
 
     def add_many(
-        self, step: str | None, stream: str, texts: list[str], level: str = "info"
+        self,
+        step: str | None,
+        stream: str,
+        texts: list[str],
+        level: str = "info",
+        iteration: int | None = None,
     ) -> None:
         """Append lines that arrived together (one timestamp, one lock for all of them)."""
         at = utcnow()
@@ -86,6 +113,7 @@ class LogWriter:
                         "stream": line_stream,
                         "level": line_level,
                         "text": text,
+                        "iteration": iteration,
                     }
                 )
             if len(self._buffer) >= self.batch_lines:
@@ -103,17 +131,20 @@ class LogWriter:
     def _run(self) -> None:
         while True:
             with self._cond:
-                if not self._closed and len(self._buffer) < self.batch_lines:
+                full = max(len(self._buffer), len(self._items)) >= self.batch_lines
+                if not self._closed and not full:
                     self._cond.wait(self.interval)
                 if self._closed:
                     return
                 lines, nbytes = self._take()
-            if lines:
-                self._write(lines, nbytes)
+                ended, self._items = self._items, []
+            if lines or ended:
+                self._write(lines, nbytes, ended)
 
-    def _write(self, lines: list[dict[str, Any]], nbytes: int) -> None:
+    def _write(self, lines: list[dict[str, Any]], nbytes: int, ended: list[dict[str, Any]]) -> None:
         with self.db.write() as conn:
             log_store.append(conn, self.execution_id, lines, nbytes)
+            item_store.record(conn, self.execution_id, ended)
 
     def drain(self) -> tuple[list[dict[str, Any]], int]:
         """Stop the flusher and return what it had not written yet."""
@@ -122,6 +153,11 @@ class LogWriter:
             self._cond.notify()
         if self._flusher is not None:
             self._flusher.join()
+        with self._cond:
+            ended, self._items = self._items, []
+        if ended:  # before the run's end is written: its summary counts these
+            with self.db.write() as conn:
+                item_store.record(conn, self.execution_id, ended)
         with self._cond:
             if self._dropped > 1:
                 self._seq += 1

@@ -26,6 +26,7 @@ from jobport.engine.connections import ConnectionSource
 from jobport.engine.logwriter import LogWriter
 from jobport.engine.steps import StepContext, StepFailed, StepInterrupted, kinds
 from jobport.engine.templating import TemplateError
+from jobport.store.db import Database
 
 
 @dataclass
@@ -71,6 +72,7 @@ class Run:
         *,
         grace_seconds: float,
         connections: ConnectionSource | None = None,
+        db: Database | None = None,
     ) -> None:
         self.execution = execution
         self.connections = connections
@@ -84,10 +86,15 @@ class Run:
         self._lock = threading.Lock()
         self._running: dict[str, _RunningStep] = {}
         self._results: dict[str, Any] = {}
+        self.db = db
+        self.deadline: float | None = None
+        # A foreach run's summary while it runs (engine/iteration.py); the heartbeat writes it.
+        self.iteration: dict[str, Any] | None = None
         started = execution.get("started_at")
         self._context_base = {
             "params": {**self.spec.parameters, **(execution.get("parameters") or {})},
             "mode": execution.get("mode", "full"),
+            "context": {**self.spec.context, **(execution.get("context") or {})},
             "execution": {
                 "id": execution["id"],
                 "trigger": execution.get("trigger"),
@@ -124,6 +131,14 @@ class Run:
         if rs.step.kind == "python" and rs.thread_id is not None and rs.in_call:
             _interrupt_thread(rs.thread_id)
 
+    def context_base(self) -> dict[str, Any]:
+        """What every template of this run sees (params, mode, context, execution, job)."""
+        return self._context_base
+
+    def results(self) -> dict[str, Any]:
+        """The values of the steps that succeeded so far, by name."""
+        return self._results
+
     def step_states(self) -> list[dict[str, Any]]:
         with self._lock:
             return [dict(s) for s in self.states.values()]
@@ -137,9 +152,36 @@ class Run:
 
     def execute(self) -> Outcome:
         spec = self.spec
-        deadline = time.monotonic() + spec.timeout_seconds if spec.timeout_seconds else None
+        self.deadline = time.monotonic() + spec.timeout_seconds if spec.timeout_seconds else None
+        if spec.foreach is not None:
+            from jobport.engine import iteration
+
+            return iteration.execute(self)
+        failed, stuck = self.run_graph({s.name for s in spec.steps})
+        return self.outcome(failed, stuck)
+
+    def check_job_deadline(self) -> None:
+        """Stop the run if the job's own timeout has passed."""
+        if (
+            self.deadline is not None
+            and time.monotonic() > self.deadline
+            and self._stop_reason is None
+        ):
+            self.logs.add(
+                None, "system", f"job timed out after {self.spec.timeout_seconds}s", "error"
+            )
+            self.request_stop(Status.TIMED_OUT)
+
+    @property
+    def stop_reason(self) -> Status | None:
+        return self._stop_reason
+
+    def run_graph(self, names: set[str]) -> tuple[dict[str, tuple[str, str]], bool]:
+        """Run the steps named, in dependency order, in threads: (failed steps with their
+        error code and message, whether a step ignored its stop)."""
+        spec = self.spec
         by_name = {s.name: s for s in spec.steps}
-        waiting = [s.name for s in spec.steps]
+        waiting = [s.name for s in spec.steps if s.name in names]
         futures: dict[Future[None], str] = {}
         failed: dict[str, tuple[str, str]] = {}  # step -> (error code, message)
         pool = ThreadPoolExecutor(max_workers=min(len(spec.steps), 32), thread_name_prefix="step")
@@ -186,11 +228,7 @@ class Run:
                             error="interrupted",
                         )
                 now = time.monotonic()
-                if deadline is not None and now > deadline and self._stop_reason is None:
-                    self.logs.add(
-                        None, "system", f"job timed out after {spec.timeout_seconds}s", "error"
-                    )
-                    self.request_stop(Status.TIMED_OUT)
+                self.check_job_deadline()
                 with self._lock:
                     running = list(self._running.values())
                 for rs in running:
@@ -228,9 +266,9 @@ class Run:
                 )
                 if timed_out:
                     failed[name] = (ErrorCode.TIMED_OUT, f"timed out; {error}")
-        return self._outcome(failed, stuck)
+        return failed, stuck
 
-    def _outcome(self, failed: dict[str, tuple[str, str]], stuck: bool) -> Outcome:
+    def outcome(self, failed: dict[str, tuple[str, str]], stuck: bool) -> Outcome:
         steps = self.step_states()
         if self._stop_reason == Status.CANCELLED:
             return Outcome(
@@ -264,101 +302,21 @@ class Run:
         started = time.monotonic()
         self._set_state(name, status=StepStatus.RUNNING.value, startedAt=_stamp())
         self.logs.add(name, "system", f"step {name!r} ({step.kind}) started")
-        module = kinds()[step.kind]
-
-        def log(stream: str, text: str) -> None:
-            self.logs.add(name, stream, text, "error" if stream == "stderr" else "info")
-
-        def log_lines(stream: str, texts: list[str]) -> None:
-            self.logs.add_many(name, stream, texts, "error" if stream == "stderr" else "info")
-
-        ctx = StepContext(
-            self.execution["id"],
-            name,
-            log,
-            rs.stop,
-            self.grace,
-            env={
-                "JOBPORT_EXECUTION_ID": self.execution["id"],  # also marks its processes
-                "JOBPORT_STEP": name,
-                "JOBPORT_JOB": self.execution["job_name"],
-                "JOBPORT_MODE": str(self.execution.get("mode") or "full"),
-                "JOBPORT_ATTEMPT": str(self.execution.get("attempt") or 1),
-            },
-            log_lines=log_lines,
-            project_id=self.execution["project_id"],
-            job_id=self.execution["job_id"],
-            mode=str(self.execution.get("mode") or "full"),
-        )
-        if self.connections is not None:
-            source, project_id, job_id = self.connections, ctx.project_id, ctx.job_id
-            ctx.connection = lambda connection: source.resolve(project_id, connection)
-            ctx.watermark = lambda: source.watermark(job_id, name)
-        status, error, code = StepStatus.SUCCEEDED, None, None
-        try:
-            if rs.stop.is_set():  # stopped before the thread got going
-                raise StepInterrupted()
-            with self._lock:
-                context = {
-                    **self._context_base,
-                    "steps": {
-                        n: {"result": r, "status": self.states[n]["status"]}
-                        for n, r in self._results.items()
-                    },
-                }
-            config = step_kinds.render(step.kind, step.config, context)
-            for attempt in range(step.retries + 1):
-                capture.route_to(log)
-                try:
-                    rs.in_call = True
-                    try:
-                        value = module.run(config, ctx)
-                    finally:
-                        rs.in_call = False
-                    self._results[name] = value
-                    if isinstance(value, dict) and value.get("watermarkAfter") is not None:
-                        # Kept in the step's state, which conclude reads: recorded if the
-                        # run succeeds, whichever step gives the execution its result.
-                        self._set_state(name, watermarkAfter=clean(value["watermarkAfter"]))
-                    break
-                except (StepFailed, Exception) as exc:
-                    if isinstance(exc, StepFailed):
-                        log("stderr", str(exc))
-                    else:
-                        log("stderr", "".join(traceback.format_exception(exc)).rstrip())
-                    if attempt < step.retries and not rs.stop.is_set():
-                        self.logs.add(
-                            name,
-                            "system",
-                            f"attempt {attempt + 1} failed; retrying "
-                            f"in {step.retry_delay_seconds}s",
-                            "warning",
-                        )
-                        if rs.stop.wait(step.retry_delay_seconds):
-                            raise StepInterrupted() from None
-                        continue
-                    raise
-                finally:
-                    capture.route_to(None)
-        except StepInterrupted:
-            reason = rs.reason or self._stop_reason or Status.CANCELLED
-            if reason == Status.TIMED_OUT:
-                status, code = StepStatus.TIMED_OUT, ErrorCode.TIMED_OUT
-                error = (
-                    f"timed out after {step.timeout_seconds}s"
-                    if self._stop_reason is None
-                    else "job timed out"
-                )
-            else:
-                status, code, error = StepStatus.CANCELLED, ErrorCode.CANCELLED, "cancelled"
-        except TemplateError as exc:
-            status, code, error = StepStatus.FAILED, ErrorCode.TEMPLATE_ERROR, str(exc)
-            log("stderr", f"template error: {exc}")
-        except StepFailed as exc:
-            status, code, error = StepStatus.FAILED, ErrorCode.STEP_FAILED, str(exc)
-        except Exception as exc:
-            status, code = StepStatus.FAILED, ErrorCode.STEP_FAILED
-            error = f"{type(exc).__name__}: {exc}"
+        with self._lock:
+            context = {
+                **self._context_base,
+                "steps": {
+                    n: {"result": r, "status": self.states[n]["status"]}
+                    for n, r in self._results.items()
+                },
+            }
+        status, code, error, value = self.call_step(rs, context, None)
+        if status == StepStatus.SUCCEEDED:
+            self._results[name] = value
+            if isinstance(value, dict) and value.get("watermarkAfter") is not None:
+                # Kept in the step's state, which conclude reads: recorded if the run
+                # succeeds, whichever step gives the execution its result.
+                self._set_state(name, watermarkAfter=clean(value["watermarkAfter"]))
         elapsed = time.monotonic() - started
         self._set_state(name, status=status.value, finishedAt=_stamp(), error=error)
         if status != StepStatus.SUCCEEDED:
@@ -372,3 +330,101 @@ class Run:
             )
         else:
             self.logs.add(name, "system", f"step {name!r} succeeded in {elapsed:.3f}s")
+
+    def call_step(
+        self, rs: _RunningStep, context: dict[str, Any], iteration: int | None
+    ) -> tuple[StepStatus, str | None, str | None, Any]:
+        """Render and run one step in this thread, with its retries: (status, error code,
+        error, value). `iteration` is a foreach item's index: its lines are the item's."""
+        step = rs.step
+        rs.thread_id = threading.get_ident()
+        name = step.name
+        module = kinds()[step.kind]
+        logs = self.logs
+
+        def log(stream: str, text: str) -> None:
+            logs.add(name, stream, text, "error" if stream == "stderr" else "info", iteration)
+
+        def log_lines(stream: str, texts: list[str]) -> None:
+            level = "error" if stream == "stderr" else "info"
+            logs.add_many(name, stream, texts, level, iteration)
+
+        ctx = StepContext(
+            self.execution["id"],
+            name,
+            log,
+            rs.stop,
+            self.grace,
+            env={
+                "JOBPORT_EXECUTION_ID": self.execution["id"],  # also marks its processes
+                "JOBPORT_STEP": name,
+                "JOBPORT_JOB": self.execution["job_name"],
+                "JOBPORT_MODE": str(self.execution.get("mode") or "full"),
+                "JOBPORT_ATTEMPT": str(self.execution.get("attempt") or 1),
+                **({"JOBPORT_ITEM": str(iteration)} if iteration is not None else {}),
+            },
+            log_lines=log_lines,
+            project_id=self.execution["project_id"],
+            job_id=self.execution["job_id"],
+            mode=str(self.execution.get("mode") or "full"),
+        )
+        if self.connections is not None:
+            source, project_id, job_id = self.connections, ctx.project_id, ctx.job_id
+            ctx.connection = lambda connection: source.resolve(project_id, connection)
+            ctx.watermark = lambda: source.watermark(job_id, name)
+        status, error, code, value = StepStatus.SUCCEEDED, None, None, None
+        try:
+            if rs.stop.is_set():  # stopped before the thread got going
+                raise StepInterrupted()
+            config = step_kinds.render(step.kind, step.config, context)
+            for attempt in range(step.retries + 1):
+                capture.route_to(log)
+                try:
+                    rs.in_call = True
+                    try:
+                        value = module.run(config, ctx)
+                    finally:
+                        rs.in_call = False
+                    break
+                except (StepFailed, Exception) as exc:
+                    if isinstance(exc, StepFailed):
+                        log("stderr", str(exc))
+                    else:
+                        log("stderr", "".join(traceback.format_exception(exc)).rstrip())
+                    if attempt < step.retries and not rs.stop.is_set():
+                        logs.add(
+                            name,
+                            "system",
+                            f"attempt {attempt + 1} failed; retrying "
+                            f"in {step.retry_delay_seconds}s",
+                            "warning",
+                            iteration,
+                        )
+                        if rs.stop.wait(step.retry_delay_seconds):
+                            raise StepInterrupted() from None
+                        continue
+                    raise
+                finally:
+                    capture.route_to(None)
+        except StepInterrupted:
+            reason = rs.reason or self._stop_reason or Status.CANCELLED
+            if reason == Status.TIMED_OUT:
+                status, code = StepStatus.TIMED_OUT, ErrorCode.TIMED_OUT
+                error = (
+                    f"timed out after {step.timeout_seconds}s"
+                    if rs.deadline is not None and rs.deadline <= time.monotonic()
+                    else "timed out"
+                    if self._stop_reason is None
+                    else "job timed out"
+                )
+            else:
+                status, code, error = StepStatus.CANCELLED, ErrorCode.CANCELLED, "cancelled"
+        except TemplateError as exc:
+            status, code, error = StepStatus.FAILED, ErrorCode.TEMPLATE_ERROR, str(exc)
+            log("stderr", f"template error: {exc}")
+        except StepFailed as exc:
+            status, code, error = StepStatus.FAILED, ErrorCode.STEP_FAILED, str(exc)
+        except Exception as exc:
+            status, code = StepStatus.FAILED, ErrorCode.STEP_FAILED
+            error = f"{type(exc).__name__}: {exc}"
+        return status, code, error, value

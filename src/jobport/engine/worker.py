@@ -92,6 +92,8 @@ class Worker:
         version = run.version
         if version != self._beaten_version:
             values["steps"] = clean(run.step_states())
+            if run.iteration is not None:
+                values["iteration"] = clean(run.iteration)
         with self.db.write() as conn:
             status = execution_store.heartbeat(
                 conn, run.execution["id"], self.name, utcnow(), **values
@@ -114,6 +116,7 @@ class Worker:
             interval=self.settings.log_flush_interval,
             batch_lines=self.settings.log_batch_lines,
             max_bytes=self.settings.log_max_bytes,
+            after=(execution["log_lines"], execution["log_bytes"]),
         )
         logs.start()
         run = Run(
@@ -121,6 +124,7 @@ class Worker:
             logs,
             grace_seconds=self.settings.cancel_grace_seconds,
             connections=self.connections,
+            db=self.db,
         )
         self._beaten_version = -1
         with self._lock:
@@ -150,6 +154,7 @@ class Worker:
             steps=outcome.steps,
             log_lines=lines,
             log_bytes=nbytes,
+            iteration=run.iteration,
         )
         return got, done, outcome.stuck
 

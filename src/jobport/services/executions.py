@@ -21,11 +21,13 @@ from jobport.domain.executions import (
     queued_execution,
 )
 from jobport.domain.ids import new_id
+from jobport.domain.iteration import Item, ItemStatus
 from jobport.domain.jobs import JobSpec
 from jobport.domain.pages import Page
 from jobport.errors import Conflict, Invalid, error_details, invalid
 from jobport.services.runtime import Runtime
 from jobport.store import executions as execution_store
+from jobport.store import items as item_store
 from jobport.store import jobs as job_store
 from jobport.store import logs as log_store
 from jobport.store import projects as project_store
@@ -304,10 +306,36 @@ def list_page(
 
 
 def logs(
-    rt: Runtime, execution_id: str, *, after: int = 0, limit: int = 1000
+    rt: Runtime,
+    execution_id: str,
+    *,
+    after: int = 0,
+    limit: int = 1000,
+    iteration: int | None = None,
 ) -> tuple[list[LogLine], Status]:
-    """Log lines after `after`, and the execution's status when they were read."""
+    """Log lines after `after` (of one foreach item with `iteration`), and the execution's
+    status when they were read."""
     with rt.db.read() as conn:
         row = execution_store.get(conn, execution_id)
-        lines = log_store.read(conn, execution_id, after=after, limit=limit)
+        lines = log_store.read(conn, execution_id, after=after, limit=limit, iteration=iteration)
     return [LogLine.from_row(r) for r in lines], Status(row["status"])
+
+
+def items(
+    rt: Runtime,
+    execution_id: str,
+    *,
+    after: int = -1,
+    limit: int = 100,
+    status: str | None = None,
+) -> list[Item]:
+    """A foreach run's items after index `after`, in order, optionally of one status."""
+    if status is not None and status not in {s.value for s in ItemStatus}:
+        raise Invalid(
+            f"unknown item status {status!r}; use {[s.value for s in ItemStatus]}",
+            code="invalid_filter",
+        )
+    with rt.db.read() as conn:
+        execution_store.get(conn, execution_id)
+        rows = item_store.page(conn, execution_id, after=after, limit=limit, status=status)
+    return [Item.from_row(r) for r in rows]

@@ -60,11 +60,19 @@ def _insert_many(conn: Connection, execution_id: str, lines: list[dict[str, Any]
 _SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
 
 
-def read(conn: Connection, execution_id: str, *, after: int, limit: int) -> list[dict[str, Any]]:
-    rows = conn.execute(
-        select(execution_logs)
-        .where(execution_logs.c.execution_id == execution_id, execution_logs.c.seq > after)
-        .order_by(execution_logs.c.seq)
-        .limit(limit)
+def read(
+    conn: Connection,
+    execution_id: str,
+    *,
+    after: int,
+    limit: int,
+    iteration: int | None = None,
+) -> list[dict[str, Any]]:
+    """Lines after seq `after`, in order; with `iteration`, only that foreach item's."""
+    query = select(execution_logs).where(
+        execution_logs.c.execution_id == execution_id, execution_logs.c.seq > after
     )
+    if iteration is not None:
+        query = query.where(execution_logs.c.iteration == iteration)
+    rows = conn.execute(query.order_by(execution_logs.c.seq).limit(limit))
     return [dict(r._mapping) for r in rows]

@@ -15,6 +15,7 @@ from jobport.api.responses import JSONResponse
 from jobport.api.v1 import wire
 from jobport.domain.access import Principal
 from jobport.domain.executions import FINAL_STATUSES, Execution, LogLine, Status, drop_schema
+from jobport.domain.iteration import Item, ItemStatus
 from jobport.errors import Conflict
 from jobport.services import executions as execution_service
 from jobport.services.access import authorization
@@ -69,6 +70,7 @@ def render_log_line(line: LogLine) -> dict[str, Any]:
         "stream": line.stream,
         "level": line.level,
         "text": line.text,
+        "iteration": line.iteration,
     }
 
 
@@ -168,13 +170,18 @@ async def get_logs(
     after: int = Query(0, ge=0, le=2**63 - 1),
     limit: int = Query(1000, ge=1, le=10000),
     follow: bool = False,
+    iteration: Annotated[
+        int | None, Query(ge=0, le=2**31 - 1, description="only this foreach item's lines")
+    ] = None,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
     rt: Runtime = Depends(wire.runtime),
     caller: Principal = require("executions:read", deferred=True),
 ) -> Any:
     _readable(rt, caller, execution_id, "executions:read")
     if not follow:
-        lines, status = execution_service.logs(rt, execution_id, after=after, limit=limit)
+        lines, status = execution_service.logs(
+            rt, execution_id, after=after, limit=limit, iteration=iteration
+        )
         next_after = lines[-1].seq if lines else after
         return {
             "items": [render_log_line(x) for x in lines],
@@ -186,19 +193,24 @@ async def get_logs(
         after = int(last_event_id)
     execution_service.get(rt, execution_id)  # 404 before the stream starts
     return StreamingResponse(
-        _follow(request, rt, execution_id, after),
+        _follow(request, rt, execution_id, after, iteration),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 
 
 async def _follow(
-    request: Request, rt: Runtime, execution_id: str, after: int
+    request: Request, rt: Runtime, execution_id: str, after: int, iteration: int | None
 ) -> AsyncIterator[str]:
     idle = 0.0
     while True:
         lines, status = await asyncio.to_thread(
-            execution_service.logs, rt, execution_id, after=after, limit=2000
+            execution_service.logs,
+            rt,
+            execution_id,
+            after=after,
+            limit=2000,
+            iteration=iteration,
         )
         for line in lines:
             after = line.seq
@@ -216,3 +228,39 @@ async def _follow(
         if idle >= 15:
             idle = 0.0
             yield ": keep-alive\n\n"
+
+
+def render_item(item: Item) -> dict[str, Any]:
+    return {
+        "index": item.index,
+        "item": item.value,
+        "status": item.status,
+        "attempts": item.attempts,
+        "startedAt": wire.ts(item.started_at),
+        "finishedAt": wire.ts(item.finished_at),
+        "error": item.error,
+    }
+
+
+_ITEM_STATUS = "^(" + "|".join(s.value for s in ItemStatus) + ")$"
+
+
+@router.get("/api/v1/executions/{execution_id}/items")
+async def list_items(
+    execution_id: str,
+    after: Annotated[int, Query(ge=-1, le=2**31 - 1, description="the index to read after")] = -1,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    status: Annotated[str | None, Query(pattern=_ITEM_STATUS)] = None,
+    rt: Runtime = Depends(wire.runtime),
+    caller: Principal = require("executions:read", deferred=True),
+) -> dict[str, Any]:
+    """A foreach run's items in index order, each with its status, attempts and error;
+    `nextAfter` is the cursor for the next page (null at the end)."""
+    _readable(rt, caller, execution_id, "executions:read")
+    found = await asyncio.to_thread(
+        execution_service.items, rt, execution_id, after=after, limit=limit, status=status
+    )
+    return {
+        "items": [render_item(i) for i in found],
+        "nextAfter": found[-1].index if len(found) == limit else None,
+    }
