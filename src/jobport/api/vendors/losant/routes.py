@@ -3,7 +3,6 @@ cancelExecution and logs, at Losant's paths, answering its shapes and its errors
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
 import re
@@ -29,6 +28,8 @@ from jobport.services import projects as project_service
 from jobport.services.access import authorization
 from jobport.services.runtime import Runtime
 
+# The routes are plain functions, run in FastAPI's thread pool: they read the database, and
+# looking a dataTableId up may connect to the project's databases.
 router = APIRouter(include_in_schema=False)
 
 # `{project}` is Losant's applicationId: `require` checks the scope in that project.
@@ -85,7 +86,7 @@ def _whole(field: str, value: str | None, default: int, low: int, high: int) -> 
     """A query parameter Losant types as a string that holds a whole number in a range."""
     if value is None or value == "":
         return default
-    if not re.fullmatch(r"\d{1,15}", value.strip()):
+    if not re.fullmatch(r"\d{1,40}", value.strip()):
         raise schema.refuse(field, "must be a whole number")
     number = int(value)
     if not low <= number <= high:
@@ -139,7 +140,7 @@ def _glob(pattern: str) -> re.Pattern[str]:
 
 
 @router.get(_JOBS)
-async def list_resource_jobs(
+def list_resource_jobs(
     project: str,
     sortField: str | None = None,
     sortDirection: str | None = None,
@@ -183,7 +184,7 @@ async def list_resource_jobs(
 
 
 @router.post(_JOBS, status_code=201)
-async def post_resource_job(
+def post_resource_job(
     project: str,
     body: Annotated[Any, Body()] = None,
     rt: Runtime = Depends(wire.runtime),
@@ -204,7 +205,7 @@ async def post_resource_job(
 
 
 @router.get(_JOB)
-async def get_resource_job(
+def get_resource_job(
     project: str,
     job: str,
     rt: Runtime = Depends(wire.runtime),
@@ -214,7 +215,7 @@ async def get_resource_job(
 
 
 @router.patch(_JOB, status_code=201)
-async def patch_resource_job(
+def patch_resource_job(
     project: str,
     job: str,
     body: Annotated[Any, Body()] = None,
@@ -242,7 +243,7 @@ async def patch_resource_job(
 
 
 @router.delete(_JOB)
-async def delete_resource_job(
+def delete_resource_job(
     project: str,
     job: str,
     includeWorkflows: str | None = None,
@@ -261,7 +262,7 @@ async def delete_resource_job(
 
 
 @router.post(_JOB + "/execute")
-async def execute_resource_job(
+def execute_resource_job(
     project: str,
     job: str,
     body: Annotated[Any, Body()] = None,
@@ -282,9 +283,7 @@ async def execute_resource_job(
         if not (found.definition["foreach"].get("source") or {}).get("table"):
             raise schema.refuse("dataTableId", "applies only to resourceType dataTableRow")
         overrides["source"] = {"table": _table(rt, found.project_id, options.dataTableId)}
-    # Off the event loop: the insert may wait for the database's write lock.
-    execution, _ = await asyncio.to_thread(
-        execution_service.start,
+    execution, _ = execution_service.start(
         rt,
         found.project_id,
         found.id,
@@ -299,7 +298,7 @@ async def execute_resource_job(
 
 
 @router.post(_JOB + "/cancelExecution")
-async def cancel_resource_job_execution(
+def cancel_resource_job_execution(
     project: str,
     job: str,
     executionId: str | None = None,
@@ -314,7 +313,7 @@ async def cancel_resource_job_execution(
     run = losant_service.run_by_object_id(rt, executionId)
     if run is None or run.execution.job_id != found.id:
         raise NotFound("Execution was not found", code="execution_not_found")
-    await asyncio.to_thread(execution_service.cancel, rt, run.execution.id)
+    execution_service.cancel(rt, run.execution.id)
     return {"success": True}
 
 
@@ -374,7 +373,7 @@ def render_log(run: losant_service.Run, report_url: str) -> dict[str, Any]:
 
 
 @router.get(_JOB + "/logs")
-async def resource_job_logs(
+def resource_job_logs(
     request: Request,
     project: str,
     job: str,
