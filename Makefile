@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: run test fuzz lint format bench bench-transfer clean
+.PHONY: run test fuzz lint format bench bench-transfer bench-iteration clean
 
 $(BIN)/jobport: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -64,6 +64,9 @@ bench: $(BIN)/jobport
 # The transfer step: 1,000,000 rows SQLite to SQLite and PostgreSQL to PostgreSQL (~1 min).
 bench-transfer: $(VENV)/.dev
 	$(BIN)/python bench/transfer.py
+
+bench-iteration: $(BIN)/jobport
+	$(BIN)/python bench/iteration.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info

@@ -599,7 +599,7 @@ class Server:
             )
         finally:
             db.dispose()
-        return key_string(row["client_id"], secret)
+        return key_string(row.client_id, secret)
 
     def start(self) -> None:
         self.key = self.make_key()

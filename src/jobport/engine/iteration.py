@@ -325,6 +325,16 @@ class _Iteration:
             self.running.pop(item.index, None)
             if status != ItemStatus.CANCELLED:
                 self.counts[status.value] = self.counts.get(status.value, 0) + 1
+        took = (utcnow() - item.started_at).total_seconds()
+        tries = f" ({item.attempts} attempts)" if item.attempts > 1 else ""
+        self.run.logs.add(
+            None,
+            "system",
+            f"item {item.index} {status.value} in {took:.3f}s{tries}"
+            + (f": {error}" if error and status != ItemStatus.SUCCEEDED else ""),
+            "info" if status == ItemStatus.SUCCEEDED else "error",
+            item.index,
+        )
         if status != ItemStatus.CANCELLED:  # a cancelled item stays pending: not lost
             self.run.logs.item_ended(
                 {
