@@ -1,21 +1,43 @@
 """Foreach runs through the real server: items from the job, a step, a query; pacing,
-concurrency, timeouts, retries, cancel, a killed worker, the summary, items and logs."""
+concurrency, timeouts, retries, cancel, a killed worker, the summary, items and logs. Every
+test runs on a server whose store is SQLite and on one whose store is PostgreSQL."""
 
 from __future__ import annotations
 
 import itertools
 import os
 import signal
-import sqlite3
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx2
 import pytest
+from sqlalchemy import create_engine, text
 
-from conftest import Server, wait_for
+from conftest import Server, create_postgres_database, drop_postgres_database, wait_for
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """This module's server, once on a SQLite store and once on a PostgreSQL one."""
+    workdir = tmp_path_factory.mktemp("server")
+    store = (
+        create_postgres_database()
+        if request.param == "postgresql"
+        else f"sqlite:///{workdir / 'jobport.db'}"
+    )
+    srv = Server(store, workdir).start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+        if request.param == "postgresql":
+            drop_postgres_database(store)
 
 
 def _name(prefix: str = "fe") -> str:
@@ -330,11 +352,14 @@ def test_cancel_stops_new_items_and_the_running_ones(
 
 
 def _worker_pid(server: Server, execution_id: str) -> int:
-    path = server.database_url.removeprefix("sqlite:///")
-    with sqlite3.connect(path) as db:
-        (worker,) = db.execute(
-            "SELECT worker FROM executions WHERE id = ?", (execution_id,)
-        ).fetchone()
+    engine = create_engine(server.database_url.replace("postgresql://", "postgresql+psycopg://"))
+    try:
+        with engine.connect() as db:
+            worker = db.execute(
+                text("SELECT worker FROM executions WHERE id = :id"), {"id": execution_id}
+            ).scalar_one()
+    finally:
+        engine.dispose()
     return int(worker.rsplit(":", 1)[1])
 
 
