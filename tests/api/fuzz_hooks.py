@@ -67,8 +67,16 @@ UNSTATABLE: dict[str, tuple[str, str]] = {
     "invalid_cursor": (r"^$", "a cursor the server did not issue"),
     # A step's config depends on its kind, and its templates must parse; `needs` must name
     # other steps without a cycle, one step at most is the result; parametersSchema is a
-    # JSON Schema, which the defaults (`parameters`) must meet.
-    "invalid_job": (r"^(steps(\.\d+\.(config|kind))?|parametersSchema|body)$", "see above"),
+    # JSON Schema, which the defaults (`parameters`) must meet. A foreach names exactly one
+    # source, a step source names a step and leaves one to run per item, a sql or http
+    # source is that step kind's config, a query uses the operators mongoquery knows.
+    "invalid_job": (
+        r"^(steps(\.\d+\.(config|kind))?|parametersSchema|body"
+        r"|foreach(\.source(\.(sql|http))?|\.query)?)$",
+        "see above",
+    ),
+    # One run's foreach query or source: the job's foreach rules, for a job that has one.
+    "invalid_foreach": (r"^foreach(\..+)?$", "the job's foreach"),
     # Crons, time zones, dates, one of crons/runAt, the body name matching the path, and
     # parameters the job declares.
     "invalid_schedule": (

@@ -85,7 +85,7 @@ class _Iteration:
                 "accumulator": self.accumulator,
                 "resumes": self.resumes,
             }
-        self.run.version += 1
+        self.run.version += 1  # the heartbeat writes what changed
 
     # -- the items -------------------------------------------------------------------------
 
@@ -197,6 +197,7 @@ class _Iteration:
                     item = todo.pop()
                     with self.lock:
                         self.running[item.index] = item
+                    self.publish()
                     futures[pool.submit(self._run_item, item)] = item
                     next_start = now + foreach.delay_seconds
                 if run.stop_reason is not None and not futures:
@@ -255,7 +256,7 @@ class _Iteration:
                     "error": f"timed out; {error}",
                 }
             )
-        self.run.version += 1
+        self.publish()
 
     def _watch(self, running: list[_Item]) -> list[_Item]:
         """Stop items past their timeout, or all of them on a stop; the items whose step
@@ -346,7 +347,7 @@ class _Iteration:
                     "error": error,
                 }
             )
-        self.run.version += 1
+        self.publish()
 
     def _sleep(self, seconds: float) -> bool:
         """Wait, unless the run stops first (True)."""
