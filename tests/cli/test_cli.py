@@ -358,3 +358,33 @@ def test_schedules_list_names_the_zone_of_next_and_last(
     assert row.split() == [
         "night", "active", "30", "2", "*", "*", "*", "Asia/Tokyo", *in_new_york.split(), "-"
     ]  # fmt: skip
+
+
+def test_a_foreach_run_with_a_context_its_items_and_one_items_log(
+    jobport: Run, api: httpx2.Client, project: str
+) -> None:
+    make_job(
+        api,
+        project,
+        "each",
+        foreach={"source": {"items": [{"n": 1}, {"n": 2}, {"n": 3}]}, "query": {"n": {"$ne": 2}}},
+        steps=[sh("say", "echo {{ context.greeting }} {{ item.n }}; test {{ item.n }} != 3")],
+    )
+    ran = jobport("run", f"{project}/each", "--context", '{"greeting": "hi"}', "--wait")
+    assert ran.returncode == 1, ran.stderr  # item 3 fails
+    run_id = api.get(f"/api/v1/projects/{project}/executions").json()["items"][0]["id"]
+
+    listed = jobport("executions", "items", run_id)
+    assert listed.returncode == 0, listed.stderr
+    rows = [line.split() for line in listed.stdout.splitlines()[1:]]
+    assert [(r[0], r[1]) for r in rows] == [("0", "succeeded"), ("1", "failed")]
+    failed = jobport("executions", "items", run_id, "--status", "failed", "--json")
+    assert [i["item"] for i in json.loads(failed.stdout)["items"]] == [{"n": 3}]
+
+    one = jobport("executions", "logs", run_id, "--item", "1")
+    assert one.returncode == 0 and one.stdout.splitlines() == ["hi 3"]
+    assert "item 1 failed" in one.stderr
+
+    for bad in ("{", "[1]"):
+        refused = jobport("run", f"{project}/each", "--context", bad)
+        assert refused.returncode == 2 and "--context" in refused.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from typing import Annotated, Any
 
 import typer
@@ -151,23 +152,65 @@ def executions_logs(
     execution_id: IdArgument,
     follow: Annotated[bool, typer.Option("--follow", help="Keep printing until the end.")] = False,
     after: Annotated[int, typer.Option("--after", min=0, help="Start after this seq.")] = 0,
+    iteration: Annotated[
+        int | None, typer.Option("--item", min=0, help="Only this foreach item's lines.")
+    ] = None,
     url: UrlOption = None,
 ) -> None:
     """A run's log lines: its steps' output on stdout/stderr, jobport's notes as '· '."""
     with session(ctx, url) as client:
-        if follow:
+        if follow and iteration is None:
             try:
                 follow_run(client, execution_id, None, after=after)
             except KeyboardInterrupt:
                 raise typer.Exit(130) from None
             return
         while True:
-            page = client.logs(execution_id, after=after, limit=1000)
+            page = client.logs(execution_id, after=after, limit=1000, iteration=iteration)
             for line in page["items"]:
                 print_line(line)
-            if not page["items"] or page["finished"]:
+            if page["finished"] or (not page["items"] and not follow):
                 return
+            if not page["items"]:
+                time.sleep(0.5)
             after = page["nextAfter"]
+
+
+def _item_row(item: dict[str, Any]) -> list[str]:
+    value = json.dumps(item["item"], ensure_ascii=False)
+    return [
+        str(item["index"]),
+        item["status"],
+        str(item["attempts"]),
+        when(item.get("finishedAt")),
+        value if len(value) <= 60 else value[:57] + "...",
+        str(item.get("error") or ""),
+    ]
+
+
+@executions_app.command("items")
+def executions_items(
+    ctx: typer.Context,
+    execution_id: IdArgument,
+    status: Annotated[
+        str | None,
+        typer.Option("--status", help="pending, succeeded, failed, timed_out, ..."),
+    ] = None,
+    after: Annotated[int, typer.Option("--after", min=-1, help="Start after this index.")] = -1,
+    limit: LimitOption = 100,
+    as_json: JsonOption = False,
+    url: UrlOption = None,
+) -> None:
+    """A foreach run's items: each one's status, attempts and error, in index order."""
+    with session(ctx, url) as client:
+        page = client.items(execution_id, after=after, limit=limit, status=status)
+    if as_json:
+        print_json(page)
+        return
+    rows = [_item_row(i) for i in page["items"]]
+    print_table(["INDEX", "STATUS", "TRIES", "FINISHED", "ITEM", "ERROR"], rows)
+    if page.get("nextAfter") is not None:
+        typer.echo(f"more: --after {page['nextAfter']}", err=True)
 
 
 @executions_app.command("cancel")

@@ -196,6 +196,18 @@ def _end(execution: dict[str, Any], as_json: bool, waited: float | None) -> NoRe
     raise typer.Exit(EXIT_RUN_FAILED)
 
 
+def _parse_context(text: str | None) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        fail(f"error: --context is not JSON: {exc}", 2)
+    if not isinstance(value, dict):
+        fail("error: --context must be a JSON object", 2)
+    return value  # type: ignore[no-any-return]
+
+
 def run(
     ctx: typer.Context,
     target: TargetArgument,
@@ -207,6 +219,10 @@ def run(
         str | None, typer.Option("--params-json", help="All parameters as one JSON object.")
     ] = None,
     mode: Annotated[Mode, typer.Option("--mode")] = Mode.FULL,
+    context_json: Annotated[
+        str | None,
+        typer.Option("--context", help="The template context ({{ context.x }}), a JSON object."),
+    ] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Wait for the end (spinner).")] = False,
     follow: Annotated[
         bool, typer.Option("--follow", help="Print the log lines until the end.")
@@ -224,9 +240,15 @@ def run(
     """
     project, job = split_target(target)
     parameters = _parse_parameters(param or [], params_json)
+    context = _parse_context(context_json)
     with session(ctx, url) as client:
         execution = client.execute(
-            project, job, parameters, mode=mode.value, idempotency_key=idempotency_key
+            project,
+            job,
+            parameters,
+            mode=mode.value,
+            idempotency_key=idempotency_key,
+            context=context,
         )
         if not (wait or follow):
             print_json_or(execution, as_json, lambda started: started["id"])

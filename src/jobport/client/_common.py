@@ -48,11 +48,17 @@ def execute_request(
     execution_id: str | None,
     idempotency_key: str | None,
     wait: float | None,
+    context: dict[str, Any] | None = None,
+    foreach: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, str]]:
     """(query, body, headers) of an execute."""
     body: dict[str, Any] = {"parameters": parameters or {}, "mode": mode}
     if execution_id is not None:
         body["executionId"] = execution_id
+    if context is not None:
+        body["context"] = context
+    if foreach is not None:
+        body["foreach"] = foreach
     headers = {"Idempotency-Key": idempotency_key} if idempotency_key is not None else {}
     return query(wait=wait), body, headers
 

@@ -320,13 +320,17 @@ class Operations(Base[TransportT], Generic[R, TransportT]):
         execution_id: str | None = None,
         idempotency_key: str | None = None,
         wait: float | None = None,
+        context: dict[str, Any] | None = None,
+        foreach: dict[str, Any] | None = None,
     ) -> R:
         """Start a run; with `wait`, the server answers when it ends or after `wait` seconds.
 
         A known `execution_id` or `idempotency_key` returns that run instead of a new one.
+        `context` is the template context (`{{ context.x }}`, over the job's own); for a
+        foreach job, `foreach` may give this run's `query` and/or `source`.
         """
         params, body, headers = common.execute_request(
-            parameters, mode, execution_id, idempotency_key, wait
+            parameters, mode, execution_id, idempotency_key, wait, context, foreach
         )
         return self._call(
             "POST",
@@ -362,10 +366,22 @@ class Operations(Base[TransportT], Generic[R, TransportT]):
         path = common.path("executions", execution_id, "result")
         return self._call("GET", path, params=params)
 
-    def logs(self, execution_id: str, after: int = 0, limit: int = 1000) -> R:
-        """Log lines after seq `after`: `{items, nextAfter, status, finished}`."""
+    def logs(
+        self, execution_id: str, after: int = 0, limit: int = 1000, iteration: int | None = None
+    ) -> R:
+        """Log lines after seq `after`: `{items, nextAfter, status, finished}`; with
+        `iteration`, only that foreach item's."""
         path = common.path("executions", execution_id, "logs")
-        return self._call("GET", path, params={"after": after, "limit": limit})
+        params = common.query(after=after, limit=limit, iteration=iteration)
+        return self._call("GET", path, params=params)
+
+    def items(
+        self, execution_id: str, after: int = -1, limit: int = 100, status: str | None = None
+    ) -> R:
+        """A foreach run's items after index `after`: `{items, nextAfter}` (None at the end);
+        each `{index, item, status, attempts, startedAt, finishedAt, error}`."""
+        path = common.path("executions", execution_id, "items")
+        return self._call("GET", path, params=common.query(after=after, limit=limit, status=status))
 
     def wait(self, execution_id: str, timeout: float | None = None) -> R:
         """The execution once it has ended, or as it is when `timeout` seconds have passed."""
