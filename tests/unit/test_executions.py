@@ -28,6 +28,7 @@ ALLOWED = {
     (S.RUNNING, S.CANCELLING),
     (S.RUNNING, S.TIMED_OUT),
     (S.RUNNING, S.CANCELLED),
+    (S.RUNNING, S.QUEUED),  # a foreach run whose worker died resumes
     (S.CANCELLING, S.CANCELLED),
     (S.CANCELLING, S.FAILED),
     (S.CANCELLING, S.TIMED_OUT),
@@ -68,7 +69,7 @@ def test_sources_of_is_the_where_clause_of_each_compare_and_set() -> None:
     assert sources_of(S.CANCELLED) == {S.QUEUED, S.RUNNING, S.CANCELLING}
     assert sources_of(S.SUCCEEDED) == {S.RUNNING}
     assert sources_of(S.FAILED) == sources_of(S.TIMED_OUT) == {S.RUNNING, S.CANCELLING}
-    assert sources_of(S.QUEUED) == frozenset()
+    assert sources_of(S.QUEUED) == {S.RUNNING}
 
 
 def test_final_and_active_statuses_split_all_statuses() -> None:
