@@ -449,3 +449,37 @@ def test_a_run_refuses_a_foreach_the_job_cannot_take(api: httpx2.Client, project
 def test_items_and_logs_of_an_unknown_run_are_404(api: httpx2.Client) -> None:
     assert api.get("/api/v1/executions/nope/items").status_code == 404
     assert api.get("/api/v1/executions/nope/logs", params={"iteration": 1}).status_code == 404
+
+
+def test_a_killed_server_resumes_the_run_when_it_starts_again(
+    make_server: Any, tmp_path: Path
+) -> None:
+    server = make_server().start()
+    api = server.client()
+    assert api.post("/api/v1/projects", json={"name": "crash"}).status_code == 201
+    book = tmp_path / "book"
+    job = make(
+        api,
+        "crash",
+        [py("work", "note", path=str(book), value="{{ item }}", seconds=0.2)],
+        foreach={"source": {"items": list(range(30))}, "concurrency": 2},
+    )
+    run = start(api, "crash", job)
+    wait_for(lambda: len(items(api, run["id"], status="succeeded")) >= 4, timeout=30)
+    os.kill(server.proc.pid, signal.SIGKILL)  # the workers follow their server
+    server.proc.wait(10)
+    server.proc = None
+    api.close()
+    time.sleep(1)
+    server.start()
+    api = server.client()
+    ended_before = {i["index"] for i in items(api, run["id"], status="succeeded")}
+    assert len(ended_before) >= 4
+    done = final(api, run["id"], timeout=60)
+    assert done["status"] == "succeeded", done
+    assert done["iteration"]["succeeded"] == 30 and done["iteration"]["resumes"] == 1
+    ran = [int(x) for x in book.read_text().split()]
+    assert set(ran) == set(range(30))
+    for index in ended_before:
+        assert ran.count(index) == 1, (index, ran)
+    api.close()
