@@ -293,8 +293,17 @@ def test_a_key_lacking_the_scope_is_a_403(server: Server, api: httpx2.Client) ->
             assert response.status_code == 403, response.text
             assert response.json()["error"] == "insufficient_scope"
     with _bearer(server, elsewhere["access_token"]) as loome:
-        response = loome.post(f"/api/v1/jobs/{job_id}/execute")
-        assert response.status_code == 403 and response.json()["error"] == "project_forbidden"
+        # Rights only in another project: the job is answered as one that does not exist,
+        # word for word, so its id tells neither that it exists nor which project holds it.
+        for method, tail in [("GET", ""), ("POST", "/execute"), ("GET", "/schedules")]:
+            seen = loome.request(method, f"/api/v1/jobs/{job_id}{tail}")
+            unknown = loome.request(method, f"/api/v1/jobs/{uuid.uuid4()}{tail}")
+            assert seen.status_code == 404, seen.text
+            assert seen.json()["error"] == "job_not_found"
+            assert seen.json()["message"] == unknown.json()["message"].replace(
+                unknown.url.path.split("/")[4], job_id
+            )
+            assert project not in seen.text
     with _bearer(server, nothing["access_token"]) as loome:
         # No right anywhere: refused before the lookup, so an id that exists and one that
         # does not get the same answer.

@@ -20,6 +20,7 @@ from fastapi.routing import APIRoute
 
 from jobport.api.auth import require
 from jobport.api.v1 import jobs, schedules
+from jobport.errors import NotFound
 from jobport.services import jobs as job_service
 from jobport.services.access import authorization
 
@@ -38,7 +39,9 @@ def _scope_of(parameter: inspect.Parameter) -> str | None:
 def by_job_id(endpoint: Endpoint) -> Endpoint:
     """`endpoint` (with `project`, `job` and a `require(scope)` caller) taking `job_id`
     instead: the scope is required somewhere before the job is looked up (`deferred`), and in
-    the job's project after; an unknown id is 404 `job_not_found`."""
+    the job's project after; an unknown id is 404 `job_not_found`, and so is a job in a
+    project where the caller may not even read jobs (its id is no way to learn that it
+    exists, or which project holds it)."""
     signature = inspect.signature(endpoint)
     caller = next(p for p in signature.parameters.values() if _scope_of(p))
     scope = str(_scope_of(caller))
@@ -56,13 +59,29 @@ def by_job_id(endpoint: Endpoint) -> Endpoint:
     @functools.wraps(endpoint)
     async def twin(*, job_id: str, jobport_request: Request, **kwargs: Any) -> Any:
         rt = jobport_request.app.state.runtime
-        project_id = await asyncio.to_thread(job_service.project_of, rt, job_id)
-        authorization.check(kwargs[caller.name], scope, project_id)
+        principal = kwargs[caller.name]
+        try:
+            project_id = await asyncio.to_thread(job_service.project_of, rt, job_id)
+        except NotFound:
+            raise _unknown(job_id) from None
+        if not principal.allows(scope, project_id) and not principal.allows(
+            "jobs:read", project_id
+        ):
+            raise _unknown(job_id)
+        authorization.check(principal, scope, project_id)
         jobport_request.state.project_id = project_id  # the audit entry's project
         return await endpoint(project=project_id, job=job_id, **kwargs)
 
     twin.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
     return twin
+
+
+def _unknown(job_id: str) -> NotFound:
+    return NotFound(
+        f"no job with id {job_id!r} (a job's `id`; by name: /api/v1/projects/{{project}}"
+        "/jobs/{name})",
+        code="job_not_found",
+    )
 
 
 def twins(routes: Iterable[Any]) -> APIRouter:
