@@ -591,9 +591,11 @@ def test_the_password_grant_gives_a_console_user_their_own_rights(
     )
     assert_error(wrong, 401, "invalid_credentials")
 
-    # A new password ends the refresh tokens given for the old one.
+    # A new password ends the tokens given for the old one, refresh and access alike.
     changed = api.put(f"/api/v1/users/{username}/password", json={"password": "a newer password"})
     assert changed.status_code == 204, changed.text
+    before = anon.get(STATUS, params=params, headers=_bearer(refreshed["access_token"]))
+    assert_error(before, 401, "invalid_credentials")
     stale = anon.post(
         TOKEN, data={"grant_type": "refresh_token", "refresh_token": refreshed["refresh_token"]}
     )

@@ -396,7 +396,9 @@ def authenticate_session(
 # A refresh token is a JWT like an access token, with an audience of its own (so no API
 # accepts it as an access token) and `typ: refresh`. It is not kept anywhere: each use checks
 # that its key or user still exists and is enabled (and, for a user, that the password has
-# not changed since), so disabling or deleting either ends it at once.
+# not changed since), so disabling or deleting either ends it at once. A user's access token
+# carries the same password mark, so a new password ends it too (a key's access token ends
+# with its key, as authenticate_token says).
 
 REFRESH_LIFETIME_SECONDS = 30 * 24 * 3600
 _BAD_REFRESH = "the refresh token is not valid"
@@ -444,7 +446,7 @@ def _pair(
         "exp": int(expires.timestamp()),
         "jti": new_id(),
         "scope": scope,
-        **({"typ": "user"} if kind == "user" else {}),
+        **({"typ": "user", **extra} if kind == "user" else {}),
     }
     refresh_claims = {
         **common,
@@ -560,7 +562,7 @@ def authenticate_bearer(rt: Runtime, token: str, address: str) -> Principal:
     if claims.get("typ") != "user":
         return authenticate_token(rt, token, address)
     found = _usable_user(rt, str(claims["sub"]))
-    if found is None:
+    if found is None or claims.get("pwd") != _password_mark(found[0]["password_hash"]):
         _refuse(rt, _invalid(_BAD_TOKEN), _by_address(rt, address))
     user, grants = found
     return Principal(
