@@ -26,7 +26,9 @@ def _error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-def _basic(header: str | None) -> tuple[str, str] | None:
+def basic_credentials(header: str | None) -> tuple[str, str] | None:
+    """(client id, secret) of an `Authorization: Basic` header (RFC 6749, section 2.3.1);
+    None for any other header or one that does not decode."""
     if not header or not header.lower().startswith("basic "):
         return None
     try:
@@ -58,7 +60,7 @@ async def token(
             "unsupported_grant_type",
             "grant_type must be client_credentials",
         )
-    basic = _basic(request.headers.get("authorization"))
+    basic = basic_credentials(request.headers.get("authorization"))
     if basic is not None:
         client_id, client_secret = basic
     if not client_id or not client_secret:

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from jobport.api import errors
 from jobport.api.auth import address_of, authenticate, public
-from jobport.api.oauth import _basic as basic_credentials
+from jobport.api.oauth import basic_credentials
 from jobport.api.responses import JSONResponse
 from jobport.api.v1 import wire
 from jobport.domain.access import KEY_PREFIX, Principal
