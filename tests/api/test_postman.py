@@ -35,6 +35,17 @@ def collection(server: Server) -> dict[str, Any]:
     return response.json()  # type: ignore[no-any-return]
 
 
+def test_no_cache_keeps_a_collection_made_for_another_host(server: Server) -> None:
+    # Its baseUrl is the Host the request named, and its script sends the key's secret
+    # there: a shared cache that kept one made for a forged Host would hand that out.
+    with server.client(anonymous=True) as anyone:
+        forged = anyone.get("/api/v1/postman.json", headers={"Host": "attacker.example"})
+    assert forged.status_code == 200, forged.text
+    assert forged.json()["variable"][0]["value"] == "http://attacker.example"
+    assert "no-store" in forged.headers["cache-control"]
+    assert "host" in forged.headers["vary"].lower()
+
+
 def requests_of(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Every request item, folders walked."""
     found = []

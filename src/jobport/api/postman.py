@@ -283,5 +283,11 @@ async def postman_collection(
     base = str(request.base_url).rstrip("/")
     return JSONResponse(
         collection(request.app.openapi(), base),
-        headers={"Content-Disposition": 'attachment; filename="jobport.postman_collection.json"'},
+        headers={
+            "Content-Disposition": 'attachment; filename="jobport.postman_collection.json"',
+            # baseUrl comes from the request's Host, and the token script sends the key's
+            # secret to {{baseUrl}}: no cache may keep a copy made for someone else's Host.
+            "Cache-Control": "no-store",
+            "Vary": "Host",
+        },
     )
