@@ -24,6 +24,10 @@ from jobport.domain.ids import object_id
 HEX24 = r"^[0-9a-f]{24}$"
 # Every key of Losant's list envelope, in its order (filter and filterField when filtering).
 ENVELOPE = ["items", "count", "totalCount", "perPage", "page", "sortField", "sortDirection"]
+# A JSON object nested far deeper than Python's parser recurses, and one just past jobport's
+# limit of 32 levels (domain.values.MAX_DEPTH) for any JSON it keeps.
+DEEP = '{"a": ' + "[" * 5000 + "]" * 5000 + "}"
+NESTED_33 = '{"a": ' + "[" * 32 + "]" * 32 + "}"
 
 
 @pytest.fixture
@@ -450,6 +454,14 @@ def test_the_accumulator_a_step_returns_is_in_the_log(
         ({"name": "x", "resourceType": "device", "queryJson": '{"$where": "1"}'}, "queryJson"),
         ({"name": "x", "resourceType": "device", "queryJson": "{" * 8193}, "queryJson"),
         ({"name": "x", "resourceType": "device", "defaultContext": "[]"}, "defaultContext"),
+        # Losant's JSON strings are JSON: no NaN or Infinity (never turned into null), no
+        # nesting deeper than any jobport body may have, no NUL that PostgreSQL cannot keep.
+        ({"name": "x", "resourceType": "device", "defaultContext": '{"a": NaN}'}, "defaultC"),
+        ({"name": "x", "resourceType": "device", "queryJson": '{"a": -Infinity}'}, "queryJson"),
+        ({"name": "x", "resourceType": "device", "defaultContext": DEEP}, "defaultContext"),
+        ({"name": "x", "resourceType": "device", "queryJson": DEEP[:8000]}, "queryJson"),
+        ({"name": "x", "resourceType": "device", "defaultContext": NESTED_33}, "defaultC"),
+        ({"name": "x", "resourceType": "device", "defaultContext": '{"a": "\\u0000"}'}, "defaultC"),
         ({"name": "x", "resourceType": "device", "description": None}, "description"),
         ({"name": "x", "resourceType": "dataTableRow"}, "dataTableId"),
         ({"name": "x", "resourceType": "device", "dataTableId": "a" * 24}, "dataTableId"),
@@ -482,6 +494,9 @@ def test_malformed_execute_list_logs_and_cancel_requests_are_400s(
         ({"context": "{}"}, "context"),
         ({"dataTableId": "c" * 24}, "dataTableId"),
         ({"templateContext": 5}, "templateContext"),
+        ({"templateContext": '{"a": NaN}'}, "templateContext"),
+        ({"templateContext": DEEP}, "templateContext"),
+        ({"queryJson": '{"n": Infinity}'}, "queryJson"),
     ):
         message = _refused(
             lambda o=options: losant.resource_job.execute(

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Strict
 from jobport.domain.ids import object_id
 from jobport.domain.iteration import check_query
 from jobport.domain.jobs import Job
+from jobport.domain.values import MAX_DEPTH, first_problem
 from jobport.errors import Invalid
 
 OBJECT_ID = re.compile(r"^[A-Fa-f\d]{24}$")
@@ -110,14 +111,27 @@ def refuse(field: str, reason: str) -> Invalid:
     )
 
 
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not a JSON number")
+
+
 def json_object(field: str, text: str) -> dict[str, Any]:
-    """A Losant JSON-string field (defaultContext, templateContext) as the object it holds."""
+    """A Losant JSON-string field (defaultContext, templateContext, queryJson) as the object
+    it holds, refused as a JSON body is (api/guard.py): strict JSON (no NaN or Infinity),
+    nested at most MAX_DEPTH levels, with no text that a store cannot keep."""
     try:
-        value = json.loads(text)
-    except ValueError:
-        raise refuse(field, "must be a string of JSON") from None
+        value = json.loads(text, parse_constant=_not_json)
+    except RecursionError:
+        raise refuse(field, f"is nested deeper than {MAX_DEPTH} levels") from None
+    except ValueError as exc:  # not JSON, NaN or Infinity, an integer of thousands of digits
+        reason = str(exc) if "JSON number" in str(exc) else "must be a string of JSON"
+        raise refuse(field, reason) from None
     if not isinstance(value, dict):
         raise refuse(field, "must be a JSON object")
+    problem = first_problem(value)
+    if problem is not None:
+        _, where, reason = problem
+        raise refuse(field, f"{reason} (at {where})")
     return value
 
 
