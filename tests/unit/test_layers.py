@@ -21,7 +21,9 @@ ALLOWED: dict[str, set[str]] = {
     "services": {"domain", "errors", "settings", "store", "engine"},
     "scheduler": {"domain", "errors", "settings", "services"},
     "demo": {"domain", "errors", "services"},
-    "api": {"domain", "errors", "settings", "services", "boot", "__version__"},
+    "api": {"domain", "errors", "settings", "services", "boot", "__version__", "console"},
+    # The console is a face beside the API: the same services, the API's auth and renders.
+    "console": {"domain", "errors", "settings", "services", "api", "__version__"},
     "client": {"domain", "errors", "__version__"},
     "cli": {"client", "domain", "errors", "settings", "boot"},
 }

@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from jobport import __version__, boot
+from jobport import __version__, boot, console
 from jobport.api import errors, oauth, openapi, postman
 from jobport.api.audit_trail import AuditMiddleware
 from jobport.api.auth import public
@@ -29,9 +29,7 @@ from jobport.api.v1 import (
     users,
 )
 from jobport.api.v1 import schedules as schedule_routes
-from jobport.api.vendors import celonis
-from jobport.api.vendors import infolink
-from jobport.api.vendors import losant
+from jobport.api.vendors import celonis, infolink, losant
 from jobport.domain.access import Principal
 from jobport.services.runtime import Runtime
 from jobport.settings import Settings
@@ -85,6 +83,7 @@ def create_app(
     app.include_router(celonis.router)
     app.include_router(infolink.router)
     app.include_router(losant.router)
+    console.install(app)
 
     @app.get("/healthz", tags=["health"])
     async def healthz(_: None = public("load balancers probe it")) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
 
 from jobport.api.responses import JSONResponse
 from jobport.errors import JobportError, RateLimited, Unauthenticated, error_details
@@ -45,10 +46,12 @@ class Refusal:
     code: str  # jobport's stable code (errors.py), e.g. "not_found", "invalid_request"
     message: str
     details: Any = None
+    path: str | None = None  # the request's path
 
 
-# (status, body) for a refusal, in a vendor's shape.
-Shaper = Callable[[Refusal], tuple[int, Any]]
+# (status, body) for a refusal, in a vendor's shape; or a whole response (the console's
+# pages answer in HTML).
+Shaper = Callable[[Refusal], "tuple[int, Any] | Response"]
 _faces: list[tuple[str, Shaper]] = []
 
 
@@ -77,11 +80,16 @@ def error_response(
     headers: dict[str, str] | None = None,
     *,
     path: str | None = None,
-) -> JSONResponse:
+) -> Response:
     """The error answer; under a vendor face's `path`, in that vendor's shape."""
     shaper = shaper_for(path)
     if shaper is not None:
-        status, body = shaper(Refusal(status, code, message, details))
+        shaped = shaper(Refusal(status, code, message, details, path))
+        if isinstance(shaped, Response):
+            if headers:
+                shaped.headers.update(headers)
+            return shaped
+        status, body = shaped
         return JSONResponse(body, status_code=status, headers=headers)
     return JSONResponse(
         {"error": code, "message": message, "details": details},
@@ -120,7 +128,7 @@ async def _body_not_json(request: Request, errors: Any) -> str | None:
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(JobportError)
-    async def _domain(request: Request, exc: JobportError) -> JSONResponse:
+    async def _domain(request: Request, exc: JobportError) -> Response:
         headers = None
         if isinstance(exc, Unauthenticated):
             # RFC 6750: say which scheme, and why when a credential was given but refused.
@@ -136,7 +144,7 @@ def install(app: FastAPI) -> None:
         )
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
         errors = exc.errors()
         for err in errors:
             if err.get("type") == "json_invalid":
@@ -164,7 +172,7 @@ def install(app: FastAPI) -> None:
         return error_response(422, "invalid_request", message, details, path=request.url.path)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
         return error_response(
@@ -172,7 +180,7 @@ def install(app: FastAPI) -> None:
         )
 
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error", exc_info=exc)
         return error_response(
             500, "internal_error", "the server failed; see its log", path=request.url.path

@@ -18,7 +18,7 @@ from jobport.api.auth import (
 from jobport.api.responses import JSONResponse
 from jobport.api.v1 import wire
 from jobport.api.v1.keys import render_roles
-from jobport.domain.access import Identity, Principal
+from jobport.domain.access import Identity, Principal, Session
 from jobport.services.access import authentication, authorization
 from jobport.services.runtime import Runtime
 
@@ -86,6 +86,13 @@ async def login(
         },
         status_code=201,
     )
+    set_session_cookies(response, rt, session)
+    return response
+
+
+def set_session_cookies(response: Response, rt: Runtime, session: Session) -> None:
+    """The session cookie (HttpOnly, SameSite=Strict, Secure unless configured off) and the
+    CSRF cookie (readable by a page's script, which echoes it in X-CSRF-Token)."""
     max_age = rt.settings.session_lifetime_seconds
     secure = rt.settings.secure_cookies
     response.set_cookie(
@@ -97,11 +104,14 @@ async def login(
         secure=secure,
         path="/",
     )
-    # Readable by the console's script, which echoes it in the X-CSRF-Token header.
     response.set_cookie(
         CSRF_COOKIE, session.csrf_token, max_age=max_age, samesite="strict", secure=secure
     )
-    return response
+
+
+def clear_session_cookies(response: Response) -> None:
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    response.delete_cookie(CSRF_COOKIE)
 
 
 @router.delete("/session", status_code=204)
@@ -114,8 +124,7 @@ async def logout(
     if token:
         authentication.logout(rt, token)
     response = Response(status_code=204)
-    response.delete_cookie(SESSION_COOKIE, path="/")
-    response.delete_cookie(CSRF_COOKIE)
+    clear_session_cookies(response)
     return response
 
 
