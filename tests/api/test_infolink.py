@@ -5,10 +5,12 @@ refresh) and every error in InfoLink's shape; on SQLite, and once on PostgreSQL.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import shlex
 import sqlite3
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -634,6 +636,36 @@ def test_refresh_tokens_end_with_their_key(
         TOKEN, data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
     )
     assert_error(refused, 401, "invalid_credentials")
+
+
+def test_rotating_a_key_ends_the_refresh_tokens_of_its_old_secret(
+    api: httpx2.Client, anon: httpx2.Client
+) -> None:
+    made = _key(api, "Operator")
+    credentials = {"client_id": made["clientId"], "client_secret": made["clientSecret"]}
+    old = _token(anon, grant_type="client_credentials", **credentials)
+    # Rotated (a leaked secret's remedy), the old secret working for one more second.
+    ends = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
+    rotated = api.post(
+        f"/api/v1/keys/{made['clientId']}/rotate", json={"oldSecretValidUntil": ends.isoformat()}
+    )
+    assert rotated.status_code == 200, rotated.text
+    # Within the overlap the old secret's refresh token still works, and so does its heir.
+    heir = _token(anon, grant_type="refresh_token", refresh_token=old["refresh_token"])
+    new = _token(
+        anon,
+        grant_type="client_credentials",
+        client_id=made["clientId"],
+        client_secret=rotated.json()["clientSecret"],
+    )
+    # Each refused refresh counts as a failed attempt from this address: wait, then ask once.
+    time.sleep(max(0.0, (ends - dt.datetime.now(dt.UTC)).total_seconds()) + 0.2)
+    for stale in (old, heir):
+        refused = anon.post(
+            TOKEN, data={"grant_type": "refresh_token", "refresh_token": stale["refresh_token"]}
+        )
+        assert_error(refused, 401, "invalid_credentials")
+    _token(anon, grant_type="refresh_token", refresh_token=new["refresh_token"])
 
 
 # --- errors ---------------------------------------------------------------------------------

@@ -396,7 +396,9 @@ def authenticate_session(
 # A refresh token is a JWT like an access token, with an audience of its own (so no API
 # accepts it as an access token) and `typ: refresh`. It is not kept anywhere: each use checks
 # that its key or user still exists and is enabled (and, for a user, that the password has
-# not changed since), so disabling or deleting either ends it at once. A user's access token
+# not changed since; for a key, that the secret it was got with is still valid, so rotating
+# a leaked secret ends it once the old secret's overlap ends), so disabling or deleting
+# either ends it at once. A user's access token
 # carries the same password mark, so a new password ends it too (a key's access token ends
 # with its key, as authenticate_token says).
 
@@ -416,8 +418,19 @@ def _refresh_audience(rt: Runtime) -> str:
 
 
 def _password_mark(password_hash: str) -> str:
-    """A digest of the stored password hash: a password change ends a user's tokens."""
+    """A digest of a stored password or secret hash: a password change ends a user's tokens,
+    and a key's rotation the refresh tokens got with its old secret."""
     return hashlib.sha256(password_hash.encode()).hexdigest()[:24]
+
+
+def _secret_marks(row: dict[str, Any], now: dt.datetime) -> set[str]:
+    """The marks of the key's secrets that still work: the current one, and the one before
+    a rotation until its overlap ends."""
+    marks = {_password_mark(row["secret_hash"])}
+    until = row["previous_valid_until"]
+    if row["previous_secret_hash"] and until is not None and until > now:
+        marks.add(_password_mark(row["previous_secret_hash"]))
+    return marks
 
 
 def _signed(rt: Runtime, claims: dict[str, Any]) -> str:
@@ -473,8 +486,11 @@ def issue_token_pair(
     same checks and scopes), and a refresh token for the same key and scopes."""
     issued = issue_token(rt, client_id, secret, scope, address)
     row, _ = _load_key(rt, client_id)  # just proven by issue_token (and cached)
-    until = row["expires_at"] if row else None
-    refresh = _pair(rt, client_id, "apiKey", issued.scope, utcnow(), until, {})
+    assert row is not None
+    current = rules.secret_matches(secret, row["secret_hash"], rt.settings.key_pepper)
+    used = row["secret_hash"] if current else row["previous_secret_hash"]
+    mark = {"sec": _password_mark(used)}
+    refresh = _pair(rt, client_id, "apiKey", issued.scope, utcnow(), row["expires_at"], mark)
     return TokenPair(issued, refresh.refresh_token)
 
 
@@ -537,10 +553,16 @@ def refresh_token_pair(rt: Runtime, refresh_token: str, address: str) -> TokenPa
             _refuse(rt, _invalid(_BAD_REFRESH), _by_address(rt, address))
         return _user_pair(rt, found[0], now)
     row, grants = _load_key(rt, subject)
-    if kind != "apiKey" or row is None or not _key_usable(row, now):
+    if (
+        kind != "apiKey"
+        or row is None
+        or not _key_usable(row, now)
+        or claims.get("sec") not in _secret_marks(row, now)
+    ):
         _refuse(rt, _invalid(_BAD_REFRESH), _by_address(rt, address), _by_client(rt, subject))
     _key_principal(row, grants, address, "token")  # the key's firewall rules hold here too
-    pair = _pair(rt, subject, "apiKey", str(claims.get("scope", "")), now, row["expires_at"], {})
+    scope, mark = str(claims.get("scope", "")), {"sec": claims["sec"]}
+    pair = _pair(rt, subject, "apiKey", scope, now, row["expires_at"], mark)
     _touch(rt, row, address, now)
     return pair
 
