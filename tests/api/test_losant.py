@@ -206,6 +206,36 @@ def test_list_filters_sorts_and_pages_with_losants_envelope(
     assert [j["id"] for j in by_id["items"]] == sorted(j["id"] for j in listed["items"])
 
 
+def test_a_filter_of_many_stars_answers_at_once(
+    losant: Client, server: Server, app_id: str
+) -> None:
+    """A glob of many `*` against a long name: as one regex of `.*`s it backtracks
+    exponentially (that request never ended, holding a thread); matched part by part it
+    answers at once, with the same matches."""
+    long = "a" * 40
+    for name in ("a", long):
+        losant.resource_jobs.post(
+            applicationId=app_id, resourceJob={"name": name, "resourceType": "device"}
+        )
+    for pattern, names in (
+        ("*a" * 20 + "*b", []),
+        ("*a" * 40, [long]),
+        ("*a" * 41, []),
+        ("a*a", [long]),  # the two a's are two characters: "a" has one
+        ("*", ["a", long]),
+        ("A", ["a"]),
+        ("**A**", ["a", long]),
+    ):
+        answer = httpx2.get(
+            f"{server.url}/applications/{app_id}/resource-jobs",
+            params={"filterField": "name", "filter": pattern},
+            headers=server.auth,
+            timeout=10,
+        )
+        assert answer.status_code == 200, answer.text
+        assert [j["name"] for j in answer.json()["items"]] == names, pattern
+
+
 def test_patch_changes_fields_answers_201_and_refuses_resource_type(
     losant: Client, server: Server, api: httpx2.Client, project: str, app_id: str
 ) -> None:
