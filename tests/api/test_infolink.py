@@ -435,6 +435,33 @@ def test_stop_words_follow_the_run_from_running_to_stopped(
     assert [(e["outcome"], e["principal"]) for e in mine] == [("ok", f"apiKey:{key_id}")]
 
 
+def test_a_console_session_cannot_stop_a_job_with_a_get(
+    server: Server, api: httpx2.Client, anon: httpx2.Client, project: str
+) -> None:
+    # stopJob.jsp changes state on a GET, which a session's CSRF check does not cover: a
+    # page that sends a signed-in user's browser there must not stop anything.
+    username, password = _name("sam"), "sam's long password"
+    roles = [{"role": "Operator", "project": project}]
+    made = api.post(
+        "/api/v1/users", json={"username": username, "password": password, "roles": roles}
+    )
+    assert made.status_code == 201, made.text
+    job = make_job(api, project, [command("sleep 30")])
+    job_id = run_scenario(anon, server.key, project, job).json()["result"]["jobId"]
+    with httpx2.Client(base_url=server.url, timeout=30) as browser:
+        signed_in = browser.post(
+            "/api/v1/session", json={"username": username, "password": password}
+        )
+        assert signed_in.status_code == 201, signed_in.text
+        assert browser.get("/api/v1/me").status_code == 200  # the session works
+        stop = browser.get(STOP, params={"appId": project, "jobId": job_id})
+        assert_error(stop, 401, "missing_credentials")
+        status = browser.get(STATUS, params={"appId": project, "jobId": job_id})
+        assert_error(status, 401, "missing_credentials")
+    assert api.get(f"/api/v1/executions/{job_id}").json()["status"] in ("queued", "running")
+    assert api.post(f"/api/v1/executions/{job_id}/cancel").is_success
+
+
 def test_stopping_a_completed_job_says_already_completed(
     server: Server, api: httpx2.Client, anon: httpx2.Client, project: str
 ) -> None:
