@@ -310,6 +310,11 @@ def _finished(losant: Client, app_id: str, job_id: str) -> dict[str, Any]:
     return wait_for(done, timeout=30, interval=0.2)
 
 
+# A value that, spliced into the step's double-quoted command as text, would end the quotes
+# and run commands (`pwned` lines); as data it is echoed back whole.
+SHELLISH = 'hi"; echo pwned; echo "$(echo pwned)`echo pwned` \\'
+
+
 def test_execute_passes_the_template_context_to_each_item(
     losant: Client, api: httpx2.Client, project: str, app_id: str
 ) -> None:
@@ -318,14 +323,14 @@ def test_execute_passes_the_template_context_to_each_item(
     started = losant.resource_job.execute(
         applicationId=app_id,
         resourceJobId=rj,
-        executionOptions={"templateContext": '{ "myData": "hi; echo pwned" }'},
+        executionOptions={"templateContext": json.dumps({"myData": SHELLISH})},
     )
     assert started["success"] is True and len(started["executionId"]) == 24
     log = _finished(losant, app_id, rj)
     assert log["id"] == log["resourceJobExecutionId"] == started["executionId"]
     assert (log["resourceJobId"], log["applicationId"]) == (rj, app_id)
     assert log["status"] == "completed", log
-    assert json.loads(log["templateContext"]) == {"myData": "hi; echo pwned"}
+    assert json.loads(log["templateContext"]) == {"myData": SHELLISH}
     assert log["sourceType"] == "apiToken" and log["runCompletedAt"] >= log["runStartedAt"]
     assert log["executionSummary"] == {
         "succeeded": 3,
@@ -337,9 +342,9 @@ def test_execute_passes_the_template_context_to_each_item(
     native = api.get(log["executionReportUrl"]).json()
     lines = api.get(f"/api/v1/executions/{native['id']}/logs").json()["items"]
     said = {line["text"] for line in lines}
-    for item in ("a", "b", "c"):  # the context is data: the `;` never reached a shell
-        assert f"ctx=hi; echo pwned item={item}" in said, said
-    assert "pwned" not in said
+    for item in ("a", "b", "c"):  # the context is data: it never reached a shell as syntax
+        assert f"ctx={SHELLISH} item={item}" in said, said
+    assert not [text for text in said if text.startswith("pwned")], said
 
 
 def test_execute_with_a_query_runs_only_the_matching_items(
@@ -396,8 +401,12 @@ def test_logs_while_running_and_after_a_cancel(
         logs = _logs(losant, app_id, rj, limit=5)
         return logs if all(entry["status"] == "canceled" for entry in logs) else None
 
-    for entry in wait_for(all_canceled, timeout=30):
+    # The running item is stopped, not waited for (its `sleep 30` would end within the wait
+    # below): it did not succeed, and stays to do (remaining).
+    for entry in wait_for(all_canceled, timeout=15):
         assert entry["runCompletedAt"] and entry["cancelSourceType"] == "apiToken"
+        assert entry["executionSummary"]["succeeded"] == 0, entry
+    assert _logs(losant, app_id, rj, limit=5)[1]["executionSummary"]["remaining"] == 1
 
 
 def test_failed_items_make_a_run_erroring_then_errored(
