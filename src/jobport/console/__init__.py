@@ -11,10 +11,10 @@ from jobport.console import web
 from jobport.console.pages import home
 
 router = APIRouter(include_in_schema=False)
-router.include_router(home.router)
+router.include_router(home.router, include_in_schema=False)
 
 
 def install(app: FastAPI) -> None:
-    app.include_router(router)
+    app.include_router(router, include_in_schema=False)
     app.mount(web.PREFIX + "/static", StaticFiles(directory=web.HERE / "static"), name="console")
     app.add_exception_handler(web.LoginNeeded, web.login_needed)  # type: ignore[arg-type]
