@@ -937,6 +937,17 @@ def test_on_postgresql_a_run_reports_the_databases_own_types(tmp_path: Path) -> 
             assert sync.json()["result"]["results"][0]["result"] == {
                 "records": named["result"]["records"]
             }
+            # A console user's tokens (the password grant) on this store too.
+            user = {"username": "pat", "password": "pat's long password"}
+            roles = [{"role": "Operator", "project": "crm"}]
+            assert api.post("/api/v1/users", json={**user, "roles": roles}).status_code == 201
+            mine = _token(anon, grant_type="password", **user)
+            renewed = _token(anon, grant_type="refresh_token", refresh_token=mine["refresh_token"])
+            for access in (mine["access_token"], renewed["access_token"]):
+                seen = anon.get(
+                    STATUS, params={"appId": "crm", "jobId": "pg-1"}, headers=_bearer(access)
+                )
+                assert seen.json()["result"]["status"] == "completed", seen.text
     finally:
         srv.stop()
         drop_postgres_database(store)
