@@ -460,7 +460,7 @@ def execute(run: Run) -> Outcome:
         stored = {s["name"]: s for s in run.execution.get("steps") or []}
         for name in once:
             if name in stored:
-                run.states[name].update(stored[name])
+                run._set_state(name, **stored[name])
     try:
         stored_items = iteration.items()
     except ItemsUnavailable as exc:
@@ -468,6 +468,8 @@ def execute(run: Run) -> Outcome:
         return Outcome(
             Status.FAILED, None, ErrorCode.ITEMS_UNAVAILABLE, str(exc), run.step_states()
         )
+    for step in iteration.steps:  # they run per item from now on
+        run._set_state(step.name, status=StepStatus.RUNNING.value, startedAt=_stamp())
     stuck = iteration.loop(stored_items)
     summed = run.iteration or {}
     counts = {k: summed.get(k, 0) for k in ("succeeded", "failed", "timedOut")}
@@ -485,7 +487,7 @@ def execute(run: Run) -> Outcome:
         Status.TIMED_OUT: StepStatus.TIMED_OUT,
     }[status]
     for step in iteration.steps:
-        run.states[step.name].update(status=step_status.value, finishedAt=_stamp())
+        run._set_state(step.name, status=step_status.value, finishedAt=_stamp())
     steps = run.step_states()
     if status == Status.SUCCEEDED:
         return Outcome(status, summed, None, None, steps, stuck)
