@@ -599,6 +599,8 @@ def _expected_for(kind: str, method: str, path: str, scope: str, success: int) -
     if kind == "wrong_project":
         if (method, path) == ("GET", "/api/v1/projects"):
             return 200, ""  # a listing shows only what the caller may read
+        if path.startswith(BY_ID):
+            return 404, "job_not_found"  # by id, a job it may not see is one that is not there
         return (403, "project_forbidden") if on_project else (403, "insufficient_scope")
     if kind == "read_only":
         viewer = BUILTIN_ROLES["Viewer"][1]
