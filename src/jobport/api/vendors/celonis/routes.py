@@ -1,18 +1,11 @@
-"""Celonis's data-job API (EMS data integration, as its docs and pycelonis call it) on jobport.
-
-A data pool is a project and a data job is a job, each named by id or name; a run is an
-execution, whose mode FULL or DELTA is jobport's `full` or `delta`. The routes are the
-documented execute (`/integration/api/v2/data-pools/...`) and job status, and those
-pycelonis 2.x uses (`pycelonis/service/integration/service.py`: execute, cancel, the pool's
-job statuses, a job's executions, an execution's items and their log). Answers and errors
-are in Celonis's shapes; the rights are the native API's scopes in the project.
-"""
+"""Celonis's routes: the documented data-job execute and job status, the calls pycelonis 2.x
+makes (execute, cancel, the pool's job statuses, a job's executions, an execution's items and
+their log), and /oauth2/token; each parses, calls one service, and answers a transport."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Form, Query, Request
@@ -23,21 +16,25 @@ from jobport.api import errors, oauth
 from jobport.api.auth import public, require
 from jobport.api.responses import JSONResponse
 from jobport.api.v1 import wire
-from jobport.domain.access import Principal
-from jobport.domain.executions import (
-    ACTIVE,
-    FINAL_STATUSES,
-    Execution,
-    LogLine,
-    StartRequest,
-    Status,
-    StepStatus,
-    Trigger,
+from jobport.api.vendors.celonis.transports import (
+    LEVELS,
+    celonis_error,
+    extraction_mode,
+    invalid,
+    oauth_error,
+    pages,
+    render_job,
+    render_job_item,
+    render_log_line,
+    render_pool,
+    render_task_items,
+    status_word,
 )
-from jobport.domain.ids import new_id
+from jobport.domain.access import Principal
+from jobport.domain.executions import ACTIVE, Execution, LogLine, StartRequest, Trigger
 from jobport.domain.jobs import Job
 from jobport.domain.projects import Project
-from jobport.errors import Conflict, Invalid, NotFound
+from jobport.errors import Conflict, NotFound
 from jobport.services import executions as execution_service
 from jobport.services import jobs as job_service
 from jobport.services import projects as project_service
@@ -46,30 +43,6 @@ from jobport.services.runtime import Runtime
 router = APIRouter(include_in_schema=False)
 
 _POOL = "/integration/api/pools/{project}"
-_MODES = {"FULL": "full", "DELTA": "delta"}
-
-# Celonis's ExecutionStatus for jobport's. A run being cancelled is still running; a run
-# ended by its timeout failed. SKIPPED is a step that never ran in a run that has ended.
-_STATUS = {
-    Status.QUEUED: "QUEUED",
-    Status.RUNNING: "RUNNING",
-    Status.CANCELLING: "RUNNING",
-    Status.SUCCEEDED: "SUCCESS",
-    Status.FAILED: "FAIL",
-    Status.TIMED_OUT: "FAIL",
-    Status.CANCELLED: "CANCEL",
-}
-_STEP_STATUS = {
-    StepStatus.PENDING.value: "QUEUED",
-    StepStatus.RUNNING.value: "RUNNING",
-    StepStatus.SUCCEEDED.value: "SUCCESS",
-    StepStatus.FAILED.value: "FAIL",
-    StepStatus.TIMED_OUT.value: "FAIL",
-    StepStatus.CANCELLED.value: "CANCEL",
-    StepStatus.SKIPPED.value: "SKIPPED",
-}
-_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-
 # The executions of a job are read a page of this many at a time, and at most _MOST_RUNS
 # of the newest: Celonis pages by number, jobport's store by cursor.
 _RUN_BATCH = 500
@@ -77,171 +50,8 @@ _MOST_RUNS = 10_000
 # An execution item's log is read from its newest _MOST_LINES lines.
 _MOST_LINES = 50_000
 
-
-# --- errors ----------------------------------------------------------------------------------
-
-
-def _celonis_error(refusal: errors.Refusal) -> tuple[int, Any]:
-    """Celonis answers a field's problem with a ValidationExceptionDescriptor (400) and any
-    other error with an ExceptionReference: `{reference, message, shortMessage}`."""
-    status = 400 if refusal.status == 422 else refusal.status
-    details = refusal.details
-    if status == 400 and isinstance(details, list) and details:
-        return status, {
-            "errors": [
-                {
-                    "attribute": d.get("field") if isinstance(d, dict) else None,
-                    "error": d.get("reason") if isinstance(d, dict) else str(d),
-                    "errorCode": refusal.code.upper(),
-                    "additionalInfo": refusal.message,
-                }
-                for d in details
-            ]
-        }
-    return status, {"reference": new_id(), "message": refusal.message, "shortMessage": refusal.code}
-
-
-def _oauth_error(refusal: errors.Refusal) -> tuple[int, Any]:
-    """The token endpoint answers as OAuth 2.0 does (RFC 6749, section 5.2)."""
-    status = 400 if refusal.status == 422 else refusal.status
-    code = "invalid_request" if status in (400, 405, 413, 415) else refusal.code
-    return status, {"error": code, "error_description": refusal.message}
-
-
-errors.face(("/integration/",), _celonis_error)
-errors.face(("/oauth2/token",), _oauth_error)
-
-
-def _invalid(field: str, reason: str, message: str, code: str = "invalid_request") -> Invalid:
-    return Invalid(message, code=code, details=[{"field": field, "reason": reason}])
-
-
-def _mode(value: str | None) -> str:
-    """jobport's mode for Celonis's ExtractionMode (FULL or DELTA, as Celonis spells it)."""
-    if value is None:
-        raise _invalid("mode", "required: FULL or DELTA", "mode is required: FULL or DELTA")
-    if value not in _MODES:
-        raise _invalid(
-            "mode",
-            "must be FULL or DELTA",
-            f"mode must be FULL or DELTA, not {value!r}",
-            code="invalid_mode",
-        )
-    return _MODES[value]
-
-
-# --- rendering -------------------------------------------------------------------------------
-
-
-def _status(execution: Execution | None) -> str | None:
-    return _STATUS[execution.status] if execution is not None else None
-
-
-def render_job(job: Job) -> dict[str, Any]:
-    """A job as Celonis's JobTransport: its newest run's status and id."""
-    last = job.last_execution
-    return {
-        "id": job.id,
-        "name": job.name,
-        "dataPoolId": job.project_id,
-        "dataSourceId": None,
-        "timeStamp": wire.ts(job.updated_at),
-        "status": _status(last),
-        "currentExecutionId": last.id if last else None,
-        "dagBasedExecutionEnabled": False,
-        "latestExecutionItemId": last.id if last else None,
-    }
-
-
-def render_pool(project: Project) -> dict[str, Any]:
-    """A project as Celonis's DataPoolTransport."""
-    return {
-        "id": project.id,
-        "name": project.name,
-        "description": project.description,
-        "timeStamp": wire.ts(project.updated_at),
-        "configurationStatus": "CONFIGURED",
-        "locked": False,
-        "permissions": [],
-        "tags": [],
-    }
-
-
-def _item(execution: Execution, pool: Project, **fields: Any) -> dict[str, Any]:
-    """An ExecutionItemTransport of the execution; `fields` make it a task's."""
-    fired = execution.schedule
-    return {
-        "id": execution.id,
-        "poolId": pool.id,
-        "poolName": pool.name,
-        "executionId": execution.id,
-        "schedulingId": fired.schedule_id if fired else None,
-        "jobId": execution.job_id,
-        "taskId": None,
-        "stepId": None,
-        "name": execution.job_name,
-        "status": _STATUS[execution.status],
-        "dataPoolVersion": None,
-        "startDate": wire.ts(execution.started_at),
-        "endDate": wire.ts(execution.finished_at),
-        "type": "JOB",
-        "mode": execution.mode.upper(),
-        "schedulingName": fired.schedule_name if fired else None,
-        "executionOrder": None,
-        "monitored": False,
-        **fields,
-    }
-
-
-def render_job_item(execution: Execution, pool: Project) -> dict[str, Any]:
-    return _item(execution, pool)
-
-
-def render_task_items(execution: Execution, pool: Project) -> list[dict[str, Any]]:
-    """One TASK item per step: Celonis's tasks of a data job are jobport's steps."""
-    ended = execution.status in FINAL_STATUSES
-    items = []
-    for order, step in enumerate(execution.steps):
-        status = _STEP_STATUS.get(step.get("status"), "QUEUED")
-        if status == "QUEUED" and ended:
-            status = "SKIPPED"  # the run ended before this step started
-        items.append(
-            _item(
-                execution,
-                pool,
-                id=_task_item_id(execution.id, step["name"]),
-                taskId=step["name"],
-                name=step["name"],
-                status=status,
-                startDate=step.get("startedAt"),
-                endDate=step.get("finishedAt"),
-                type="TASK",
-                executionOrder=order,
-            )
-        )
-    return items
-
-
-def _task_item_id(execution_id: str, step: str) -> str:
-    return f"{execution_id}:{step}"
-
-
-def render_log_line(execution_id: str, line: LogLine) -> dict[str, Any]:
-    """A LogMessageTransport."""
-    level = line.level.upper()
-    return {
-        "id": f"{execution_id}:{line.seq}",
-        "executionItemId": _task_item_id(execution_id, line.step) if line.step else execution_id,
-        "level": level if level in _LEVELS else "INFO",
-        "date": wire.ts(line.at),
-        "logMessage": line.text,
-        "logTranslationCode": None,
-        "logTranslationParameters": [],
-    }
-
-
-def _pages(total: int, limit: int) -> int:
-    return math.ceil(total / limit)
+errors.face(("/integration/",), celonis_error)
+errors.face(("/oauth2/token",), oauth_error)
 
 
 # --- executing -------------------------------------------------------------------------------
@@ -279,7 +89,7 @@ async def execute_data_job(
 ) -> dict[str, Any]:
     """The documented execute: the mode in the query, FULL or DELTA (required, as the docs
     say). Answers the run's execution item."""
-    execution = await _start(rt, project, job, _mode(mode), caller)
+    execution = await _start(rt, project, job, extraction_mode(mode), caller)
     pool = await asyncio.to_thread(project_service.get, rt, project)
     return render_job_item(execution, pool)
 
@@ -307,7 +117,7 @@ async def execute_job(
     except ValidationError as exc:
         problem = exc.errors()[0]
         field = ".".join(str(p) for p in problem["loc"]) or "body"
-        raise _invalid(field, problem["msg"], f"{field}: {problem['msg']}") from None
+        raise invalid(field, problem["msg"], f"{field}: {problem['msg']}") from None
     subset = [
         name
         for name, asked in (
@@ -319,13 +129,13 @@ async def execute_job(
     ]
     if subset:
         # Running every step when a few were asked for would do what nobody asked.
-        raise _invalid(
+        raise invalid(
             subset[0],
             "jobport runs a data job's steps all together",
             f"{subset[0]}: jobport runs a data job's steps all together, not a subset",
             code="unsupported",
         )
-    execution = await _start(rt, project, job, _mode(config.mode or "DELTA"), caller)
+    execution = await _start(rt, project, job, extraction_mode(config.mode or "DELTA"), caller)
     pool = await asyncio.to_thread(project_service.get, rt, project)
     return render_job_item(execution, pool)
 
@@ -403,7 +213,7 @@ def job_statuses(
     return [
         {
             "id": j.id,
-            "status": _status(j.last_execution),
+            "status": status_word(j.last_execution),
             "lastExecutionStartDate": wire.ts(j.last_execution.started_at)
             if j.last_execution
             else None,
@@ -437,13 +247,13 @@ def job_executions(
     shown = runs[page * limit : (page + 1) * limit]
     return {
         "executionItems": [render_job_item(e, pool) for e in shown],
-        "numOfPages": _pages(len(runs), limit),
+        "numOfPages": pages(len(runs), limit),
     }
 
 
 def _execution_in(rt: Runtime, project: str, execution_id: str | None) -> tuple[Execution, Project]:
     if not execution_id:
-        raise _invalid("executionId", "required", "executionId is required")
+        raise invalid("executionId", "required", "executionId is required")
     pool = project_service.get(rt, project)
     execution = execution_service.get(rt, execution_id)
     if execution.project_id != pool.id:
@@ -454,9 +264,7 @@ def _execution_in(rt: Runtime, project: str, execution_id: str | None) -> tuple[
 
 def _type(value: str | None) -> str | None:
     if value is not None and value not in ("SCHEDULE", "JOB", "TASK", "STEP"):
-        raise _invalid(
-            "type", "must be SCHEDULE, JOB, TASK or STEP", f"type {value!r} is not known"
-        )
+        raise invalid("type", "must be SCHEDULE, JOB, TASK or STEP", f"type {value!r} is not known")
     return value
 
 
@@ -500,14 +308,14 @@ def execution_log(
     `logLevels` (repeated or comma-separated) keeps only those levels."""
     kind = _type(type_)
     levels = {v for raw in request.query_params.getlist("logLevels") for v in raw.split(",") if v}
-    unknown = sorted(levels - set(_LEVELS))
+    unknown = sorted(levels - set(LEVELS))
     if unknown:
-        raise _invalid(
+        raise invalid(
             "logLevels", "must be DEBUG, INFO, WARNING or ERROR", f"unknown log level {unknown}"
         )
     execution, _ = _execution_in(rt, project, execution_id)
     if kind == "TASK" and id_ is None:
-        raise _invalid("id", "required for a TASK: the task's id", "id is required for a TASK")
+        raise invalid("id", "required for a TASK: the task's id", "id is required for a TASK")
     if kind in ("STEP", "SCHEDULE") or (kind == "JOB" and id_ not in (None, execution.job_id)):
         lines: list[LogLine] = []
     else:
@@ -520,7 +328,7 @@ def execution_log(
     shown = lines[page * limit : (page + 1) * limit]
     return {
         "logMessages": [render_log_line(execution.id, ln) for ln in shown],
-        "numOfPages": _pages(len(lines), limit),
+        "numOfPages": pages(len(lines), limit),
     }
 
 
