@@ -665,6 +665,28 @@ def test_refresh_tokens_end_with_their_key(
     assert_error(refused, 401, "invalid_credentials")
 
 
+def test_guessing_a_users_password_at_the_token_endpoint_is_slowed_as_at_login(
+    make_server: Any,
+) -> None:
+    srv = make_server(auth_failures_per_client="3/minute").start()
+    user = {"username": "guessed", "password": "the right password"}
+    with srv.client() as api, srv.client(anonymous=True) as anon:
+        made = api.post("/api/v1/users", json={**user, "roles": []})
+        assert made.status_code == 201, made.text
+        for attempt in range(3):
+            wrong = anon.post(
+                TOKEN, data={"grant_type": "password", **user, "password": f"x{attempt}"}
+            )
+            assert_error(wrong, 401, "invalid_credentials")
+        # Over the limit, even the right password is refused before it is checked...
+        right = anon.post(TOKEN, data={"grant_type": "password", **user})
+        assert_error(right, 429, "rate_limited")
+        assert int(right.headers["retry-after"]) > 0
+        # ... and the console's login counts the same failures.
+        login = anon.post("/api/v1/session", json=user)
+        assert login.status_code == 429, login.text
+
+
 def test_rotating_a_key_ends_the_refresh_tokens_of_its_old_secret(
     api: httpx2.Client, anon: httpx2.Client
 ) -> None:
