@@ -34,3 +34,10 @@ function localTimes(root) {
 }
 document.addEventListener("DOMContentLoaded", () => localTimes(document));
 document.addEventListener("htmx:afterSwap", (event) => localTimes(event.target));
+
+// Remote Access: a page that shows a secret once (the answer to a POST) replaces its history
+// entry with the key's own page, so a reload or Back shows the key without the secret.
+document.addEventListener("DOMContentLoaded", () => {
+  const once = document.querySelector("[data-replace-url]");
+  if (once && window.history.replaceState) window.history.replaceState(null, "", once.dataset.replaceUrl);
+});
