@@ -802,6 +802,10 @@ def test_each_malformed_or_unknown_request_is_an_infolink_error(
         ({"apiKey": key, "appId": project, "operation": {**op, "opName": "Other"}}, 400, None),
         ({"apiKey": key, "appId": project, "operation": {"opName": "RunScenario"}}, 400, None),
         ({"apiKey": key, "appId": {"x": 1}, "operation": op}, 400, "invalid_request"),
+        # Neither a boolean nor an empty string names an app (true is not app "1").
+        ({"apiKey": key, "appId": True, "operation": op}, 400, "invalid_request"),
+        ({"apiKey": key, "appId": "", "operation": op}, 400, "invalid_request"),
+        ({"apiKey": key, "appId": 1.5, "operation": op}, 400, "invalid_request"),
         ({"apiKey": key, "appId": project, "operation": op, "isAsync": "perhaps"}, 400, None),
         ({"apiKey": key, "appId": project, "operation": op, "jobId": "no spaces"}, 400, None),
         (

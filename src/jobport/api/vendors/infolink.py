@@ -14,7 +14,7 @@ import asyncio
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Form, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from jobport.api import errors
 from jobport.api.auth import address_of, authenticate, public
@@ -251,7 +251,10 @@ class Operation(_Body):
 
 class ExecuteJob(_Body):
     apiKey: str | None = Field(default=None, max_length=500)
-    appId: str | int = Field(union_mode="left_to_right")
+    # Strict: a boolean or a float is no app id (lax mode made true the app named "1").
+    appId: Annotated[StrictStr, Field(min_length=1, max_length=200)] | StrictInt = Field(
+        union_mode="left_to_right"
+    )
     operation: Operation
     isAsync: bool = True
     noResultSchema: bool = False
