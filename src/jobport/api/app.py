@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from jobport import __version__, boot, console
-from jobport.api import errors, oauth, openapi, postman
+from jobport.api import docs, errors, oauth, openapi, postman
 from jobport.api.audit_trail import AuditMiddleware
 from jobport.api.auth import public
 from jobport.api.guard import InputGuard
@@ -62,10 +62,13 @@ def create_app(
         description="Define jobs, run them from anywhere, watch them, cancel them.",
         lifespan=lifespan,
         default_response_class=JSONResponse,
+        docs_url=None,  # api/docs.py serves /docs and /redoc with local assets
+        redoc_url=None,
     )
     app.state.local_principal = local_principal
     errors.install(app)
     openapi.install(app)
+    docs.install(app)
     app.include_router(projects.router)
     app.include_router(jobs.router)
     app.include_router(executions.router)
