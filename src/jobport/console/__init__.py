@@ -8,11 +8,13 @@ from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from jobport.console import web
-from jobport.console.pages import access, home, schedules, snippets
+from jobport.console.pages import access, home, jobs, runs, schedules, snippets
 
 router = APIRouter(include_in_schema=False)
 router.include_router(home.router, include_in_schema=False)
 router.include_router(access.router, include_in_schema=False)
+router.include_router(jobs.router, include_in_schema=False)
+router.include_router(runs.router, include_in_schema=False)
 router.include_router(schedules.router, include_in_schema=False)
 router.include_router(snippets.router, include_in_schema=False)
 

@@ -41,3 +41,47 @@ document.addEventListener("DOMContentLoaded", () => {
   const once = document.querySelector("[data-replace-url]");
   if (once && window.history.replaceState) window.history.replaceState(null, "", once.dataset.replaceUrl);
 });
+
+// Jobs and runs: a run's live log. <pre class="log" data-log-src> follows the API's own
+// SSE endpoint (the session cookie authenticates it; EventSource resumes after a dropped
+// connection with Last-Event-ID); with its "follow" box checked the view keeps to the end.
+const LOG_LINES_KEPT = 5000;
+
+function logLine(line) {
+  const span = document.createElement("span");
+  span.className = line.stream || "";
+  const at = (line.at || "").slice(11, 19);
+  const where = line.step ? ` [${line.step}]` : "";
+  const item = line.iteration !== null && line.iteration !== undefined ? ` (item ${line.iteration})` : "";
+  span.textContent = `${at}${where}${item} ${line.text}\n`;
+  return span;
+}
+
+function followLog(pre) {
+  const follow = document.getElementById(pre.dataset.follow);
+  const note = document.getElementById(pre.dataset.note);
+  const say = (text) => { if (note) note.textContent = text; };
+  const source = new EventSource(pre.dataset.logSrc);
+  say("Live");
+  source.addEventListener("log", (event) => {
+    pre.appendChild(logLine(JSON.parse(event.data)));
+    while (pre.childNodes.length > LOG_LINES_KEPT) pre.removeChild(pre.firstChild);
+    if (!follow || follow.checked) pre.scrollTop = pre.scrollHeight;
+  });
+  source.addEventListener("end", (event) => {
+    source.close();
+    const status = JSON.parse(event.data).status;
+    say(`The run ended: ${status}.` + (pre.childNodes.length ? "" : " It logged nothing."));
+    pre.dataset.ended = status;
+  });
+  source.addEventListener("error", () => {
+    if (source.readyState === EventSource.CLOSED) say("The live log stopped: reload the page to resume.");
+    else say("Reconnecting…");
+  });
+  source.addEventListener("open", () => say("Live"));
+  if (follow) follow.addEventListener("change", () => { if (follow.checked) pre.scrollTop = pre.scrollHeight; });
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  for (const pre of document.querySelectorAll("pre.log[data-log-src]")) followLog(pre);
+});
