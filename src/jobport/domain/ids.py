@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import threading
 import time
 import uuid
@@ -38,3 +39,12 @@ def object_id(native_id: str) -> str:
     MongoDB object ids): the first 96 bits of the native id's SHA-256. Stored beside the
     native id (store/tables.py) so a face finds a row by either."""
     return hashlib.sha256(native_id.encode()).hexdigest()[:24]
+
+
+_OBJECT_ID = re.compile(r"[0-9A-Fa-f]{24}")
+
+
+def object_ref(ref: str) -> str:
+    """A reference as an object id is stored: 24 hex digits in lower case (Losant's ids are
+    written in either case); anything else unchanged."""
+    return ref.lower() if _OBJECT_ID.fullmatch(ref) else ref

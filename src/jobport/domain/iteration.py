@@ -13,7 +13,8 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import json
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -118,25 +119,98 @@ class ForEach(Wire):
         return query
 
 
+MAX_REGEX_CHARS = 500  # a $regex is the caller's: kept short (it runs in the worker)
+_LISTS = ("$in", "$nin", "$all")
+_CLAUSES = ("$and", "$or", "$nor")
+
+
 def check_query(query: Any) -> None:
-    """ValueError unless `query` is a MongoDB-style filter mongoquery can evaluate."""
+    """ValueError unless `query` is a MongoDB-style filter mongoquery can evaluate: known
+    operators with operands of the right shape, and each `$regex` a pattern that compiles.
+    A query that passes never fails when a run applies it."""
     if not isinstance(query, dict):
         raise ValueError("query must be a JSON object (a MongoDB-style filter)")
     if len(json.dumps(query)) > MAX_QUERY_CHARS:
         raise ValueError(f"query is longer than {MAX_QUERY_CHARS} characters as JSON")
-    for key in _keys(query):
-        if key.startswith("$") and key not in QUERY_OPERATORS:
-            raise ValueError(f"query operator {key!r} is not supported")
+    _check_clause(query)
 
 
-def _keys(value: Any) -> Iterable[str]:
-    if isinstance(value, dict):
-        for key, inner in value.items():
-            yield str(key)
-            yield from _keys(inner)
-    elif isinstance(value, list):
-        for inner in value:
-            yield from _keys(inner)
+def _check_clause(clause: dict[str, Any]) -> None:
+    for key, operand in clause.items():
+        if key in _CLAUSES:
+            if not isinstance(operand, list) or not operand:
+                raise ValueError(f"{key} takes a non-empty list of conditions")
+            for inner in operand:
+                if not isinstance(inner, dict):
+                    raise ValueError(f"each condition of {key} is an object")
+                _check_clause(inner)
+        elif key.startswith("$"):
+            _check_operator(key, operand, clause)
+        elif isinstance(operand, dict):
+            _check_condition(operand)
+
+
+def _check_condition(condition: dict[str, Any]) -> None:
+    """A field's condition: operators (`{"$gt": 1}`), or a plain object to equal."""
+    if not any(str(k).startswith("$") for k in condition):
+        return  # an embedded document compared for equality
+    for key, operand in condition.items():
+        if not str(key).startswith("$"):
+            raise ValueError(f"do not mix operators and fields in one condition ({key!r})")
+        _check_operator(key, operand, condition)
+
+
+def _check_operator(key: str, operand: Any, context: dict[str, Any]) -> None:
+    if key not in QUERY_OPERATORS or key in _CLAUSES:
+        raise ValueError(f"query operator {key!r} is not supported")
+    if key in _LISTS and not isinstance(operand, list):
+        raise ValueError(f"{key} takes a list")
+    if key == "$regex":
+        _check_regex(operand, context.get("$options", ""))
+    elif key == "$options" and (
+        not isinstance(operand, str) or not set(operand) <= set("imsx") or "$regex" not in context
+    ):
+        raise ValueError("$options goes with $regex and holds only i, m, s, x")
+    elif key == "$not":
+        if isinstance(operand, dict):
+            _check_condition(operand)
+        elif not isinstance(operand, str):
+            raise ValueError("$not takes a condition or a regular expression")
+        else:
+            _check_regex(operand, "")
+    elif key == "$exists" and not isinstance(operand, bool):
+        raise ValueError("$exists takes true or false")
+    elif key == "$size" and (isinstance(operand, bool) or not isinstance(operand, int)):
+        raise ValueError("$size takes a whole number")
+    elif key == "$mod" and not (
+        isinstance(operand, list)
+        and len(operand) == 2
+        and all(isinstance(n, int | float) and not isinstance(n, bool) for n in operand)
+        and operand[0] != 0
+    ):
+        raise ValueError("$mod takes [divisor, remainder], the divisor not 0")
+    elif key == "$elemMatch":
+        if not isinstance(operand, dict):
+            raise ValueError("$elemMatch takes a condition")
+        if any(str(k).startswith("$") for k in operand):
+            _check_condition(operand)
+        else:
+            _check_clause(operand)
+    elif (key == "$type" and not isinstance(operand, str | int)) or (
+        isinstance(operand, bool) and (key == "$type")
+    ):
+        raise ValueError("$type takes a type name or number")
+
+
+def _check_regex(pattern: Any, options: Any) -> None:
+    if not isinstance(pattern, str):
+        raise ValueError("$regex takes a string")
+    if len(pattern) > MAX_REGEX_CHARS:
+        raise ValueError(f"$regex is longer than {MAX_REGEX_CHARS} characters")
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"$regex {pattern!r} does not compile: {exc}") from None
 
 
 def once_steps(foreach: ForEach, needs: Mapping[str, list[str]]) -> set[str]:

@@ -52,6 +52,8 @@ class _Item:
     started_at: Any = None
     reason: Status | None = None  # why it was stopped
     abandoned: bool = False  # its step ignored the stop: given up, its thread left behind
+    accumulator: Any = None  # what its result step set the run's accumulator to
+    sets_accumulator: bool = False
 
 
 MAX_ABANDONED = 10  # items whose steps ignore a stop that a run leaves behind before it ends
@@ -69,20 +71,26 @@ class _Iteration:
         marked = [s.name for s in self.steps if s.result]
         self.result_step = marked[0] if marked else self.steps[-1].name
         self.lock = threading.Lock()
+        # Counts and accumulator of the ends that are durable (LogWriter.on_written): what the
+        # summary shows, so a crash never re-runs an item the summary said had succeeded.
         self.counts: dict[str, int] = {}
+        self.durable_accumulator: Any = None
+        self.unwritten = 0  # ends taken but not yet committed: still in progress
         self.total = 0
-        self.accumulator: Any = None
+        self.accumulator: Any = None  # the newest value, which the next items see
         self.running: dict[int, _Item] = {}
+        self.closed = False  # the loop is over: a late end (a left-behind thread) is ignored
         self.resumes = int((run.execution.get("iteration") or {}).get("resumes", 0))
 
     # -- the summary the heartbeat writes ------------------------------------------------
 
     def publish(self) -> None:
         with self.lock:
-            counts = {**self.counts, ItemStatus.RUNNING.value: len(self.running)}
+            in_progress = len(self.running) + self.unwritten
+            counts = {**self.counts, ItemStatus.RUNNING.value: in_progress}
             self.run.iteration = {
                 **summary(counts, self.total),
-                "accumulator": self.accumulator,
+                "accumulator": self.durable_accumulator,
                 "resumes": self.resumes,
             }
         self.run.version += 1  # the heartbeat writes what changed
@@ -163,6 +171,45 @@ class _Iteration:
             raise ItemsUnavailable(f"the {kind} source {status.value}: {error}")
         return to_result(value) if kind == "sql" else value
 
+    # -- what is durable -------------------------------------------------------------------
+
+    def written(self, ended: list[dict[str, Any]]) -> None:
+        """LogWriter.on_written: these item records are committed."""
+        with self.lock:
+            for record in ended:
+                status = record["status"]
+                if status not in _FINAL:
+                    continue  # running or cancelled: not an end
+                self.unwritten -= 1
+                self.counts[status] = self.counts.get(status, 0) + 1
+                if "accumulator" in record:
+                    self.durable_accumulator = record["accumulator"]
+        self.publish()
+
+    def _record(self, item: _Item, status: ItemStatus, error: str | None, **extra: Any) -> None:
+        self.run.logs.item_ended(
+            {
+                "idx": item.index,
+                "status": status.value,
+                "attempts": item.attempts,
+                "started_at": item.started_at,
+                "finished_at": utcnow() if status.is_final else None,
+                "error": error,
+                **extra,
+            }
+        )
+
+    def _end(self, item: _Item, status: ItemStatus, error: str | None, **extra: Any) -> bool:
+        """Account for an item's end once (False when it already was: left behind, or the
+        loop is over); a final end counts once it is written."""
+        with self.lock:
+            if self.closed or self.running.pop(item.index, None) is None:
+                return False
+            if status.is_final:
+                self.unwritten += 1
+            self._record(item, status, error, **extra)
+        return True
+
     # -- running them ------------------------------------------------------------------------
 
     def loop(self, stored: list[dict[str, Any]]) -> bool:
@@ -173,6 +220,8 @@ class _Iteration:
             if row["status"] in _FINAL:
                 self.counts[row["status"]] = self.counts.get(row["status"], 0) + 1
         self.accumulator = (run.execution.get("iteration") or {}).get("accumulator")
+        self.durable_accumulator = self.accumulator
+        run.logs.on_written = self.written
         todo = [
             _Item(r["idx"], r["item"], r["attempts"]) for r in stored if r["status"] not in _FINAL
         ]
@@ -195,8 +244,10 @@ class _Iteration:
                     and now >= next_start
                 ):
                     item = todo.pop()
+                    item.started_at = utcnow()
                     with self.lock:
                         self.running[item.index] = item
+                        self._record(item, ItemStatus.RUNNING, None)
                     self.publish()
                     futures[pool.submit(self._run_item, item)] = item
                     next_start = now + foreach.delay_seconds
@@ -226,36 +277,28 @@ class _Iteration:
                         f"{abandoned} items ignored their stop: no more items start",
                         "error",
                     )
+                    for item in futures.values():  # they stay pending: none is lost
+                        self._stop(item, Status.CANCELLED)
+                        self._end(item, ItemStatus.CANCELLED, "the run stopped starting items")
                     break
         finally:
             pool.shutdown(wait=not stuck, cancel_futures=True)
         with self.lock:
+            self.closed = True
             self.running.clear()
+        run.logs.flush_items()  # every end durable, so the outcome counts them all
         self.publish()
         return stuck
 
     def _abandon(self, item: _Item) -> None:
         """An item whose step did not stop within the grace period: it ends timed out (a
         cancelled one stays pending), and its thread is left to the worker's replacement."""
-        item.abandoned = True
         timed_out = item.reason == Status.TIMED_OUT
         error = "did not stop within the grace period; its worker is replaced"
-        self.run.logs.add(None, "system", f"item {item.index}: {error}", "error", item.index)
-        with self.lock:
-            self.running.pop(item.index, None)
-            if timed_out:
-                self.counts[ItemStatus.TIMED_OUT] = self.counts.get(ItemStatus.TIMED_OUT, 0) + 1
-        if timed_out:
-            self.run.logs.item_ended(
-                {
-                    "idx": item.index,
-                    "status": ItemStatus.TIMED_OUT.value,
-                    "attempts": item.attempts,
-                    "started_at": item.started_at,
-                    "finished_at": utcnow(),
-                    "error": f"timed out; {error}",
-                }
-            )
+        status = ItemStatus.TIMED_OUT if timed_out else ItemStatus.CANCELLED
+        item.abandoned = True
+        if self._end(item, status, f"timed out; {error}" if timed_out else error):
+            self.run.logs.add(None, "system", f"item {item.index}: {error}", "error", item.index)
         self.publish()
 
     def _watch(self, running: list[_Item]) -> list[_Item]:
@@ -292,7 +335,6 @@ class _Iteration:
 
     def _run_item(self, item: _Item) -> None:
         foreach = self.foreach
-        item.started_at = utcnow()
         status, error = ItemStatus.FAILED, None
         while True:
             item.attempts += 1
@@ -307,7 +349,7 @@ class _Iteration:
             retry = (status == ItemStatus.FAILED and foreach.retry_on_failure) or (
                 status == ItemStatus.TIMED_OUT and foreach.retry_on_timeout
             )
-            if not retry or item.attempts > foreach.retries:
+            if not retry or item.attempts > foreach.retries or item.abandoned:
                 break
             self.run.logs.add(
                 None,
@@ -320,12 +362,9 @@ class _Iteration:
             if self._sleep(foreach.retry_delay_seconds):
                 status = ItemStatus.CANCELLED
                 break
-        with self.lock:
-            if item.abandoned:  # _abandon() has accounted for it
-                return
-            self.running.pop(item.index, None)
-            if status != ItemStatus.CANCELLED:
-                self.counts[status.value] = self.counts.get(status.value, 0) + 1
+        extra = {"accumulator": item.accumulator} if item.sets_accumulator else {}
+        if not self._end(item, status, error, **extra):
+            return  # left behind (_abandon accounted for it), or the loop is over
         took = (utcnow() - item.started_at).total_seconds()
         tries = f" ({item.attempts} attempts)" if item.attempts > 1 else ""
         self.run.logs.add(
@@ -336,17 +375,6 @@ class _Iteration:
             "info" if status == ItemStatus.SUCCEEDED else "error",
             item.index,
         )
-        if status != ItemStatus.CANCELLED:  # a cancelled item stays pending: not lost
-            self.run.logs.item_ended(
-                {
-                    "idx": item.index,
-                    "status": status.value,
-                    "attempts": item.attempts,
-                    "started_at": item.started_at,
-                    "finished_at": utcnow(),
-                    "error": error,
-                }
-            )
         self.publish()
 
     def _sleep(self, seconds: float) -> bool:
@@ -404,8 +432,9 @@ class _Iteration:
                 return ItemStatus.FAILED, f"step {step.name!r}: {error}"
         value = results.get(self.result_step)
         if isinstance(value, dict) and "accumulator" in value:
+            item.accumulator, item.sets_accumulator = clean(value["accumulator"]), True
             with self.lock:
-                self.accumulator = clean(value["accumulator"])
+                self.accumulator = item.accumulator
         return ItemStatus.SUCCEEDED, None
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from jobport.domain.clock import utcnow
@@ -44,6 +45,9 @@ class LogWriter:
         self._buffer: list[dict[str, Any]] = []
         self._buffer_bytes = 0
         self._items: list[dict[str, Any]] = []
+        # Told of item records once they are committed (engine/iteration.py counts them).
+        self.on_written: Callable[[list[dict[str, Any]]], None] | None = None
+        self._write_lock = threading.Lock()  # one writer at a time: records stay in order
         self._seq, self._total_bytes = after
         self._dropped = 0
         self._truncated = False
@@ -136,15 +140,27 @@ class LogWriter:
                     self._cond.wait(self.interval)
                 if self._closed:
                     return
-                lines, nbytes = self._take()
-                ended, self._items = self._items, []
-            if lines or ended:
-                self._write(lines, nbytes, ended)
+            with self._write_lock:
+                with self._cond:
+                    lines, nbytes = self._take()
+                    ended, self._items = self._items, []
+                if lines or ended:
+                    self._write(lines, nbytes, ended)
 
     def _write(self, lines: list[dict[str, Any]], nbytes: int, ended: list[dict[str, Any]]) -> None:
         with self.db.write() as conn:
             log_store.append(conn, self.execution_id, lines, nbytes)
             item_store.record(conn, self.execution_id, ended)
+        if ended and self.on_written is not None:
+            self.on_written(ended)
+
+    def flush_items(self) -> None:
+        """Write the item records taken so far now (a foreach run's end counts them all)."""
+        with self._write_lock:
+            with self._cond:
+                ended, self._items = self._items, []
+            if ended:
+                self._write([], 0, ended)
 
     def drain(self) -> tuple[list[dict[str, Any]], int]:
         """Stop the flusher and return what it had not written yet."""
@@ -153,11 +169,7 @@ class LogWriter:
             self._cond.notify()
         if self._flusher is not None:
             self._flusher.join()
-        with self._cond:
-            ended, self._items = self._items, []
-        if ended:  # before the run's end is written: its summary counts these
-            with self.db.write() as conn:
-                item_store.record(conn, self.execution_id, ended)
+        self.flush_items()  # before the run's end is written: its summary counts these
         with self._cond:
             if self._dropped > 1:
                 self._seq += 1

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, func, insert, select, update
 
 from jobport.domain.executions import ACTIVE, Status
-from jobport.domain.ids import object_id
+from jobport.domain.ids import object_id, object_ref
 from jobport.domain.pages import Page
 from jobport.errors import NotFound
 from jobport.store.db import savepoint
@@ -45,7 +45,8 @@ def find(conn: Connection, execution_id: str) -> dict[str, Any] | None:
 
 def find_by_object_id(conn: Connection, oid: str) -> dict[str, Any] | None:
     """An execution by the 24-hex object id vendor faces show (domain/ids.object_id)."""
-    row = conn.execute(select(executions).where(executions.c.object_id == oid)).first()
+    query = select(executions).where(executions.c.object_id == object_ref(oid))
+    row = conn.execute(query).first()
     return dict(row._mapping) if row else None
 
 

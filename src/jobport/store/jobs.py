@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, insert, or_, select, update
 
-from jobport.domain.ids import object_id
+from jobport.domain.ids import object_id, object_ref
 from jobport.domain.pages import Page
 from jobport.errors import Conflict, NotFound
 from jobport.store.db import savepoint
@@ -35,14 +35,14 @@ def find(
     show); `lock` takes a row lock on PostgreSQL."""
     query = select(jobs).where(
         jobs.c.project_id == project_id,
-        or_(jobs.c.id == job_ref, jobs.c.name == job_ref, jobs.c.object_id == job_ref),
+        or_(jobs.c.id == job_ref, jobs.c.name == job_ref, jobs.c.object_id == object_ref(job_ref)),
     )
     if lock and conn.dialect.name == "postgresql":
         query = query.with_for_update()
     rows = conn.execute(query).all()
     # A name may look like another job's id: the id wins, then the object id, so a
     # reference never drifts.
-    rows.sort(key=lambda r: (r.id != job_ref, r.object_id != job_ref))
+    rows.sort(key=lambda r: (r.id != job_ref, r.object_id != object_ref(job_ref)))
     return dict(rows[0]._mapping) if rows else None
 
 

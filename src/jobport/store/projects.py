@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, insert, or_, select, update
 
-from jobport.domain.ids import object_id
+from jobport.domain.ids import object_id, object_ref
 from jobport.domain.pages import Page
 from jobport.errors import Conflict, NotFound
 from jobport.store.db import savepoint
@@ -31,17 +31,18 @@ _BY_REF = select(projects).where(
     or_(
         projects.c.id == bindparam("project_ref"),
         projects.c.name == bindparam("project_ref"),
-        projects.c.object_id == bindparam("project_ref"),
+        projects.c.object_id == bindparam("object_ref"),
     )
 )
 
 
 def find(conn: Connection, project_ref: str) -> dict[str, Any] | None:
     """A project by id, by name, or by the 24-hex object id vendor faces show."""
-    rows = conn.execute(_BY_REF, {"project_ref": project_ref}).all()
+    params = {"project_ref": project_ref, "object_ref": object_ref(project_ref)}
+    rows = conn.execute(_BY_REF, params).all()
     # A name may look like another project's id: the id wins, then the object id, so a
     # reference never drifts.
-    rows.sort(key=lambda r: (r.id != project_ref, r.object_id != project_ref))
+    rows.sort(key=lambda r: (r.id != project_ref, r.object_id != params["object_ref"]))
     return dict(rows[0]._mapping) if rows else None
 
 
