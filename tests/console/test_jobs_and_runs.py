@@ -306,3 +306,40 @@ def test_the_runs_list_filters_by_status_and_pages_across_projects(
             api.get(f"/api/v1/executions/{i}").json()["status"] == "succeeded" for i in made
         )
     )
+
+
+def test_a_foreach_run_from_its_page_takes_a_context_and_shows_each_items_log(
+    server: Server, api: httpx2.Client, project: str, tab: Any
+) -> None:
+    _job(
+        api,
+        project,
+        "each",
+        parameters={"greeting": "hi"},  # no schema: the declared parameters are the form
+        context={"region": "us"},
+        foreach={"source": {"items": [{"id": 1}, {"id": 2}, {"id": 3}]}},
+        **_command("item", 'echo "{{ params.greeting }} {{ item.id }} {{ context.region }}"'),
+    )
+    log_in(tab, server)
+    tab.goto(f"{server.url}/console/projects/{project}/jobs/each")
+    context = tab.get_by_label("Context (JSON object)")
+    assert '"region": "us"' in context.input_value()
+    tab.get_by_label("greeting").fill("hey")
+    context.fill("{region")
+    tab.get_by_role("button", name="Run").click()
+    expect(context).to_have_accessible_description(re.compile("not valid JSON"))
+    context.fill("[1]")  # JSON, but not an object: the service says so
+    tab.get_by_role("button", name="Run").click()
+    expect(context).to_have_accessible_description(re.compile("must be an object"))
+    assert tab.get_by_label("greeting").input_value() == "hey"
+    context.fill('{"region": "eu"}')
+    tab.get_by_role("button", name="Run").click()
+    tab.wait_for_url(re.compile(r"/console/runs/[^/]+$"))
+    expect(tab.locator("#run-status")).to_have_text("succeeded", timeout=15_000)
+    expect(tab.locator("p.summary")).to_contain_text("3 items: 3 succeeded, 0 failed")
+    expect(tab.locator("pre.log")).to_contain_text("hey 3 eu")
+    tab.get_by_role("link", name="item 1's log").click()
+    expect(tab.get_by_role("heading", name="Log of item 1")).to_be_visible()
+    expect(tab.locator("#log-note")).to_contain_text("ended")
+    assert "hey 2 eu" in tab.locator("pre.log").inner_text()
+    assert "hey 1 eu" not in tab.locator("pre.log").inner_text()
