@@ -347,3 +347,45 @@ def test_rights_decide_what_is_shown_and_a_forced_post_is_refused(
     with server.client() as api:
         members = api.get("/api/v1/roles/Viewer").json()["members"]
     assert {"type": "user", "id": reader_name} not in members
+
+
+def test_a_project_role_gets_a_key_and_loses_it_after_a_confirmation(
+    server: Server, tab: Any, project: str
+) -> None:
+    key = _make_key(server, description=_unique("project runner"))
+    with server.client() as api:
+        made = api.post(
+            f"/api/v1/projects/{project}/roles",
+            json={"name": "readers", "scopes": ["jobs:read", "executions:read"]},
+        )
+        assert made.status_code == 201, made.text
+    log_in(tab, server)
+    tab.goto(f"{server.url}/console/remote-access/roles")
+    tab.get_by_label("Roles of").select_option(label=f"project {project}")
+    tab.get_by_role("button", name="Show").click()
+    assert tab.get_by_role("heading", name=f"Roles in project {project}").is_visible()
+    readers = tab.get_by_role("row").filter(has_text="readers")
+    assert readers.get_by_text("executions:read").is_visible()
+    tab.get_by_role("link", name="Operator", exact=True).click()
+    tab.get_by_role("link", name="Add User").click()
+    tab.get_by_label("Member type").select_option(label="API Keys")
+    tab.get_by_role("button", name="Submit").click()  # nothing picked: said next to the list
+    picker = tab.get_by_label("API key")
+    assert picker.get_attribute("aria-invalid") == "true"
+    assert tab.locator("#member-id-error").inner_text() == "choose one"
+    picker.select_option(label=f"{key['description']} ({key['clientId']})")
+    tab.get_by_role("button", name="Submit").click()
+    assert tab.get_by_role("heading", name=f"Operator in project {project}").is_visible()
+
+    member = {"type": "apiKey", "id": key["clientId"]}
+    with server.client() as api:
+        assert member in api.get(f"/api/v1/projects/{project}/roles/Operator").json()["members"]
+        assert member not in api.get("/api/v1/roles/Operator").json()["members"]
+    tab.get_by_role("link", name=f"Remove {key['clientId']}").click()
+    heading = f"Remove api key {key['clientId']} from role Operator?"
+    assert tab.get_by_role("heading", name=heading).is_visible()
+    assert tab.get_by_text(f"in project {project}").is_visible()
+    tab.get_by_role("button", name="Remove member").click()
+    assert tab.get_by_role("row").filter(has_text=key["clientId"]).count() == 0
+    with server.client() as api:
+        assert member not in api.get(f"/api/v1/projects/{project}/roles/Operator").json()["members"]
