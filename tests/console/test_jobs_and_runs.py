@@ -315,7 +315,7 @@ def test_a_foreach_run_from_its_page_takes_a_context_and_shows_each_items_log(
         api,
         project,
         "each",
-        parameters={"greeting": "hi"},  # no schema: the declared parameters are the form
+        parameters={"greeting": "hi", "loud": True},  # no schema: the declared ones
         context={"region": "us"},
         foreach={"source": {"items": [{"id": 1}, {"id": 2}, {"id": 3}]}},
         **_command("item", 'echo "{{ params.greeting }} {{ item.id }} {{ context.region }}"'),
@@ -325,6 +325,8 @@ def test_a_foreach_run_from_its_page_takes_a_context_and_shows_each_items_log(
     context = tab.get_by_label("Context (JSON object)")
     assert '"region": "us"' in context.input_value()
     tab.get_by_label("greeting").fill("hey")
+    expect(tab.get_by_label("loud")).to_be_checked()  # its default
+    tab.get_by_label("loud").uncheck()
     context.fill("{region")
     tab.get_by_role("button", name="Run").click()
     expect(context).to_have_accessible_description(re.compile("not valid JSON"))
@@ -332,12 +334,18 @@ def test_a_foreach_run_from_its_page_takes_a_context_and_shows_each_items_log(
     tab.get_by_role("button", name="Run").click()
     expect(context).to_have_accessible_description(re.compile("must be an object"))
     assert tab.get_by_label("greeting").input_value() == "hey"
+    expect(tab.get_by_label("loud")).not_to_be_checked()  # as the user left it
     context.fill('{"region": "eu"}')
     tab.get_by_role("button", name="Run").click()
     tab.wait_for_url(re.compile(r"/console/runs/[^/]+$"))
     expect(tab.locator("#run-status")).to_have_text("succeeded", timeout=15_000)
     expect(tab.locator("p.summary")).to_contain_text("3 items: 3 succeeded, 0 failed")
     expect(tab.locator("pre.log")).to_contain_text("hey 3 eu")
+    run = api.get(f"/api/v1/executions/{_run_id(tab)}").json()
+    assert (run["parameters"], run["context"]) == (
+        {"greeting": "hey", "loud": False},
+        {"region": "eu"},
+    )
     tab.get_by_role("link", name="item 1's log").click()
     expect(tab.get_by_role("heading", name="Log of item 1")).to_be_visible()
     expect(tab.locator("#log-note")).to_contain_text("ended")

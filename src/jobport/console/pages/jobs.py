@@ -60,6 +60,8 @@ class ParamField:
 
     def shown(self, value: Any) -> str:
         """A value as the input holds it."""
+        if self.kind == "boolean":
+            return "true" if value is True else ""
         if self.kind == "enum" or self.kind == "json":
             return json.dumps(value, ensure_ascii=False)
         return "" if value is None else str(value)
