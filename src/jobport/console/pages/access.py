@@ -20,7 +20,12 @@ from jobport.api.auth import address_of
 from jobport.api.v1 import keys as key_api
 from jobport.api.v1 import roles as role_api
 from jobport.console.web import PREFIX, Viewer, form_errors, page, redirect, viewer
-from jobport.domain.access import MEMBER_TYPES, FirewallRule, address_allowed
+from jobport.domain.access import (
+    MEMBER_TYPES,
+    FirewallRule,
+    address_allowed,
+    looks_like_client_id,
+)
 from jobport.errors import Conflict, Invalid, JobportError, error_details
 from jobport.services import projects as project_service
 from jobport.services.access import keys as key_service
@@ -76,6 +81,13 @@ def _expiry(value: str) -> dt.datetime | None:
     return dt.datetime.combine(day, dt.time(23, 59, 59), tzinfo=dt.UTC)
 
 
+def _utc(value: dt.datetime) -> dt.datetime:
+    """A time from a form: without an offset it is UTC (the form says so)."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC)
+
+
 def _expiry_day(key: dict[str, Any]) -> str:
     expires = key.get("expiresAt")
     return expires[:10] if expires else ""
@@ -112,14 +124,16 @@ def _secret_page(
 async def keys_page(
     request: Request, cursor: str | None = None, who: Viewer = Depends(viewer)
 ) -> Response:
-    if not who.can("keys:read") and who.can("roles:read"):
+    if not who.can("keys:read") and who.can_somewhere("roles:read"):
         return redirect(BASE + "/roles")
     who.authorize("keys:read", None)
     found = key_service.list_keys(who.rt, cursor=cursor, limit=100)
+    deleted = request.query_params.get("deleted", "")
     return page(
         request,
         "access/keys.html",
         who,
+        deleted=deleted if looks_like_client_id(deleted) else None,
         keys=[key_api.render(k, who.rt) for k in found.items],
         next_cursor=found.next_cursor,
         soon_days=_soon_days(who),
@@ -484,7 +498,7 @@ async def rotate(
     old_valid_until = None
     if until.strip():
         try:
-            old_valid_until = dt.datetime.fromisoformat(until.strip()).replace(tzinfo=dt.UTC)
+            old_valid_until = _utc(dt.datetime.fromisoformat(until.strip()))
         except ValueError:
             errors = {"_": "not a time", "oldSecretValidUntil": "not a time (YYYY-MM-DDTHH:MM)"}
             return _rotate_form(request, who, key, status=422, errors=errors, until=until)
@@ -555,6 +569,9 @@ async def roles_page(
     request: Request, project: str | None = None, who: Viewer = Depends(viewer)
 ) -> Response:
     project = project or None
+    levels = _levels(who)
+    if project is None and not who.can("roles:read") and levels:
+        project = levels[0]  # roles only in some projects: the first of them
     who.authorize("roles:read", project)
     roles = role_service.list_roles(who.rt, project)
     return page(
@@ -563,7 +580,7 @@ async def roles_page(
         who,
         roles=[role_api.render(r) for r in roles],
         project=project,
-        projects=_levels(who),
+        projects=levels,
         can_app=who.can("roles:read"),
         role_url=_role_url,
         section="roles",
