@@ -389,3 +389,38 @@ def test_a_project_role_gets_a_key_and_loses_it_after_a_confirmation(
     assert tab.get_by_role("row").filter(has_text=key["clientId"]).count() == 0
     with server.client() as api:
         assert member not in api.get(f"/api/v1/projects/{project}/roles/Operator").json()["members"]
+
+
+def test_edit_a_key_errors_next_to_the_field_and_an_unchanged_date_keeps_the_expiry(
+    server: Server, tab: Any
+) -> None:
+    expires = (dt.datetime.now(dt.UTC) + dt.timedelta(days=5, minutes=7)).replace(microsecond=0)
+    key = _make_key(
+        server,
+        description=_unique("edited"),
+        expiresAt=expires.isoformat(),
+        roles=[{"role": "Viewer"}],
+    )
+    log_in(tab, server)
+    tab.goto(f"{server.url}/console/remote-access/keys/{key['clientId']}")
+    assert tab.get_by_text("expires soon").is_visible()
+    tab.get_by_label("Expiry date").fill("2020-01-01")
+    tab.get_by_role("button", name="Save").click()
+    expiry = tab.get_by_label("Expiry date")
+    assert "expires-error" in (expiry.get_attribute("aria-describedby") or "")
+    assert tab.locator("#expires-error").inner_text() == "in the past"
+    assert tab.get_by_role("alert").inner_text() == "expiresAt must be in the future"
+
+    tab.get_by_label("Expiry date").fill(expires.date().isoformat())
+    tab.get_by_label("Description").fill("renamed")
+    tab.get_by_label("Enabled").uncheck()
+    tab.get_by_role("button", name="Save").click()
+    assert tab.get_by_role("status").inner_text() == "Saved."
+    stored = _get_key(server, key["clientId"]).json()
+    assert stored["description"] == "renamed" and stored["enabled"] is False
+    assert stored["expiresAt"] == key["expiresAt"]  # the same day: the same expiry
+    with httpx2.Client(base_url=server.url) as raw:
+        off = raw.get("/api/v1/projects", headers={"Authorization": f"Bearer {key['key']}"})
+    assert off.status_code == 401
+    tab.get_by_role("navigation", name="Main").get_by_role("link", name="Remote Access").click()
+    assert tab.get_by_role("row").filter(has_text=key["clientId"]).get_by_text("disabled").count()
