@@ -181,6 +181,10 @@ def test_cancelling_a_long_run_from_its_page_ends_it_cancelled(
     expect(tab.get_by_role("link", name="Cancel run")).to_have_count(0)
     expect(tab.locator("#log-note")).to_contain_text("cancelled")
     assert api.get(f"/api/v1/executions/{run_id}").json()["status"] == "cancelled"
+    tab.go_back()  # the confirmation again: it says the run ended, and offers nothing
+    tab.reload()
+    expect(tab.get_by_role("alert")).to_have_text("this run already ended cancelled")
+    expect(tab.get_by_role("button", name="Yes, cancel the run")).to_have_count(0)
 
 
 def test_a_viewer_sees_no_run_or_cancel_and_forcing_either_is_refused(

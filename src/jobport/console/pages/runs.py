@@ -314,7 +314,9 @@ async def cancel_confirm(
 ) -> Response:
     """Are you sure? (the confirmation a form without JavaScript gets)"""
     execution = await asyncio.to_thread(_readable, who, execution_id, "executions:cancel")
-    return page(request, "runs/cancel.html", who, run=render_execution(execution), error="")
+    ended = execution.status in FINAL_STATUSES
+    error = f"this run already ended {execution.status.value}" if ended else ""
+    return page(request, "runs/cancel.html", who, run=render_execution(execution), error=error)
 
 
 @router.post(PREFIX + "/runs/{execution_id}/cancel")
