@@ -55,8 +55,11 @@ def _sleeping_run(w: World) -> str:
 
     # Running and settled, so the database does not move under the refused calls.
     def settled() -> bool:
+        # Its step's start written too: the heartbeat writes the steps' states when they
+        # change, which a loaded machine may do while a refused call is being checked.
         now = w.admin.get(f"/api/v1/executions/{run['id']}").json()
-        return bool(now["status"] == "running" and now["logLines"] >= 1)  # "step started"
+        started = now["steps"][0]["status"] == "running"
+        return bool(now["status"] == "running" and now["logLines"] >= 1 and started)
 
     wait_for(settled)
     return str(run["id"])
