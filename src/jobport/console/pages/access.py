@@ -377,11 +377,11 @@ def _row_problems(rule: dict[str, Any]) -> dict[str, str]:
 def _lock_out_message(before: list[Any], after: list[dict[str, Any]], address: str) -> str | None:
     """The service's lock-out guard, for the address this browser calls from: None unless
     the rules allowed it before this edit and would not after it. The guard's own words
-    (`services/access/keys._guard_lock_out`) are what the page shows."""
+    (`services/access/keys.guard_lock_out`) are what the page shows."""
     if not address_allowed(before, address) or address_allowed(after, address):
         return None
     try:
-        key_service._guard_lock_out({"firewall_rules": after, "enabled": True}, address)
+        key_service.guard_lock_out({"firewall_rules": after, "enabled": True}, address)
     except Conflict as exc:
         return exc.message
     return None

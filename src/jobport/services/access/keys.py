@@ -118,13 +118,16 @@ def patch_key(
         row = access_store.get_key(conn, client_id)
         after = {**row, **values}
         if caller is not None and caller.kind == "apiKey" and caller.id == client_id and not force:
-            _guard_lock_out(after, caller.address)
+            guard_lock_out(after, caller.address)
         if values:
             access_store.update_key(conn, client_id, {**values, "updated_at": now})
     return get_key(rt, client_id)
 
 
-def _guard_lock_out(after: dict[str, Any], address: str) -> None:
+def guard_lock_out(after: dict[str, Any], address: str) -> None:
+    """Conflict `would_lock_out` if a key as it would be after an edit (`firewall_rules`,
+    `enabled`) would refuse calls from `address`: the API applies it to a key editing
+    itself, the console to the browser's address."""
     reason = None
     if not rules.address_allowed(after["firewall_rules"], address):
         reason = f"the firewall rules would not allow your address {address}"
