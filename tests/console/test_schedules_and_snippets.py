@@ -55,6 +55,12 @@ def utc_text(local: dt.datetime) -> str:
     return local.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def wall(local: dt.datetime) -> str:
+    """How the console shows a local time: wall time, zone abbreviation, offset."""
+    offset = local.strftime("%z")
+    return f"{local:%Y-%m-%d %H:%M:%S %Z} ({offset[:3]}:{offset[3:]})"
+
+
 def preview_rows(tab: Any) -> list[list[str]]:
     rows = tab.locator("#preview table tbody tr")
     return [
@@ -87,7 +93,7 @@ def test_a_schedule_made_in_the_form_with_a_windows_zone_previews_as_typed_befor
     assert len(rows) == 5
     for row, local in zip(rows, expected, strict=True):
         assert row[0] == utc_text(local)  # UTC
-        assert row[1] == local.isoformat(sep=" ")  # local wall time with its offset
+        assert row[1] == wall(local)  # e.g. 2026-12-01 10:00:00 AEDT (+11:00)
     header = tab.locator("#preview thead").inner_text()
     assert "Local (Australia/Sydney)" in header
 
@@ -112,6 +118,24 @@ def test_a_schedule_made_in_the_form_with_a_windows_zone_previews_as_typed_befor
     row = tab.get_by_role("row", name=re.compile("nightly"))
     assert utc_text(monday) in row.inner_text()
     assert monday.strftime("%Y-%m-%d 06:30:00 AE") in row.inner_text()
+
+
+def test_the_job_page_lists_its_schedules_in_short_and_calls_from_code(
+    server: Server, api: httpx2.Client, project: str, tab: Any
+) -> None:
+    job = make_job(api, project)
+    put_schedule(api, project, job, "mornings", timeZone="W. Europe Standard Time")
+    log_in(tab, server)
+    tab.goto(f"{server.url}/console/projects/{project}/jobs/{job}")
+    part = tab.locator("section.job-schedules")
+    row = part.get_by_role("row", name=re.compile("mornings"))
+    assert "0 10 * * *" in row.inner_text() and "W. Europe Standard Time" in row.inner_text()
+    assert "active" in row.inner_text()
+    assert part.get_by_role("link", name="Add schedule").is_visible()
+    assert f"/api/v1/projects/{project}/jobs/{job}/execute" in _code(tab, "snippet-job-curl")
+    row.get_by_role("link", name="mornings").click()
+    tab.get_by_role("heading", name=re.compile("Schedule mornings")).wait_for()
+    assert "Europe/Berlin" in tab.locator("dl.schedule-facts").inner_text()
 
 
 def test_an_invalid_cron_or_zone_shows_the_apis_message_next_to_the_field(
@@ -247,6 +271,10 @@ def test_a_viewer_sees_no_add_or_edit_and_a_forced_post_gets_the_403_page(
     )
     assert made.status_code == 201, made.text
     log_in(tab, server, username, password)
+    tab.goto(f"{server.url}/console/projects/{project}/jobs/{job}")
+    part = tab.locator("section.job-schedules")
+    assert part.get_by_role("link", name="daily").is_visible()
+    assert part.get_by_role("link", name="Add schedule").count() == 0
     tab.goto(f"{server.url}/console/projects/{project}/jobs/{job}/schedules")
     assert tab.get_by_role("link", name="daily").is_visible()
     assert tab.get_by_role("link", name="Add schedule").count() == 0

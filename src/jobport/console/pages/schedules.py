@@ -44,6 +44,7 @@ FORM_FIELDS = (
     "mode",
     "parameters",
 )
+_DST = {"gap": "dstGap", "repeat": "dstRepeat"}
 CHOICES = {
     "dstGap": ("shift", "skip"),
     "dstRepeat": ("first", "last", "both"),
@@ -118,13 +119,14 @@ def body_of(form: FormData) -> tuple[dict[str, Any], dict[str, Any], dict[str, s
     values["parameters"] = raw_params if isinstance(raw_params, str) else ""
     values["enabled"] = form.get("enabled") is not None
     problems: dict[str, str] = {}
-    body: dict[str, Any] = {
-        "enabled": values["enabled"],
-        "dstPolicy": {"gap": values["dstGap"], "repeat": values["dstRepeat"]},
-        "misfirePolicy": values["misfirePolicy"],
-        "overlapPolicy": values["overlapPolicy"],
-        "mode": values["mode"],
-    }
+    body: dict[str, Any] = {"enabled": values["enabled"]}
+    # A choice left out (a form posted by hand) is the spec's default, as in the API.
+    dst = {key: values[field] for key, field in _DST.items() if values[field]}
+    if dst:
+        body["dstPolicy"] = dst
+    for field in ("misfirePolicy", "overlapPolicy", "mode"):
+        if values[field]:
+            body[field] = values[field]
     crons = [line.strip() for line in values["crons"].splitlines() if line.strip()]
     if crons:
         body["crons"] = crons
@@ -190,21 +192,30 @@ def preview_of(body: dict[str, Any]) -> tuple[list[dict[str, Any]], str, dict[st
     return [fire_time(f) for f in fires], timetable.iana, {}
 
 
-def local_wall(value: str | None) -> str:
-    """An ISO time with its offset (a fire's local time) as a wall time with the offset."""
+def _wall(at: dt.datetime) -> str:
+    """A wall time with its zone's abbreviation (if it has one) and its offset."""
+    offset = at.strftime("%z")
+    offset = f"{offset[:3]}:{offset[3:5]}"
+    name = at.tzname() or ""
+    label = f"{name} ({offset})" if name and name[0] not in "+-" else offset
+    return f"{at:%Y-%m-%d %H:%M:%S} {label}"
+
+
+def local_wall(value: str | None, iana: str | None = None) -> str:
+    """A fire's local time (ISO with its offset) as a wall time, named in its zone."""
     if not value:
         return ""
-    return dt.datetime.fromisoformat(value).isoformat(sep=" ", timespec="seconds")
+    at = dt.datetime.fromisoformat(value)
+    return _wall(at.astimezone(ZoneInfo(iana)) if iana else at)
 
 
 def in_zone(value: Any, iana: str | None) -> str:
-    """A UTC time (ISO or datetime) as the wall time in a zone, with its abbreviation."""
+    """A UTC time (ISO or datetime) as the wall time in a zone."""
     if not value or not iana:
         return ""
     if isinstance(value, str):
         value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    local = value.astimezone(ZoneInfo(iana))
-    return local.strftime("%Y-%m-%d %H:%M:%S %Z (UTC%z)")
+    return _wall(value.astimezone(ZoneInfo(iana)))
 
 
 env.filters["local_wall"] = local_wall
@@ -406,6 +417,7 @@ async def save(
     request: Request, project: str, job: str, name: str, who: Viewer = Depends(viewer)
 ) -> Response:
     who.authorize("schedules:write", project)
+    schedule_service.get(who.rt, project, job, name)  # an edit never makes a new schedule
     body, values, problems = body_of(await request.form())
     values["name"] = name
     if problems:
