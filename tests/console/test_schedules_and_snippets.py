@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -303,7 +304,7 @@ def _code(tab: Any, snippet_id: str) -> str:
 
 
 def test_a_jobs_snippets_run_as_shown_against_the_server(
-    server: Server, api: httpx2.Client, project: str, tab: Any, context: Any
+    server: Server, api: httpx2.Client, project: str, tab: Any, context: Any, tmp_path: Path
 ) -> None:
     job = make_job(api, project)
     log_in(tab, server)
@@ -343,9 +344,20 @@ def test_a_jobs_snippets_run_as_shown_against_the_server(
     postman = tab.get_by_role("link", name="Download the Postman collection")
     assert postman.get_attribute("href") == "/api/v1/postman.json"
     assert httpx2.get(server.url + "/api/v1/postman.json").status_code == 200
-    assert _code(tab, "snippet-job-postman") == (
-        f"jobport postman --url {server.url} -o jobport.postman_collection.json"
+    postman_cli = _code(tab, "snippet-job-postman")
+    assert postman_cli == f"jobport postman --url {server.url} -o jobport.postman_collection.json"
+    path = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
+    ran = subprocess.run(
+        ["bash", "-c", postman_cli],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env={**os.environ, "PATH": path},
     )
+    assert ran.returncode == 0, ran.stderr
+    collection = json.loads((tmp_path / "jobport.postman_collection.json").read_text())
+    assert collection["info"]["schema"].endswith("/v2.1.0/collection.json")
 
 
 def _request_to(server: Server) -> Request:
@@ -374,12 +386,20 @@ def test_a_keys_snippets_get_a_token_with_the_secret_and_show_a_placeholder_with
         ["bash", "-c", snippets["curl"]], capture_output=True, text=True, timeout=60, check=False
     )
     assert ran.returncode == 0, ran.stderr
-    assert json.loads(ran.stdout)["id"] == key["clientId"]
-    ran = subprocess.run(
-        [sys.executable, "-c", snippets["requests"]], capture_output=True, text=True, timeout=60
-    )
-    assert ran.returncode == 0, ran.stderr
-    assert key["clientId"] in ran.stdout
+    me = json.loads(ran.stdout)
+    assert me["id"] == key["clientId"] and me["authenticatedBy"] == "token"
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    for snippet in ("requests", "sdk"):
+        ran = subprocess.run(
+            [sys.executable, "-c", snippets[snippet]],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+        )
+        assert ran.returncode == 0, (snippet, ran.stderr)
+        assert f"'id': '{key['clientId']}'" in ran.stdout
+        assert "'authenticatedBy': 'token'" in ran.stdout  # a token, not the key itself
 
     listed = {k["clientId"]: k for k in api.get("/api/v1/keys").json()["items"]}
     later = key_snippets(_request_to(server), listed[key["clientId"]])
