@@ -16,7 +16,7 @@ import pytest
 
 from conftest import Server
 
-URL = re.compile(r"""(?:https?:)?//[^\s'"<>)]+""")
+URL = re.compile(r"""https?://[^\s'"<>)]+""")
 
 
 @pytest.fixture
