@@ -86,15 +86,18 @@ async def login(
         },
         status_code=201,
     )
-    set_session_cookies(response, rt, session)
+    set_session_cookies(response, rt, session, https=request.url.scheme == "https")
     return response
 
 
-def set_session_cookies(response: Response, rt: Runtime, session: Session) -> None:
-    """The session cookie (HttpOnly, SameSite=Strict, Secure unless configured off) and the
-    CSRF cookie (readable by a page's script, which echoes it in X-CSRF-Token)."""
+def set_session_cookies(
+    response: Response, rt: Runtime, session: Session, *, https: bool = False
+) -> None:
+    """The session cookie (HttpOnly, SameSite=Strict; Secure when the request came over
+    HTTPS or JOBPORT_SECURE_COOKIES says so, for a TLS proxy in front) and the CSRF cookie
+    (readable by a page's script, which echoes it in X-CSRF-Token)."""
     max_age = rt.settings.session_lifetime_seconds
-    secure = rt.settings.secure_cookies
+    secure = rt.settings.secure_cookies or https
     response.set_cookie(
         SESSION_COOKIE,
         session.token,

@@ -73,7 +73,7 @@ async def login(
             username=username,
         )
     response = redirect(target)
-    set_session_cookies(response, rt, session)
+    set_session_cookies(response, rt, session, https=request.url.scheme == "https")
     return response
 
 
