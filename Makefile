@@ -42,7 +42,7 @@ test: $(VENV)/.dev
 	$(BIN)/python -m pytest -n auto --dist loadscope
 
 # Schemathesis against a real server, as in `make test` (tests/api/test_fuzz.py) but longer:
-# FUZZ_EXAMPLES cases per operation and phase (make test: 50), same checks; FUZZ_SEED=n for
+# FUZZ_EXAMPLES cases per operation and phase (make test: 20), same checks; FUZZ_SEED=n for
 # another seed. Reports (every request in HAR, a JSON summary) land in build/fuzz.
 FUZZ_EXAMPLES ?= 500
 fuzz: $(VENV)/.dev

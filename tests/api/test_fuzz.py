@@ -5,8 +5,8 @@ own examples first make a project, a job with a harmless command step, a schedul
 and a role (tests/api/openapi_examples.py); their names are the examples of the path
 parameters, so the fuzzer reaches the run paths (logs, result, cancel) and not only 404s.
 
-`make test` runs a bounded run: a fixed seed, 50 cases per operation and phase, about two
-minutes on two cores. `make fuzz` sets JOBPORT_FUZZ_EXAMPLES (and may set JOBPORT_FUZZ_SEED)
+`make test` runs a bounded run: a fixed seed, 20 cases per operation and phase, about a
+minute on two cores. `make fuzz` sets JOBPORT_FUZZ_EXAMPLES (and may set JOBPORT_FUZZ_SEED)
 for a longer one with the same checks. Settings: tests/api/schemathesis.toml; hooks, and
 the one narrowed check with its reasons: tests/api/fuzz_hooks.py. A failure prints each
 finding with a curl line to replay it, and the server's tracebacks.
@@ -31,7 +31,7 @@ from conftest import Server
 
 HERE = Path(__file__).resolve().parent
 SEED = int(os.environ.get("JOBPORT_FUZZ_SEED", "20261130"))
-FUZZ_EXAMPLES = int(os.environ.get("JOBPORT_FUZZ_EXAMPLES", "50"))
+FUZZ_EXAMPLES = int(os.environ.get("JOBPORT_FUZZ_EXAMPLES", "20"))
 # Generous, so a slow machine does not fail the test: the run is bounded by its examples.
 TIMEOUT = int(os.environ.get("JOBPORT_FUZZ_TIMEOUT", "900"))
 # Operations on a run, with the paths they answer: what "the run paths are fuzzed" means.

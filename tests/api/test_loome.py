@@ -332,8 +332,9 @@ def test_a_run_by_id_is_audited_in_its_project(api: httpx2.Client, project: str)
     job_id = _job(api, project)
     assert api.post(f"/api/v1/jobs/{job_id}/execute").status_code == 202
     query = {"action": "execute_job_by_job_id", "target": job_id}
-    ours = api.get("/api/v1/audit", params=query).json()["items"]
-    assert ours and ours[0]["target"] == f"POST /api/v1/jobs/{job_id}/execute", ours
+    # The trail is written once the answer is sent: it may land a moment after it.
+    ours = wait_for(lambda: api.get("/api/v1/audit", params=query).json()["items"])
+    assert ours[0]["target"] == f"POST /api/v1/jobs/{job_id}/execute", ours
     project_id = api.get(f"/api/v1/projects/{project}").json()["id"]
     assert ours[0]["projectId"] == project_id
 

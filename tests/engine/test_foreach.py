@@ -1,6 +1,6 @@
 """Foreach runs through the real server: items from the job, a step, a query; pacing,
-concurrency, timeouts, retries, cancel, a killed worker, the summary, items and logs. Every
-test runs on a server whose store is SQLite and on one whose store is PostgreSQL."""
+concurrency, timeouts, retries, cancel, a killed worker, the summary, items and logs, on a
+SQLite store (tests/engine/test_foreach_postgres.py runs the store-bound ones on PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import os
 import signal
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,27 +17,7 @@ import httpx2
 import pytest
 from sqlalchemy import create_engine, text
 
-from conftest import Server, create_postgres_database, drop_postgres_database, wait_for
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Server]:
-    """This module's server, once on a SQLite store and once on a PostgreSQL one."""
-    workdir = tmp_path_factory.mktemp("server")
-    store = (
-        create_postgres_database()
-        if request.param == "postgresql"
-        else f"sqlite:///{workdir / 'jobport.db'}"
-    )
-    srv = Server(store, workdir).start()
-    try:
-        yield srv
-    finally:
-        srv.stop()
-        if request.param == "postgresql":
-            drop_postgres_database(store)
+from conftest import Server, wait_for
 
 
 def _name(prefix: str = "fe") -> str:
