@@ -79,7 +79,8 @@ class Settings(BaseSettings):
     token_issuer: str = "jobport"
     token_audience: str = "jobport-api"
     session_lifetime_seconds: int = Field(default=12 * 3600, ge=60)
-    secure_cookies: bool = False  # Secure cookies behind a TLS proxy (HTTPS requests get them anyway)
+    # Secure cookies behind a TLS proxy too (a request that came over HTTPS gets them anyway)
+    secure_cookies: bool = False
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # Failed authentications allowed per window ("10/minute", limits syntax), counted per
     # client id (from any address) and per address. Past either, a failing attempt gets 429
