@@ -312,17 +312,9 @@ def _session_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def login(rt: Runtime, username: str, password: str, address: str) -> Session:
-    """Check a user's password; a new session (token, CSRF token, expiry).
-
-    Passwords can be guessed, so unlike keys a login can be refused before its password is
-    checked. The rule: failures count per (address, username) pair and per address. Once a
-    pair is over `auth_failures_per_client`, that username is refused from that address with
-    429 before any password check, the right password included (that is what stops guessing,
-    and it costs no argon2). The address count only turns failing logins into 429s. So a
-    flood from one address, or guessing against other usernames, never locks a user out:
-    only failures for that very username from that very address do, until the window frees.
-    """
+def _checked_password(rt: Runtime, username: str, password: str, address: str) -> dict[str, Any]:
+    """The user whose password this is, with guessing slowed (see login()); else
+    Unauthenticated or RateLimited."""
     state = state_of(rt)
     if not rules.is_valid_username(username):
         # No user can have this name (a public rule), so it costs no password check, and it
@@ -335,6 +327,21 @@ def login(rt: Runtime, username: str, password: str, address: str) -> Session:
     user = password_user(rt, username, password)
     if user is None:
         _refuse(rt, _invalid(_BAD_LOGIN), _by_address(rt, address), pair)
+    return user  # type: ignore[no-any-return]
+
+
+def login(rt: Runtime, username: str, password: str, address: str) -> Session:
+    """Check a user's password; a new session (token, CSRF token, expiry).
+
+    Passwords can be guessed, so unlike keys a login can be refused before its password is
+    checked. The rule: failures count per (address, username) pair and per address. Once a
+    pair is over `auth_failures_per_client`, that username is refused from that address with
+    429 before any password check, the right password included (that is what stops guessing,
+    and it costs no argon2). The address count only turns failing logins into 429s. So a
+    flood from one address, or guessing against other usernames, never locks a user out:
+    only failures for that very username from that very address do, until the window frees.
+    """
+    user = _checked_password(rt, username, password, address)
     now = utcnow()
     token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
     expires = now + dt.timedelta(seconds=rt.settings.session_lifetime_seconds)
@@ -505,16 +512,7 @@ def _user_pair(rt: Runtime, user: dict[str, Any], now: dt.datetime) -> TokenPair
 def issue_user_tokens(rt: Runtime, username: str, password: str, address: str) -> TokenPair:
     """OAuth2 password grant: tokens carrying a console user's own roles. Guessing is slowed
     exactly as at login() (the same counters, refused before the check once over)."""
-    state = state_of(rt)
-    if not rules.is_valid_username(username):
-        _refuse(rt, _invalid(_BAD_LOGIN), _by_address(rt, address))
-    pair = _by_login(rt, address, username)
-    item = parse(pair.limit)
-    if not state.limiter.test(item, *pair.ident):
-        raise _rate_limited(state, item, pair.ident, pair.what)
-    user = password_user(rt, username, password)
-    if user is None:
-        _refuse(rt, _invalid(_BAD_LOGIN), _by_address(rt, address), pair)
+    user = _checked_password(rt, username, password, address)
     return _user_pair(rt, user, utcnow())
 
 
