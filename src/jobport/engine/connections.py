@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
-from sqlalchemy import URL, create_engine
+from sqlalchemy import URL, Engine, create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
@@ -140,18 +140,26 @@ def _probe_http(resolved: Resolved, timeout: float) -> str:
     return f"the service answered HTTP {status}"
 
 
-def _probe_sql(resolved: Resolved, timeout: float) -> str:
-    url = _engine_url(resolved.url)
-    backend = url.get_backend_name()
+def bounded_engine(url: str, timeout: float, *, read_only: bool = False) -> Engine:
+    """An engine for a short look at a connection's database (no pool): connecting is
+    bounded by `timeout` (reads too, on MySQL/MariaDB), and a SQLite file is opened as it
+    is, never created (read-only with `read_only`). Dispose of it after use."""
+    parsed = _engine_url(url)
+    backend = parsed.get_backend_name()
     kwargs: dict[str, Any] = {"poolclass": NullPool}
-    seconds = max(1, math.ceil(timeout))
+    seconds = max(2, math.ceil(timeout))
     if backend == "sqlite":
-        kwargs["creator"] = _sqlite_opener(url, timeout)
+        kwargs["creator"] = _sqlite_opener(parsed, timeout, "ro" if read_only else "rw")
     elif backend == "postgresql":
-        kwargs["connect_args"] = {"connect_timeout": max(2, seconds)}
+        kwargs["connect_args"] = {"connect_timeout": seconds}
     else:
         kwargs["connect_args"] = {"connect_timeout": seconds, "read_timeout": seconds}
-    engine = create_engine(url, **kwargs)
+    return create_engine(parsed, **kwargs)
+
+
+def _probe_sql(resolved: Resolved, timeout: float) -> str:
+    engine = bounded_engine(resolved.url, timeout)
+    backend = engine.url.get_backend_name()
     try:
         with engine.connect() as conn:
             conn.exec_driver_sql("SELECT 1").scalar_one()
@@ -162,15 +170,15 @@ def _probe_sql(resolved: Resolved, timeout: float) -> str:
     return f"the {backend} database answered"
 
 
-def _sqlite_opener(url: URL, timeout: float) -> Any:
-    """Opens the SQLite database read-write, never creating it (mode=rw)."""
+def _sqlite_opener(url: URL, timeout: float, mode: str = "rw") -> Any:
+    """Opens the SQLite database read-write (or read-only: mode=ro), never creating it."""
     database = url.database or ""
     if database in ("", ":memory:"):
         target, as_uri = ":memory:", False
     elif database.startswith("file:") and url.query.get("uri") == "true":
         target, as_uri = database, True  # the caller wrote a SQLite URI: as written
     else:
-        target, as_uri = Path(database).absolute().as_uri() + "?mode=rw", True
+        target, as_uri = Path(database).absolute().as_uri() + f"?mode={mode}", True
 
     def opener() -> sqlite3.Connection:
         try:

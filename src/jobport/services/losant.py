@@ -7,29 +7,24 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import math
-import sqlite3
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, inspect
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.pool import NullPool
+from sqlalchemy import inspect
 
 from jobport.domain.executions import Execution
 from jobport.domain.ids import object_id
 from jobport.domain.jobs import Job
 from jobport.domain.projects import Project
+from jobport.engine.connections import bounded_engine
 from jobport.services import connections as connection_service
 from jobport.services import jobs as job_service
 from jobport.services.runtime import Runtime
 from jobport.store import executions as execution_store
 from jobport.store import jobs as job_store
 from jobport.store import projects as project_store
-from jobport.store.db import normalise_url
 
 _BATCH = 500  # jobs read per page while gathering a project's resource jobs
 MOST_RESOURCE_JOBS = 10_000  # a project's foreach jobs a listing considers
@@ -159,31 +154,8 @@ def _table_names(url: str, timeout: float) -> list[str]:
 
 
 def _inspect_tables(url: str, timeout: float) -> list[str]:
-    parsed = make_url(normalise_url(url))
-    if parsed.drivername in ("mysql", "mariadb"):  # the driver jobport ships
-        parsed = parsed.set(drivername=f"{parsed.drivername}+pymysql")
-    backend = parsed.get_backend_name()
-    kwargs: dict[str, Any] = {"poolclass": NullPool}
-    seconds = max(2, math.ceil(timeout))
-    if backend == "sqlite":
-        kwargs["creator"] = _read_only_sqlite(parsed, timeout)
-    elif backend == "postgresql":
-        kwargs["connect_args"] = {"connect_timeout": seconds}
-    else:
-        kwargs["connect_args"] = {"connect_timeout": seconds, "read_timeout": seconds}
-    engine = create_engine(parsed, **kwargs)
+    engine = bounded_engine(url, timeout, read_only=True)
     try:
         return list(inspect(engine).get_table_names())
     finally:
         engine.dispose()
-
-
-def _read_only_sqlite(url: URL, timeout: float) -> Any:
-    """Opens the SQLite file read-only, never creating it."""
-    database = url.database or ""
-    if database in ("", ":memory:") or database.startswith("file:"):
-        target = database or ":memory:"
-        uri = database.startswith("file:")
-    else:
-        target, uri = Path(database).absolute().as_uri() + "?mode=ro", True
-    return lambda: sqlite3.connect(target, uri=uri, timeout=timeout, check_same_thread=False)

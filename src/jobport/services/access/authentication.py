@@ -276,6 +276,19 @@ def issue_token(
     )
 
 
+def _access_claims(rt: Runtime, token: str, audience: str | None = None) -> dict[str, Any]:
+    """A token's claims, signature, audience (an access token's unless given), issuer and
+    expiry checked (PyJWTError if any fails)."""
+    return jwt.decode(  # type: ignore[no-any-return]
+        token,
+        state_of(rt).signing_key,
+        algorithms=["HS256"],
+        audience=audience or rt.settings.token_audience,
+        issuer=rt.settings.token_issuer,
+        options={"require": ["exp", "iss", "aud", "sub"]},
+    )
+
+
 def authenticate_token(rt: Runtime, token: str, address: str) -> Principal:
     """The principal of an OAuth access token; the key is re-checked on every call.
 
@@ -285,14 +298,7 @@ def authenticate_token(rt: Runtime, token: str, address: str) -> Principal:
     at the token endpoint, where the SDK goes for a new token after a 401.
     """
     try:
-        claims = jwt.decode(
-            token,
-            state_of(rt).signing_key,
-            algorithms=["HS256"],
-            audience=rt.settings.token_audience,
-            issuer=rt.settings.token_issuer,
-            options={"require": ["exp", "iss", "aud", "sub"]},
-        )
+        claims = _access_claims(rt, token)
     except jwt.ExpiredSignatureError:
         # Genuine but stale (the SDK replaces it on this 401): not a failed attempt.
         raise _invalid("the access token has expired") from None
@@ -530,14 +536,7 @@ def refresh_token_pair(rt: Runtime, refresh_token: str, address: str) -> TokenPa
     """OAuth2 refresh_token grant: a new pair for the same key or user and scopes, while
     that key or user is still usable. A refused refresh token counts as a failed attempt."""
     try:
-        claims = jwt.decode(
-            refresh_token,
-            state_of(rt).signing_key,
-            algorithms=["HS256"],
-            audience=_refresh_audience(rt),
-            issuer=rt.settings.token_issuer,
-            options={"require": ["exp", "iss", "aud", "sub"]},
-        )
+        claims = _access_claims(rt, refresh_token, _refresh_audience(rt))
     except jwt.ExpiredSignatureError:
         raise _invalid("the refresh token has expired; ask for a new one") from None
     except jwt.PyJWTError:
@@ -569,14 +568,7 @@ def authenticate_bearer(rt: Runtime, token: str, address: str) -> Principal:
     """The principal of an access token of either kind: a key's (authenticate_token) or a
     user's from the password grant, whose user is re-checked on every call."""
     try:
-        claims = jwt.decode(
-            token,
-            state_of(rt).signing_key,
-            algorithms=["HS256"],
-            audience=rt.settings.token_audience,
-            issuer=rt.settings.token_issuer,
-            options={"require": ["exp", "iss", "aud", "sub"]},
-        )
+        claims = _access_claims(rt, token)
     except jwt.PyJWTError:
         return authenticate_token(rt, token, address)  # its own words for each failure
     if claims.get("typ") != "user":
