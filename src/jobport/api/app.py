@@ -5,14 +5,12 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
 
 from fastapi import FastAPI
 
 from jobport import __version__, boot, console
-from jobport.api import docs, errors, oauth, openapi, postman
+from jobport.api import docs, errors, health, metrics, oauth, openapi, postman
 from jobport.api.audit_trail import AuditMiddleware
-from jobport.api.auth import public
 from jobport.api.guard import InputGuard
 from jobport.api.methods import AllowedMethods
 from jobport.api.responses import JSONResponse
@@ -31,7 +29,7 @@ from jobport.api.v1 import (
 from jobport.api.v1 import schedules as schedule_routes
 from jobport.api.vendors import celonis, infolink, losant
 from jobport.domain.access import Principal
-from jobport.services.runtime import Runtime
+from jobport.services.metrics import start_metrics_bind
 from jobport.settings import Settings
 
 log = logging.getLogger("jobport")
@@ -54,7 +52,13 @@ def create_app(
             raise RuntimeError("an app built for --local (with a local principal) is not served")
         async with boot.serving(settings, demo=demo) as rt:
             app.state.runtime = rt
-            yield
+            # JOBPORT_METRICS_BIND: the metrics also on their own address, without a key.
+            stop_metrics = start_metrics_bind(rt)
+            try:
+                yield
+            finally:
+                if stop_metrics is not None:
+                    stop_metrics()
 
     app = FastAPI(
         title="jobport",
@@ -83,16 +87,12 @@ def create_app(
     app.include_router(audit.router)
     app.include_router(oauth.router)
     app.include_router(postman.router)
+    app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(celonis.router)
     app.include_router(infolink.router)
     app.include_router(losant.router)
     console.install(app)
-
-    @app.get("/healthz", tags=["health"])
-    async def healthz(_: None = public("load balancers probe it")) -> dict[str, Any]:
-        rt: Runtime = app.state.runtime
-        rt.check_database()
-        return {"status": "ok", "version": __version__}
 
     # Innermost: OPTIONS and 405 pass the middleware above (input checks, audit) like any call.
     app.add_middleware(AllowedMethods)

@@ -8,6 +8,7 @@ from fastapi import Depends, Request, Security
 from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlows
 from fastapi.security import HTTPBearer, OAuth2
 
+from jobport import metrics
 from jobport.domain.access import KEY_PREFIX, SCOPES, Principal, client_address
 from jobport.errors import Unauthenticated
 from jobport.services.access import authentication, authorization
@@ -63,6 +64,7 @@ def authenticate(request: Request) -> Principal:
         value = value.strip()
         # `AppKey <key>` is how Celonis's clients send a key; it means what Bearer does.
         if scheme.lower() not in ("bearer", "appkey") or not value:
+            metrics.auth_failure("invalid_credentials")
             raise Unauthenticated(
                 "use 'Authorization: Bearer <API key or access token>'",
                 code="invalid_credentials",
@@ -86,6 +88,7 @@ def authenticate(request: Request) -> Principal:
         # open the database holds every right already.
         principal = local
     else:
+        metrics.auth_failure("missing_credentials")
         raise Unauthenticated(
             "this call needs credentials: 'Authorization: Bearer <API key or access token>' "
             "or a console session",

@@ -34,10 +34,14 @@ def serve(
     log_level: str = typer.Option("info", help="uvicorn log level."),
 ) -> None:
     """Run the API, the dispatcher and the worker pool."""
+    from jobport import metrics
     from jobport.settings import Settings
 
+    # Before anything counts: the worker processes (forked later) count into this directory.
+    metrics.prepare_process_dir()
     overrides = {k: v for k, v in {"host": host, "port": port, "workers": workers}.items() if v}
     settings = Settings(**overrides)
+    _check_metrics_bind(settings.metrics_bind)
     if not _is_loopback(settings.host):
         typer.echo(
             f"jobport: listening on {settings.host}, reachable from other machines; keys, "
@@ -87,15 +91,32 @@ def scheduler_command(
     JOBPORT_SCHEDULER_ENABLED=false to leave the firing to this process). Any number of
     schedulers may share a database: each fire happens once.
     """
-    from jobport import boot
+    from jobport import boot, metrics
     from jobport.settings import Settings
 
+    metrics.prepare_process_dir()
     _configure_logging(log_level)
     settings = Settings()
+    if settings.metrics_bind:  # its fires and lag; the queue gauges come from the API nodes
+        _check_metrics_bind(settings.metrics_bind)
+        try:
+            metrics.serve(settings.metrics_bind)
+        except OSError as exc:
+            fail(f"jobport: JOBPORT_METRICS_BIND: {exc}")
     boot.run_scheduler(
         settings,
         on_start=lambda _: typer.echo(f"jobport scheduler on {settings.database_url}", err=True),
     )
+
+
+def _check_metrics_bind(bind: str) -> None:
+    from jobport import metrics
+
+    if bind:
+        try:
+            metrics.parse_bind(bind)
+        except ValueError as exc:
+            fail(f"jobport: JOBPORT_METRICS_BIND: {exc}")
 
 
 def _configure_logging(log_level: str) -> None:

@@ -28,6 +28,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from jobport import metrics
 from jobport.domain.clock import utcnow
 from jobport.domain.executions import Execution, StartRequest, Status, Trigger, queued_execution
 from jobport.domain.ids import new_id
@@ -103,6 +104,7 @@ class Batch:
     pending_executions: list[dict[str, Any]] = field(default_factory=list)
     pending_fires: list[dict[str, Any]] = field(default_factory=list)
     count: int = 0  # fires recorded, or buffered fires started: what a pass reports
+    due_times: list[dt.datetime] = field(default_factory=list)  # of fires the metrics count
 
     @classmethod
     def load(
@@ -162,6 +164,10 @@ class Batch:
         )
         self.recorded.add((schedule["id"], fire.utc))
         self.pending_fires.append(row)
+        # A missed fire did not fire, and a backfill's times are past on purpose: neither
+        # says how late the scheduler is.
+        if outcome != "missed" and kind != "backfill":
+            self.due_times.append(fire.utc)
         return row
 
     def flush(self) -> None:
@@ -172,7 +178,12 @@ class Batch:
         self.pending_executions, self.pending_fires = [], []
 
     def announce(self, rt: Runtime) -> None:
-        """After the commit: hand the new runs out, wake waiters of the cancelled ones."""
+        """After the commit: count the fires (metrics), hand the new runs out, wake waiters
+        of the cancelled ones."""
+        recorded_at = utcnow()
+        for due in self.due_times:
+            metrics.schedule_fired((recorded_at - due).total_seconds())
+        self.due_times = []
         for started in self.started:
             execution_service.announce(rt, started)
         if rt.dispatcher is not None:

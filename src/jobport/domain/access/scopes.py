@@ -28,6 +28,8 @@ SCOPES: tuple[str, ...] = (
     "users:read",
     "users:write",
     "audit:read",
+    # GET /metrics (application level): counts by project and job name, queue depths.
+    "metrics:read",
 )
 RESOURCES = frozenset(s.split(":", 1)[0] for s in SCOPES)
 

@@ -15,11 +15,12 @@ from typing import Any, NamedTuple, NoReturn
 import jwt
 from limits import parse
 
+from jobport import metrics
 from jobport.domain import access as rules
 from jobport.domain.access import AccessToken, Grant, Principal, Session
 from jobport.domain.clock import utcnow
 from jobport.domain.ids import new_id
-from jobport.errors import Forbidden, Invalid, RateLimited, Unauthenticated
+from jobport.errors import APIError, Forbidden, Invalid, RateLimited, Unauthenticated
 from jobport.services.access.bootstrap import state_of
 from jobport.services.access.state import AccessState, write
 from jobport.services.access.users import hasher, password_user
@@ -90,8 +91,15 @@ def _refuse(rt: Runtime, refusal: Unauthenticated, *counters: _Counter) -> NoRet
         if not state.limiter.hit(item, *ident):
             over.append(_rate_limited(state, item, ident, what))
     if over:
-        raise max(over, key=lambda e: e.retry_after) from None
-    raise refusal from None
+        raise _failed(max(over, key=lambda e: e.retry_after)) from None
+    raise _failed(refusal) from None
+
+
+def _failed(refusal: APIError) -> APIError:
+    """Count a refused credential (jobport_auth_failures_total, by the code the caller
+    gets) and return the refusal to raise."""
+    metrics.auth_failure(refusal.code)
+    return refusal
 
 
 def _invalid(message: str = "the credentials are not valid") -> Unauthenticated:
@@ -108,13 +116,19 @@ def _grants(conn: Any, member_type: str, member_id: str) -> tuple[Grant, ...]:
 def _check_key_usable(row: dict[str, Any], now: dt.datetime) -> None:
     """Only for a caller who proved the key's secret: it may learn what became of the key."""
     if row["deleted_at"] is not None:
-        raise Unauthenticated(f"API key {row['client_id']} was deleted", code="key_revoked")
+        raise _failed(
+            Unauthenticated(f"API key {row['client_id']} was deleted", code="key_revoked")
+        )
     if not row["enabled"]:
-        raise Unauthenticated(f"API key {row['client_id']} is disabled", code="key_revoked")
+        raise _failed(
+            Unauthenticated(f"API key {row['client_id']} is disabled", code="key_revoked")
+        )
     if row["expires_at"] is not None and row["expires_at"] <= now:
-        raise Unauthenticated(
-            f"API key {row['client_id']} expired at {row['expires_at'].isoformat()}",
-            code="key_expired",
+        raise _failed(
+            Unauthenticated(
+                f"API key {row['client_id']} expired at {row['expires_at'].isoformat()}",
+                code="key_expired",
+            )
         )
 
 
@@ -142,10 +156,13 @@ def _key_principal(
     row: dict[str, Any], grants: tuple[Grant, ...], address: str, via: str
 ) -> Principal:
     if not rules.address_allowed(row["firewall_rules"], address):
-        raise Forbidden(
-            f"address {address} is not allowed by the firewall rules of API key {row['client_id']}",
-            code="ip_not_allowed",
-            details={"address": address},
+        raise _failed(
+            Forbidden(
+                f"address {address} is not allowed by the firewall rules of API key "
+                f"{row['client_id']}",
+                code="ip_not_allowed",
+                details={"address": address},
+            )
         )
     return Principal(
         kind="apiKey",
@@ -300,7 +317,8 @@ def authenticate_token(rt: Runtime, token: str, address: str) -> Principal:
     try:
         claims = _access_claims(rt, token)
     except jwt.ExpiredSignatureError:
-        # Genuine but stale (the SDK replaces it on this 401): not a failed attempt.
+        # Genuine but stale (the SDK replaces it on this 401): not a failed attempt, and not
+        # counted as an authentication failure either.
         raise _invalid("the access token has expired") from None
     except jwt.PyJWTError:
         _refuse(rt, _invalid(_BAD_TOKEN), _by_address(rt, address))
@@ -329,7 +347,7 @@ def _checked_password(rt: Runtime, username: str, password: str, address: str) -
     pair = _by_login(rt, address, username)
     item = parse(pair.limit)
     if not state.limiter.test(item, *pair.ident):
-        raise _rate_limited(state, item, pair.ident, pair.what)
+        raise _failed(_rate_limited(state, item, pair.ident, pair.what))
     user = password_user(rt, username, password)
     if user is None:
         _refuse(rt, _invalid(_BAD_LOGIN), _by_address(rt, address), pair)
@@ -385,12 +403,16 @@ def authenticate_session(
         session = access_store.find_session(conn, _session_hash(token))
         user = access_store.find_user_by_id(conn, session["user_id"]) if session else None
         if session is None or user is None or session["expires_at"] <= now:
-            raise _invalid("the session has ended; log in again")
+            raise _failed(_invalid("the session has ended; log in again"))
         if not user["enabled"]:
-            raise Unauthenticated(f"user {user['username']} is disabled", code="key_revoked")
+            raise _failed(
+                Unauthenticated(f"user {user['username']} is disabled", code="key_revoked")
+            )
         if unsafe and not (csrf and secrets.compare_digest(csrf, session["csrf_token"])):
-            raise Forbidden(
-                "this request needs the session's X-CSRF-Token header", code="csrf_failed"
+            raise _failed(
+                Forbidden(
+                    "this request needs the session's X-CSRF-Token header", code="csrf_failed"
+                )
             )
         grants = _grants(conn, "user", user["username"])
     return Principal(

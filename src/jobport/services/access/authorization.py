@@ -3,6 +3,7 @@ why not, the --local principal, and what a principal may do (GET /me)."""
 
 from __future__ import annotations
 
+from jobport import metrics
 from jobport.domain.access import Grant, Identity, Principal
 from jobport.errors import Forbidden
 from jobport.services.access.roles import held, project_names
@@ -42,7 +43,9 @@ def check(principal: Principal, scope: str, project_id: str | None) -> None:
 
 
 def _forbidden(principal: Principal, scope: str, project: str | None) -> Forbidden:
+    """The refusal to raise (every 403 for a missing right is made here, and counted)."""
     code = principal.denial(scope, project)
+    metrics.auth_failure(code)  # insufficient_scope or project_forbidden
     if code == "project_forbidden":
         return Forbidden(
             f"{principal.label} has no role that grants {scope!r} in project {project!r}",
