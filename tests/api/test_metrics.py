@@ -4,6 +4,8 @@ holds `metrics:read`, or on JOBPORT_METRICS_BIND without one), /healthz and /rea
 from __future__ import annotations
 
 import datetime as dt
+import socket
+import time
 import uuid
 from typing import Any
 
@@ -16,6 +18,7 @@ from conftest import (
     create_postgres_database,
     drop_postgres_database,
     free_port,
+    service_missing,
     wait_for,
 )
 
@@ -232,3 +235,37 @@ def test_healthz_is_alive_and_readyz_fails_when_the_database_is_gone(make_server
             assert alive.status_code == 200 and alive.json()["status"] == "ok"
     finally:
         drop_postgres_database(url)
+
+
+def test_readyz_gives_up_on_a_broker_that_never_answers(make_server: Any) -> None:
+    # A broker address that accepts connections and never says a word: the worst case.
+    with socket.socket() as mute:
+        mute.bind(("127.0.0.1", 0))
+        mute.listen(16)
+        port = mute.getsockname()[1]
+        server: Server = make_server(
+            executor="celery", broker_url=f"redis://127.0.0.1:{port}/0"
+        ).start()
+        with server.client(anonymous=True) as anonymous:
+            for _ in range(2):  # the second while the first check still hangs
+                started = time.monotonic()
+                refused = anonymous.get("/readyz")
+                assert time.monotonic() - started < 4
+                assert refused.status_code == 503, refused.text
+                checks = refused.json()["details"]["checks"]
+                assert checks["database"] == "ok"
+                assert checks["broker"] not in ("ok", "not used")
+            assert anonymous.get("/healthz").status_code == 200
+
+
+def test_readyz_checks_a_broker_that_answers(make_server: Any) -> None:
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=2):
+            pass
+    except OSError as exc:
+        service_missing("Redis", str(exc))
+    server: Server = make_server(executor="celery", broker_url="redis://127.0.0.1:6379/0").start()
+    with server.client(anonymous=True) as anonymous:
+        ready = anonymous.get("/readyz")
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["checks"] == {"database": "ok", "broker": "ok"}
