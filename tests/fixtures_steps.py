@@ -98,3 +98,13 @@ def stamp(path: str) -> float:
     with open(path, "a") as out:
         out.write(f"{now}\n")
     return now
+
+
+def record(path: str, value: str) -> str:
+    """Appends `value` as a line to `path` (one write: lines of concurrent runs never mix)."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, f"{value}\n".encode())
+    finally:
+        os.close(fd)
+    return value

@@ -135,20 +135,21 @@ async def serving(settings: Settings, *, demo: bool = False) -> AsyncIterator[Ru
     """The whole server's runtime, for the API's lifespan: the audit trail, the demo project
     if asked, the dispatcher over the local worker pool, and the scheduler if enabled."""
     from jobport.engine.dispatcher import Dispatcher
-    from jobport.engine.executors.local import LocalExecutor
     from jobport.scheduler import Scheduler
 
     rt = open_runtime(settings)
     rt.audit = AuditTrail(rt.db)
     rt.audit.start()
     scheduler: Scheduler | None = None
+    listener = None
     try:
         if demo:
             from jobport.demo import seed
 
             seed(rt)
-        rt.dispatcher = Dispatcher(settings, rt.db, LocalExecutor(settings))
+        rt.dispatcher = Dispatcher(settings, rt.db, _executor(settings, rt.db))
         await rt.dispatcher.start()
+        listener = _listen(rt)
         if settings.scheduler_enabled:
             scheduler = Scheduler(rt)
             scheduler.start()
@@ -156,10 +157,40 @@ async def serving(settings: Settings, *, demo: bool = False) -> AsyncIterator[Ru
     finally:
         if scheduler is not None:
             await asyncio.to_thread(scheduler.stop)
+        if listener is not None:
+            await asyncio.to_thread(listener.stop)
         if rt.dispatcher is not None:
             await rt.dispatcher.stop()
         rt.audit.stop()
         rt.db.dispose()
+
+
+def _executor(settings: Settings, db: Database) -> Any:
+    """The executor `JOBPORT_EXECUTOR` names: this host's pool, or Celery queues."""
+    if settings.executor == "celery":
+        from jobport.engine.executors.celery import CeleryExecutor
+
+        return CeleryExecutor(settings, db)
+    from jobport.engine.executors.local import LocalExecutor
+
+    return LocalExecutor(settings)
+
+
+def _listen(rt: Runtime) -> Any:
+    """On PostgreSQL, hear what other nodes did (store/notify.py): a run ended elsewhere
+    wakes our waiters; access data changed elsewhere empties our key cache. None on SQLite."""
+    if not rt.db.is_postgres:
+        return None
+    from jobport.store.notify import RECONNECTED, Listener
+
+    dispatcher = rt.dispatcher
+    assert dispatcher is not None
+    listener = Listener(rt.settings.database_url)
+    listener.subscribe("final", dispatcher.notify_final)
+    listener.subscribe("access", lambda _: access.forget_cached(rt))
+    listener.subscribe(RECONNECTED, lambda _: access.forget_cached(rt))
+    listener.start()
+    return listener
 
 
 def preflight(settings: Settings) -> None:
@@ -173,6 +204,20 @@ def preflight(settings: Settings) -> None:
         resolve_user(settings.step_user)
     except StepUserError as exc:
         raise JobportError(str(exc), code="bad_setting") from None
+    if settings.executor == "celery":
+        if not settings.broker_url:
+            raise JobportError(
+                "JOBPORT_EXECUTOR=celery needs JOBPORT_BROKER_URL (redis://host:6379/0 or "
+                "amqp://user:password@host:5672//)",
+                code="bad_setting",
+            )
+        try:
+            import celery  # noqa: F401
+        except ImportError:
+            raise JobportError(
+                "JOBPORT_EXECUTOR=celery needs Celery: pip install 'jobport[celery]'",
+                code="bad_setting",
+            ) from None
     if settings.encryption_key:  # the key file is made (or read) when first needed
         load_cipher(settings.encryption_key, settings.encryption_key_file)
 
@@ -214,6 +259,13 @@ def run_scheduler(settings: Settings, *, on_start: Callable[[Any], None] | None 
         scheduler.run()
     finally:
         db.dispose()
+
+
+def run_worker(settings: Settings, queues: list[str], concurrency: int, *, loglevel: str) -> int:
+    """`jobport worker`: a Celery worker on `queues`; returns its exit code."""
+    from jobport.engine.executors.celery import run_worker as run
+
+    return run(settings, queues, concurrency, loglevel=loglevel)
 
 
 def upgrade_database(settings: Settings) -> None:

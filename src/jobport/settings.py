@@ -6,7 +6,7 @@ import ipaddress
 import os
 import re
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import (
@@ -43,6 +43,19 @@ class Settings(BaseSettings):
     # LANG, LC_ALL, TZ and TMPDIR: names or `*` patterns (AWS_*), comma or space separated.
     # The server's own JOBPORT_* variables never pass.
     step_env_passthrough: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    # Where runs go: `local` (this server's worker pool) or `celery` (a Celery queue per job's
+    # `queue`, taken by `jobport worker` processes on any machine that reaches the database
+    # and the broker). The database stays the truth either way (ARCHITECTURE.md).
+    executor: Literal["local", "celery"] = "local"
+    broker_url: str = ""  # celery: redis://host:6379/0 or amqp://user:password@host:5672//
+    # A queued, due run that nobody claimed this long after it was handed out is handed out
+    # again (a message the broker lost, a worker that died holding it). A duplicate costs one
+    # failed claim: claims are compare-and-set.
+    republish_seconds: float = Field(default=30.0, gt=0)
+    # A sync wait (`?wait=`) is woken when its run ends (by this server's workers, or by
+    # PostgreSQL's NOTIFY from any node); it also re-reads the database this often.
+    wait_poll_seconds: float = Field(default=1.0, gt=0)
 
     # API
     max_wait_seconds: float = Field(default=300.0, ge=0)
@@ -89,6 +102,13 @@ class Settings(BaseSettings):
     # username is refused from there before the password is checked (see access.login).
     auth_failures_per_client: str = "10/minute"
     auth_failures_per_address: str = "30/minute"
+    # Where those counts live (limits' storage URL): memory:// counts per process; with
+    # several API nodes use a shared one, e.g. redis://host:6379/1.
+    rate_limit_storage_url: str = "memory://"
+
+    # Metrics: /metrics needs the `metrics:read` scope; with metrics_bind ("host:port") they
+    # are also served there, without authentication, for a scraper on a private network.
+    metrics_bind: str = ""
 
     @field_validator("trusted_proxies", "step_env_passthrough", mode="before")
     @classmethod

@@ -30,6 +30,7 @@ from jobport.cli import (
     schedules,
     server,
     users,
+    worker,
 )
 
 __all__ = ["app", "main"]
@@ -65,6 +66,7 @@ app.command()(login.login)
 app.command()(login.logout)
 app.add_typer(schedules.schedules_app, name="schedules")
 app.command("scheduler")(server.scheduler_command)
+app.command("worker")(worker.worker_command)
 app.add_typer(connections.connections_app, name="connections")
 app.command()(postman.postman)
 

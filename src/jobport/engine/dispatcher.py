@@ -58,7 +58,9 @@ class Dispatcher:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
         self._waiters: dict[str, list[asyncio.Future[None]]] = defaultdict(list)
-        self._in_flight: set[str] = set()  # handed to the executor, not yet claimed
+        # Handed to the executor (loop time): not handed out again until its event comes
+        # back (local pool), or until it has waited republish_seconds (Celery).
+        self._handed: dict[str, float] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._sweeper: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -100,7 +102,8 @@ class Dispatcher:
         if self._off_loop():
             self._call(self.submit, execution_id)
             return
-        self._in_flight.add(execution_id)
+        assert self._loop is not None
+        self._handed[execution_id] = self._loop.time()
         self.executor.submit(execution_id)
 
     def submit_at(self, execution_id: str, when: dt.datetime) -> None:
@@ -133,10 +136,11 @@ class Dispatcher:
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     return False
-                # Woken by our own workers at once; re-checked each second in case another
-                # node ended it.
+                # Woken at once by our own workers, or by another node's NOTIFY (boot._listen);
+                # re-read every wait_poll_seconds in case a wake was lost.
+                poll = self.settings.wait_poll_seconds
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(future), min(remaining, 1.0))
+                    await asyncio.wait_for(asyncio.shield(future), min(remaining, poll))
             finally:
                 waiters = self._waiters.get(execution_id)
                 if waiters is not None:
@@ -148,7 +152,10 @@ class Dispatcher:
     def notify_final(self, execution_id: str) -> None:
         """Wake whoever waits for this execution. Safe to call from any thread."""
         if self._off_loop():
-            self._call(self.notify_final, execution_id)
+            # Most ends have nobody waiting (a racing waiter re-reads the database after it
+            # registered, so skipping here loses no wake).
+            if execution_id in self._waiters and not self._loop.is_closed():  # type: ignore[union-attr]
+                self._call(self.notify_final, execution_id)
             return
         for future in self._waiters.pop(execution_id, []):
             if not future.done():
@@ -166,12 +173,12 @@ class Dispatcher:
             return
         if kind == "skipped":
             _, execution_id, reason, _job = event
-            self._in_flight.discard(execution_id)
+            self._handed.pop(execution_id, None)
             if reason == "not_due":
                 self._wake.set()
         elif kind == "finished":
             _, execution_id, _status, job_id, retry_id, retry_at, limited = event
-            self._in_flight.discard(execution_id)
+            self._handed.pop(execution_id, None)
             self.notify_final(execution_id)
             if retry_id and retry_at:
                 self.submit_at(retry_id, dt.datetime.fromisoformat(retry_at))
@@ -179,7 +186,7 @@ class Dispatcher:
                 self._release_job(job_id)
         elif kind == "lost":
             _, execution_id, reason = event
-            self._in_flight.discard(execution_id)
+            self._handed.pop(execution_id, None)
             self._lose(execution_id, reason, True)
         elif kind == "worker_died":
             _, worker, code = event
@@ -188,7 +195,7 @@ class Dispatcher:
             for execution_id in held:
                 self._lose(execution_id, f"worker {worker} exited with code {code}", True)
             # Ids it had taken from the queue but not claimed would be stuck in flight.
-            self._in_flight.clear()
+            self._handed.clear()
             self._wake.set()
 
     def _lose(self, execution_id: str, reason: str, here: bool) -> None:
@@ -258,12 +265,27 @@ class Dispatcher:
         here = {execution_id for _, execution_id in local}
         for execution_id, reason in lost.items():
             self._call(self._lose, execution_id, reason, execution_id in here)
-        for row in due:
-            self._call(self._resubmit, row["id"])
+        waited = {row["id"]: (now - row["not_before"]).total_seconds() for row in due}
+        self._call(self._resubmit, waited)
 
-    def _resubmit(self, execution_id: str) -> None:
-        if execution_id not in self._in_flight and execution_id not in self._timers:
-            self.submit(execution_id)
+    def _resubmit(self, waited: dict[str, float]) -> None:
+        """Hand out again the due queued runs (id: seconds since due) that need it."""
+        assert self._loop is not None
+        now, again = self._loop.time(), self.settings.republish_seconds
+        for execution_id, seconds in waited.items():
+            if execution_id in self._timers:
+                continue
+            handed = self._handed.get(execution_id)
+            if self.executor.reports_back:
+                wanted = handed is None
+            elif handed is None:  # another node handed it out, or a restart forgot it
+                wanted = seconds >= again
+            else:
+                wanted = now - handed >= again
+            if wanted:
+                self.submit(execution_id)
+        if not self.executor.reports_back:  # forget what was claimed meanwhile
+            self._handed = {k: t for k, t in self._handed.items() if k in waited or now - t < again}
 
     def _call(self, fn: Any, *args: Any) -> None:
         assert self._loop is not None

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import logging
 import os
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from jobport.domain.clock import utcnow
 from jobport.domain.executions import ErrorCode, Status
 from jobport.domain.values import clean
-from jobport.engine import capture
+from jobport.engine import capture, isolation, reaper
 from jobport.engine.connections import ConnectionSource
 from jobport.engine.lifecycle import Concluded, conclude
 from jobport.engine.logwriter import LogWriter
@@ -27,6 +30,7 @@ log = logging.getLogger("jobport.worker")
 class Claim:
     execution: dict[str, Any] | None
     reason: str  # claimed | gone | not_due | blocked
+    not_before: dt.datetime | None = None  # when not_due: when it is
 
 
 def claim(db: Database, execution_id: str, worker: str) -> Claim:
@@ -37,7 +41,7 @@ def claim(db: Database, execution_id: str, worker: str) -> Claim:
             return Claim(None, "gone")
         now = utcnow()
         if row["not_before"] > now:
-            return Claim(None, "not_due")
+            return Claim(None, "not_due", row["not_before"])
         limit = row["spec"].get("maxConcurrent")
         if limit:
             execution_store.lock_job(conn, row["job_id"])
@@ -157,6 +161,26 @@ class Worker:
             iteration=run.iteration,
         )
         return got, done, outcome.stuck
+
+
+@contextlib.contextmanager
+def hosted(settings: Settings) -> Iterator[Worker]:
+    """Make this process a worker (a local pool's process, a `jobport worker` pool child):
+    its steps' environment, its reaper, its database and a beating Worker."""
+    # Read the environment steps may have while it is whole, then drop the server's
+    # settings from it: this process holds them now, and Python steps run here.
+    isolation.configure(settings.step_env_passthrough, settings.step_user)
+    isolation.shed_settings()
+    watcher = reaper.install()
+    db = Database(settings.database_url)
+    worker = Worker(worker_name(), settings, db)
+    worker.start_heartbeat()
+    try:
+        yield worker
+    finally:
+        worker.stop()
+        db.dispose()
+        watcher.stop()
 
 
 def worker_name() -> str:

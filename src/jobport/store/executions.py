@@ -12,6 +12,7 @@ from jobport.domain.executions import ACTIVE, Status
 from jobport.domain.ids import object_id, object_ref
 from jobport.domain.pages import Page
 from jobport.errors import NotFound
+from jobport.store import notify
 from jobport.store.db import savepoint
 from jobport.store.pagination import fetch_page
 from jobport.store.tables import executions, jobs
@@ -163,7 +164,11 @@ def transition(
         )
         .values(status=target.value, **values)
     )
-    return result.rowcount == 1
+    if result.rowcount != 1:
+        return False
+    if target.is_final:  # other nodes wake whoever waits for it (store/notify.py)
+        notify.publish(conn, "final", execution_id)
+    return True
 
 
 def running_count(conn: Connection, job_id: str) -> int:
@@ -231,6 +236,17 @@ def due_queued(conn: Connection, now: dt.datetime, limit: int = 1000) -> list[di
         .limit(limit)
     )
     return [dict(r._mapping) for r in rows]
+
+
+def queues_of_queued(conn: Connection, execution_ids: list[str]) -> dict[str, str]:
+    """The job queue of each of these executions that is still queued (the others are
+    left out: nothing to hand out)."""
+    rows = conn.execute(
+        select(executions.c.id, executions.c.spec).where(
+            executions.c.id.in_(execution_ids), executions.c.status == Status.QUEUED.value
+        )
+    )
+    return {r.id: (r.spec or {}).get("queue") or "default" for r in rows}
 
 
 def queued_for_job(conn: Connection, job_id: str, now: dt.datetime, limit: int) -> list[str]:

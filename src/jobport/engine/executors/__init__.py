@@ -16,9 +16,18 @@ EventSink = Callable[[Event], None]
 
 
 class Executor(Protocol):
+    # True: every id handed out comes back as an event (the local pool), so an id is handed
+    # out again only after its event. False (Celery): nothing comes back; the sweep hands
+    # out again what stayed queued for `republish_seconds`.
+    reports_back: bool
+
     def start(self, on_event: EventSink) -> None: ...
 
     def submit(self, execution_id: str) -> None: ...
+
+    def check(self) -> None:
+        """Raise if what the executor needs (a broker) cannot be reached now."""
+        ...
 
     def stop(self, timeout: float) -> list[str]:
         """Stop; return the names of workers killed while busy (their runs are lost)."""

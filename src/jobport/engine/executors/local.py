@@ -14,7 +14,7 @@ import time
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from jobport.engine import isolation, reaper
+from jobport.engine import isolation
 from jobport.engine.executors import EventSink
 from jobport.settings import Settings
 
@@ -30,71 +30,64 @@ _ctx.set_forkserver_preload(
 )
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
+    """Have the kernel SIGKILL this process when its parent dies, however it dies."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def worker_process(index: int, settings_data: dict[str, Any], tasks: Any, events: Any) -> None:
     """Entry point of a worker process."""
-    _die_with_parent()
+    die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server decides when workers stop
-    from jobport.engine.worker import Worker, worker_name
-    from jobport.store.db import Database
+    from jobport.engine.worker import hosted
 
-    settings = Settings(**settings_data)
-    # Read the environment steps may have while it is whole, then drop the server's
-    # settings from it: this process holds them now, and Python steps run here.
-    isolation.configure(settings.step_env_passthrough, settings.step_user)
-    isolation.shed_settings()
-    watcher = reaper.install()
-    db = Database(settings.database_url)
-    worker = Worker(worker_name(), settings, db)
-    worker.start_heartbeat()
+    with hosted(Settings(**settings_data)) as worker:
+        _serve(worker, tasks, events)
+
+
+def _serve(worker: Any, tasks: Any, events: Any) -> None:
     events.put(("ready", worker.name))
     parent = os.getppid()
-    try:
-        while True:
-            try:
-                execution_id = tasks.get(timeout=1.0)
-            except queue.Empty:
-                if os.getppid() != parent:
-                    return
-                continue
-            if execution_id is None:
+    while True:
+        try:
+            execution_id = tasks.get(timeout=1.0)
+        except queue.Empty:
+            if os.getppid() != parent:
                 return
-            try:
-                got, done, must_exit = worker.run_one(execution_id)
-            except Exception as exc:
-                log.exception("worker failed on %s", execution_id)
-                events.put(("lost", execution_id, f"worker error: {exc}"))
-                continue
-            if got.execution is None:
-                events.put(("skipped", execution_id, got.reason, None))
-                continue
-            if done is not None:
-                events.put(
-                    (
-                        "finished",
-                        execution_id,
-                        done.status and done.status.value,
-                        done.job_id,
-                        done.retry_id,
-                        done.retry_at.isoformat() if done.retry_at else None,
-                        done.limited,
-                    )
+            continue
+        if execution_id is None:
+            return
+        try:
+            got, done, must_exit = worker.run_one(execution_id)
+        except Exception as exc:
+            log.exception("worker failed on %s", execution_id)
+            events.put(("lost", execution_id, f"worker error: {exc}"))
+            continue
+        if got.execution is None:
+            events.put(("skipped", execution_id, got.reason, None))
+            continue
+        if done is not None:
+            events.put(
+                (
+                    "finished",
+                    execution_id,
+                    done.status and done.status.value,
+                    done.job_id,
+                    done.retry_id,
+                    done.retry_at.isoformat() if done.retry_at else None,
+                    done.limited,
                 )
-            if must_exit:
-                # A Python step ignored the stop: end this process (and its threads) for good.
-                os._exit(3)
-    finally:
-        worker.stop()
-        db.dispose()
-        watcher.stop()
+            )
+        if must_exit:
+            # A Python step ignored the stop: end this process (and its threads) for good.
+            os._exit(3)
 
 
 class LocalExecutor:
     """Keeps `settings.workers` worker processes alive and hands them execution ids."""
+
+    reports_back = True  # every id handed out comes back as an event (skipped, finished...)
 
     def __init__(self, settings: Settings) -> None:
         # A step user that does not exist stops the server now, not every command step later.
@@ -153,6 +146,9 @@ class LocalExecutor:
 
     def submit(self, execution_id: str) -> None:
         self._tasks.put(execution_id)
+
+    def check(self) -> None:
+        """Nothing to reach: the pool is in this process's hands."""
 
     def _pump_events(self) -> None:
         while not self._stopping.is_set():

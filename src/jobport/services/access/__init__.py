@@ -36,7 +36,7 @@ from jobport.services.access.roles import (
     patch_role,
     remove_member,
 )
-from jobport.services.access.state import AccessState
+from jobport.services.access.state import AccessState, forget_cached
 from jobport.services.access.users import (
     MIN_PASSWORD_LENGTH,
     create_user,
@@ -61,6 +61,7 @@ __all__ = [
     "delete_key",
     "delete_role",
     "describe",
+    "forget_cached",
     "get_key",
     "get_role",
     "issue_token",

@@ -8,7 +8,7 @@ import secrets
 from jobport.domain.clock import utcnow
 from jobport.errors import Conflict
 from jobport.services.access.roles import add_membership, create_builtin_roles
-from jobport.services.access.state import AccessState, write
+from jobport.services.access.state import AccessState, limiter_for, write
 from jobport.services.access.users import insert_user
 from jobport.services.runtime import Runtime
 from jobport.store import access as access_store
@@ -43,7 +43,9 @@ def _bootstrap(rt: Runtime) -> str | None:
         key = rt.settings.token_secret or access_store.server_secret(
             conn, "token_signing_key", lambda: secrets.token_urlsafe(48), now
         )
-    rt.access = AccessState(signing_key=key)
+    rt.access = AccessState(
+        signing_key=key, limiter=limiter_for(rt.settings.rate_limit_storage_url)
+    )
     return generated
 
 

@@ -1,0 +1,51 @@
+"""`jobport worker`: run jobs from Celery queues on this machine (JOBPORT_EXECUTOR=celery)."""
+
+from __future__ import annotations
+
+import re
+
+import typer
+
+from jobport.cli._shared import fail
+
+_QUEUE = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
+
+
+def worker_command(
+    queues: str = typer.Option(
+        "default", "--queues", "-Q", help="Queues to take runs from, comma separated."
+    ),
+    concurrency: int = typer.Option(
+        None, "--concurrency", "-c", min=1, help="Runs at once (default: JOBPORT_WORKERS)."
+    ),
+    log_level: str = typer.Option("info", help="Log level."),
+) -> None:
+    """Run jobs from the broker's queues here, on the shared database.
+
+    Needs JOBPORT_BROKER_URL (redis://... or amqp://...) and the database, encryption key
+    and settings of the API nodes. Start as many as you like, on any machine: each run is
+    claimed once in the database. SIGTERM lets the runs in progress finish; a second
+    SIGTERM stops at once (those runs end worker_lost, or are retried).
+    """
+    from jobport.cli.server import _configure_logging
+    from jobport.errors import JobportError
+    from jobport.settings import Settings
+
+    names = [q.strip() for q in queues.split(",") if q.strip()]
+    bad = [q for q in names if not _QUEUE.fullmatch(q)]
+    if not names or bad:
+        fail(f"jobport: --queues: {bad or queues!r} is not a list of queue names")
+    settings = Settings()
+    if not settings.broker_url:
+        fail("jobport: JOBPORT_BROKER_URL is not set (redis://host:6379/0 or amqp://...)")
+    _configure_logging(log_level)
+    from jobport import boot
+
+    try:
+        boot.preflight(settings.model_copy(update={"executor": "celery"}))
+    except JobportError as exc:
+        fail(f"jobport: {exc.message}")
+    code = boot.run_worker(
+        settings, names, concurrency or settings.workers, loglevel=log_level.upper()
+    )
+    raise typer.Exit(code)

@@ -1,0 +1,266 @@
+"""The Celery executor: runs go out as messages on Celery queues; `jobport worker` processes
+on any machine that reaches the database and the broker run them.
+
+Celery is the transport only; the database stays the truth:
+- a message carries an execution id and nothing else. The worker claims the run with the
+  same compare-and-set as the local pool (`engine/worker.claim`), so a duplicated message
+  costs one failed claim and never a second run;
+- a lost message (a broker restarted without its queues, a worker killed holding it) loses
+  nothing: the run stays `queued`, and the sweep of every API node hands it out again once
+  it has waited `republish_seconds` (`engine/dispatcher.py`);
+- a message is acknowledged when its task starts, not when it ends: a run may take hours,
+  longer than a broker waits for an acknowledgement (RabbitMQ's consumer timeout, Redis's
+  visibility timeout), and once it is claimed the database knows who holds it;
+- cancel and timeouts need no message: the worker's heartbeat reads `cancelling` and kills
+  the run's process groups; a run's timeout is kept by the worker that runs it. Celery's
+  `revoke(terminate=True)` is never used (it signals whatever the pool process runs then);
+- a worker that dies: its runs stop beating and the sweep ends them `worker_lost` (or
+  retries them), after killing what they left on that host (the reaper first, at once).
+
+On the API node, `CeleryExecutor` publishes from a thread, in batches, each id to its job's
+`queue` (looked up in the batch's one read, which also drops runs no longer queued). In the
+worker, each prefork child hosts an `engine.worker.Worker` (heartbeat, reaper, database) and
+publishes what a run's end makes due: its retry, the runs its `maxConcurrent` held back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import os
+import queue
+import threading
+from typing import Any
+
+from jobport.domain.clock import utcnow
+from jobport.engine.executors import EventSink
+from jobport.settings import Settings
+from jobport.store import executions as execution_store
+from jobport.store.db import Database
+
+log = logging.getLogger("jobport.executor")
+
+TASK = "jobport.run"
+# A later hand-out (a retry's delay, a run not yet due) rides the message as an ETA only
+# when it is this close: a worker holds ETA messages unacknowledged until then. Later
+# ones are handed out by the sweep once due.
+MAX_ETA_SECONDS = 600.0
+_BATCH = 500
+
+
+def make_app(settings: Settings) -> Any:
+    """The Celery app of this deployment: the broker, JSON only, no results, early acks."""
+    from celery import Celery
+
+    app = Celery("jobport", broker=settings.broker_url, set_as_current=False)
+    app.conf.update(
+        task_default_queue="default",
+        task_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,
+        task_acks_late=False,
+        worker_prefetch_multiplier=1,
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+        task_send_sent_event=False,
+        broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=None,
+        broker_connection_timeout=4.0,
+        task_create_missing_queues=True,
+    )
+    app.task(name=TASK, bind=True, ignore_result=True)(_run_task)
+    return app
+
+
+class Publisher:
+    """Sends execution ids to their jobs' queues; only those still queued."""
+
+    def __init__(self, app: Any, db: Database) -> None:
+        self.app = app
+        self.db = db
+
+    def publish(self, execution_ids: list[str], at: dt.datetime | None = None) -> int:
+        countdown = 0.0
+        if at is not None:
+            countdown = (at - utcnow()).total_seconds()
+            if countdown > MAX_ETA_SECONDS:
+                return 0  # the sweep hands it out when it is due
+        with self.db.read() as conn:
+            queues = execution_store.queues_of_queued(conn, execution_ids)
+        if not queues:
+            return 0
+        options: dict[str, Any] = {
+            "retry": True,
+            "retry_policy": {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
+        }
+        if countdown > 0:
+            options["countdown"] = countdown
+        with self.app.producer_or_acquire() as producer:
+            for execution_id, queue_name in queues.items():
+                self.app.send_task(
+                    TASK, args=[execution_id], queue=queue_name, producer=producer, **options
+                )
+        return len(queues)
+
+
+class CeleryExecutor:
+    """The API node's side: hands execution ids to the broker from a publishing thread."""
+
+    # No events come back: wakes come through the database (store/notify.py), and the
+    # dispatcher's sweep re-publishes what nobody claimed.
+    reports_back = False
+
+    def __init__(self, settings: Settings, db: Database) -> None:
+        self.settings = settings
+        self.app = make_app(settings)
+        self.publisher = Publisher(self.app, db)
+        self._pending: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    def start(self, on_event: EventSink) -> None:
+        self._thread = threading.Thread(target=self._pump, name="celery-publish", daemon=True)
+        self._thread.start()
+
+    def submit(self, execution_id: str) -> None:
+        self._pending.put(execution_id)
+
+    def check(self) -> None:
+        """Raise if the broker cannot be reached now (for /readyz)."""
+        with self.app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=2)
+
+    def stop(self, timeout: float = 5.0) -> list[str]:
+        self._pending.put(None)
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return []
+
+    def _pump(self) -> None:
+        while True:
+            first = self._pending.get()
+            if first is None:
+                return
+            batch = [first]
+            stop = False
+            while len(batch) < _BATCH:
+                try:
+                    more = self._pending.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                    break
+                batch.append(more)
+            try:
+                self.publisher.publish(batch)
+            except Exception as exc:  # the broker is away: the sweep hands them out later
+                log.warning(
+                    "could not hand %d run(s) to the broker (%s); they stay queued and are "
+                    "handed out again within %gs",
+                    len(batch),
+                    exc,
+                    self.settings.republish_seconds,
+                )
+            if stop:
+                return
+
+
+# -- the worker's side: `jobport worker` ------------------------------------------------
+
+
+class _Child:
+    """What a prefork child of `jobport worker` holds (set up in worker_process_init)."""
+
+    settings: Settings | None = None
+    app: Any = None
+    stack: contextlib.ExitStack | None = None
+    worker: Any = None
+    publisher: Publisher | None = None
+
+
+def _run_task(task: Any, execution_id: str) -> None:
+    """The Celery task: claim and run one execution in this pool process."""
+    worker = _Child.worker
+    if worker is None:  # not a jobport worker process (a misrouted message): leave it
+        raise RuntimeError("this Celery worker does not host a jobport worker")
+    got, done, must_exit = worker.run_one(execution_id)
+    queue_name = (task.request.delivery_info or {}).get("routing_key") or "default"
+    try:
+        _follow_up(execution_id, got, done, queue_name)
+    except Exception as exc:  # the sweep hands them out instead
+        log.warning("could not hand out what %s made due: %s", execution_id, exc)
+    if must_exit:
+        # A Python step ignored the stop: end this process (and its threads) for good; the
+        # pool starts another.
+        os._exit(3)
+
+
+def _follow_up(execution_id: str, got: Any, done: Any, queue_name: str) -> None:
+    publisher = _Child.publisher
+    assert publisher is not None
+    if got.execution is None:
+        if got.reason == "not_due" and got.not_before is not None:
+            publisher.publish([execution_id], at=got.not_before)
+        return
+    if done is None:
+        return
+    if done.retry_id and done.retry_at:
+        publisher.publish([done.retry_id], at=done.retry_at)
+    if done.job_id and done.limited:
+        with publisher.db.read() as conn:
+            waiting = execution_store.queued_for_job(conn, done.job_id, utcnow(), limit=10)
+        if waiting:
+            publisher.publish(waiting)
+
+
+def _child_start(**_: Any) -> None:
+    from jobport.engine.executors.local import die_with_parent
+    from jobport.engine.worker import hosted
+
+    die_with_parent()  # a kill -9 of `jobport worker` ends its pool too (and the reapers act)
+    settings = _Child.settings
+    assert settings is not None
+    stack = contextlib.ExitStack()
+    worker = stack.enter_context(hosted(settings))
+    _Child.stack, _Child.worker = stack, worker
+    _Child.publisher = Publisher(_Child.app, worker.db)
+
+
+def _child_stop(**_: Any) -> None:
+    if _Child.stack is not None:
+        _Child.stack.close()
+        _Child.stack = _Child.worker = None
+
+
+def run_worker(
+    settings: Settings, queues: list[str], concurrency: int, *, loglevel: str = "INFO"
+) -> int:
+    """`jobport worker`: consume `queues` with `concurrency` pool processes until stopped.
+
+    SIGTERM finishes the runs in progress first (Celery's warm shutdown); a second one, or
+    SIGQUIT, stops at once, and those runs end `worker_lost` (or are retried) by the sweep.
+    """
+    from celery import signals
+
+    db = Database(settings.database_url, pool=False)
+    try:
+        db.upgrade()
+    finally:
+        db.dispose()  # nothing open in this process when the pool forks
+    app = make_app(settings)
+    _Child.settings, _Child.app = settings, app
+    signals.worker_process_init.connect(_child_start, weak=False)
+    signals.worker_process_shutdown.connect(_child_stop, weak=False)
+    worker = app.Worker(
+        queues=queues,
+        concurrency=concurrency,
+        pool="prefork",
+        loglevel=loglevel,
+        hostname=f"jobport-{os.getpid()}@{os.uname().nodename}",
+        without_gossip=True,
+        without_mingle=True,
+        optimization="fair",
+    )
+    worker.start()
+    return int(worker.exitcode or 0)
