@@ -10,6 +10,7 @@ import uuid
 from typing import Any
 
 import httpx2
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import (
@@ -129,8 +130,20 @@ def test_runs_are_counted_by_job_and_status_from_the_worker_processes(make_serve
     assert value(samples, "jobport_run_queue_wait_seconds_bucket", le="+Inf") == 2
 
 
-def test_queue_depth_and_running_are_read_from_the_database(make_server: Any) -> None:
-    server: Server = make_server(workers=1).start()
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_queue_depth_and_running_are_read_from_the_database(
+    make_server: Any, database: str
+) -> None:
+    # The queue is read from the runs' JSON spec by the database: both stores' JSON.
+    url = create_postgres_database() if database == "postgresql" else None
+    try:
+        _queue_gauges(make_server(url, workers=1).start())
+    finally:
+        if url is not None:
+            drop_postgres_database(url)
+
+
+def _queue_gauges(server: Server) -> None:
     with server.client() as api:
         project = _project(api)
         sleeper = _job(api, project, "sleep 30", queue="batch")
