@@ -249,15 +249,27 @@ def run_scheduler(settings: Settings, *, on_start: Callable[[Any], None] | None 
     from jobport.scheduler import Scheduler
 
     db = Database(settings.database_url)
+    handout = None
     try:
         db.upgrade()
-        scheduler = Scheduler(Runtime(settings, db))
+        rt = Runtime(settings, db)
+        if settings.executor == "celery":
+            # Its runs go to the broker at once. With the local pool they wait in the
+            # database for the next sweep of a `jobport serve`.
+            from jobport.engine.dispatcher import PublishOnly
+
+            handout = PublishOnly(_executor(settings, db))
+            handout.start()
+            rt.dispatcher = handout  # type: ignore[assignment]
+        scheduler = Scheduler(rt)
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda *_: scheduler.stop())
         if on_start is not None:
             on_start(scheduler)
         scheduler.run()
     finally:
+        if handout is not None:
+            handout.stop()
         db.dispose()
 
 

@@ -34,6 +34,7 @@ from conftest import (
     Server,
     create_postgres_database,
     drop_postgres_database,
+    free_port,
     service_missing,
     wait_for,
 )
@@ -86,12 +87,13 @@ class Worker:
         self.env, self.queue, self.workdir = env, queue, workdir
         self.log_path = workdir / f"worker-{index}.log"
         self.proc: subprocess.Popen[bytes] | None = None
+        self.metrics = f"127.0.0.1:{free_port()}"
 
     def start(self) -> Worker:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "jobport.cli", "worker", "--queues", self.queue,
-             "--concurrency", "2", "--log-level", "info"],
+             "--concurrency", "2", "--metrics-bind", self.metrics, "--log-level", "info"],
             cwd=self.workdir,
             env=self.env,
             stdout=log,
@@ -132,7 +134,7 @@ class Cluster:
         settings = {
             "executor": "celery",
             "broker_url": url.format(db=7),
-            "republish_seconds": "2",
+            "republish_seconds": "4",
             "rate_limit_storage_url": RATE_LIMITS.format(db=8),
             "auth_cache_seconds": "60",  # only a NOTIFY can make another node forget a key
             "wait_poll_seconds": "60",  # only a NOTIFY can wake a wait in time
@@ -142,6 +144,10 @@ class Cluster:
         self.nodes = [Server(database_url, workdir, **settings) for _ in range(2)]
         self.nodes[0].prepare()
         self.nodes[1].key = self.nodes[0].key
+        # Two schedulers: node A's, and one alone (node B runs none).
+        self.nodes[1].env["JOBPORT_SCHEDULER_ENABLED"] = "false"
+        self.scheduler_log = workdir / "scheduler.log"
+        self.scheduler: subprocess.Popen[bytes] | None = None
         self.workers = [Worker(self.nodes[0].env, self.queue, workdir, i) for i in range(2)]
         self.clients: list[httpx2.Client] = []
 
@@ -150,6 +156,14 @@ class Cluster:
             node.start()
         for worker in self.workers:
             worker.start()
+        self.scheduler = subprocess.Popen(
+            [sys.executable, "-m", "jobport.cli", "scheduler", "--log-level", "warning"],
+            cwd=self.nodes[1].workdir,
+            env=self.nodes[1].env,
+            stdout=self.scheduler_log.open("ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         self.clients = [node.client() for node in self.nodes]
         self.project = f"p-{uuid.uuid4().hex[:8]}"
         made = self.clients[0].post("/api/v1/projects", json={"name": self.project})
@@ -161,6 +175,9 @@ class Cluster:
             client.close()
         for worker in self.workers:
             worker.stop()
+        if self.scheduler is not None:
+            self.scheduler.terminate()
+            self.scheduler.wait(15)
         for node in self.nodes:
             node.stop()
 
@@ -191,6 +208,27 @@ class Cluster:
         parts = [f"--- node {n.port}\n{n.log()[-4000:]}" for n in self.nodes]
         parts += [f"--- worker {w.pid}\n{w.log()[-4000:]}" for w in self.workers]
         return "\n".join(parts)
+
+
+def scrape(client: httpx2.Client) -> dict[str, list[Any]]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with client:
+        response = client.get("/metrics")
+    assert response.status_code == 200, response.text
+    samples: dict[str, list[Any]] = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            samples.setdefault(sample.name, []).append(sample)
+    return samples
+
+
+def value(samples: dict[str, list[Any]], name: str, **labels: str) -> float:
+    return sum(
+        s.value
+        for s in samples.get(name, [])
+        if all(s.labels.get(k) == v for k, v in labels.items())
+    )
 
 
 def py(name: str, function: str, **kwargs: Any) -> dict[str, Any]:
@@ -268,11 +306,25 @@ def test_a_thousand_runs_over_both_nodes_run_once_each_through_a_broker_restart(
     twice = [i for i, n in Counter(lines).items() if n > 1]
     assert not twice, f"ran more than once: {twice[:10]}"
     assert sorted(lines) == sorted(ids)
-    # Both workers took part.
+    # Both workers took part, and each counted what its pool processes ran.
     workers = cluster.sql("SELECT DISTINCT worker FROM executions WHERE id = ANY(%s)", ids)
     pids = {int(w.rsplit(":", 1)[1]) for (w,) in workers}
+    counted = 0.0
     for worker in cluster.workers:
         assert pids & worker.children(), f"worker {worker.pid} ran nothing"
+        samples = scrape(httpx2.Client(base_url=f"http://{worker.metrics}"))
+        mine = value(samples, "jobport_runs_finished_total", job=job, status="succeeded")
+        assert mine > 0
+        assert value(samples, "jobport_runs_started_total", job=job) == mine
+        counted += mine
+    assert counted == 1000
+
+
+def test_each_node_is_ready_with_the_database_and_the_broker(cluster: Cluster) -> None:
+    for client in cluster.clients:
+        ready = client.get("/readyz")
+        assert ready.status_code == 200, ready.text
+        assert ready.json()["checks"] == {"database": "ok", "broker": "ok"}
 
 
 def test_a_cancel_sent_to_one_node_stops_the_run_a_worker_holds(cluster: Cluster) -> None:
@@ -346,6 +398,16 @@ def test_schedules_fire_once_with_a_scheduler_on_each_node(
         return dict(rows)
 
     counts = wait_for(lambda: len(per_schedule()) == 11 and per_schedule(), timeout=20)
+    assert cluster.scheduler is not None and cluster.scheduler.poll() is None
+    # Whichever scheduler fired them, the runs went to the broker at once (not at the
+    # sweep's second hand-out, republish_seconds later).
+    late = cluster.sql(
+        "SELECT id, extract(epoch FROM started_at - created_at) FROM executions"
+        " WHERE job_id = (SELECT id FROM jobs WHERE name = %s)"
+        " AND started_at - created_at > interval '3 seconds'",
+        job,
+    )
+    assert not late, late
     assert all(counts[f"once-{i}"] == 1 for i in range(10)), counts
     fires = cluster.sql(
         "SELECT f.fire_at, count(*) FROM schedule_fires f JOIN schedules s"

@@ -103,10 +103,16 @@ def scheduler_command(
             metrics.serve(settings.metrics_bind)
         except OSError as exc:
             fail(f"jobport: JOBPORT_METRICS_BIND: {exc}")
-    boot.run_scheduler(
-        settings,
-        on_start=lambda _: typer.echo(f"jobport scheduler on {settings.database_url}", err=True),
-    )
+    try:
+        boot.preflight(settings)
+        boot.run_scheduler(
+            settings,
+            on_start=lambda _: typer.echo(
+                f"jobport scheduler on {settings.database_url}", err=True
+            ),
+        )
+    except JobportError as exc:  # a setting that cannot work: one line, not a traceback
+        fail(f"jobport: {exc.message}")
 
 
 def _check_metrics_bind(bind: str) -> None:

@@ -18,6 +18,11 @@ def worker_command(
     concurrency: int = typer.Option(
         None, "--concurrency", "-c", min=1, help="Runs at once (default: JOBPORT_WORKERS)."
     ),
+    metrics_bind: str = typer.Option(
+        None,
+        help="host:port to serve this worker's /metrics on, without authentication "
+        "(default: JOBPORT_METRICS_BIND; empty: none).",
+    ),
     log_level: str = typer.Option("info", help="Log level."),
 ) -> None:
     """Run jobs from the broker's queues here, on the shared database.
@@ -27,9 +32,13 @@ def worker_command(
     claimed once in the database. SIGTERM lets the runs in progress finish; a second
     SIGTERM stops at once (those runs end worker_lost, or are retried).
     """
-    from jobport.cli.server import _configure_logging
+    from jobport import metrics
+    from jobport.cli.server import _check_metrics_bind, _configure_logging
     from jobport.errors import JobportError
     from jobport.settings import Settings
+
+    # Before anything counts: the pool processes (forked later) count into this directory.
+    metrics.prepare_process_dir()
 
     names = [q.strip() for q in queues.split(",") if q.strip()]
     bad = [q for q in names if not _QUEUE.fullmatch(q)]
@@ -38,6 +47,8 @@ def worker_command(
     settings = Settings()
     if not settings.broker_url:
         fail("jobport: JOBPORT_BROKER_URL is not set (redis://host:6379/0 or amqp://...)")
+    bind = settings.metrics_bind if metrics_bind is None else metrics_bind
+    _check_metrics_bind(bind)
     _configure_logging(log_level)
     from jobport import boot
 
@@ -45,6 +56,11 @@ def worker_command(
         boot.preflight(settings.model_copy(update={"executor": "celery"}))
     except JobportError as exc:
         fail(f"jobport: {exc.message}")
+    if bind:  # runs started and finished here, their durations and queue waits
+        try:
+            metrics.serve(bind)
+        except OSError as exc:
+            fail(f"jobport: metrics bind {bind}: {exc}")
     code = boot.run_worker(
         settings, names, concurrency or settings.workers, loglevel=log_level.upper()
     )

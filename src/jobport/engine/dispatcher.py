@@ -307,3 +307,24 @@ def _kill_processes(execution_id: str) -> bool:
             left,
         )
     return not left
+
+
+class PublishOnly:
+    """The dispatcher of a process that only queues runs (`jobport scheduler` beside Celery
+    workers): it hands new runs to the executor at once; nobody waits here (waiters are on
+    the API nodes, woken through the database), and the API nodes sweep."""
+
+    def __init__(self, executor: Executor) -> None:
+        self.executor = executor
+
+    def start(self) -> None:
+        self.executor.start(lambda _event: None)
+
+    def stop(self) -> None:
+        self.executor.stop(5.0)
+
+    def submit(self, execution_id: str) -> None:
+        self.executor.submit(execution_id)
+
+    def notify_final(self, execution_id: str) -> None:
+        pass

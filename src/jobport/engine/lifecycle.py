@@ -7,6 +7,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from jobport import metrics
 from jobport.domain.clock import utcnow
 from jobport.domain.executions import (
     ErrorCode,
@@ -23,6 +24,7 @@ from jobport.store import connections as connection_store
 from jobport.store import executions as execution_store
 from jobport.store import items as item_store
 from jobport.store import logs as log_store
+from jobport.store import projects as project_store
 from jobport.store.db import Database
 
 
@@ -76,6 +78,13 @@ def conclude(
             values["iteration"] = clean(iteration)
         if not execution_store.transition(conn, execution_id, status, [current], **values):
             return Concluded(execution_id, row["job_id"], None)
+        started = row["started_at"]
+        metrics.run_finished(
+            project_store.name_of(conn, row["project_id"]),
+            row["job_name"],
+            status.value,
+            (values["finished_at"] - started).total_seconds() if started else None,
+        )
         if status == Status.SUCCEEDED:
             for step, mark in watermarks(row["spec"], values["result"], steps).items():
                 connection_store.set_watermark(

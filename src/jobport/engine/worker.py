@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from jobport import metrics
 from jobport.domain.clock import utcnow
 from jobport.domain.executions import ErrorCode, Status
 from jobport.domain.values import clean
@@ -21,6 +22,7 @@ from jobport.engine.logwriter import LogWriter
 from jobport.engine.runner import Outcome, Run
 from jobport.settings import Settings
 from jobport.store import executions as execution_store
+from jobport.store import projects as project_store
 from jobport.store.db import Database
 
 log = logging.getLogger("jobport.worker")
@@ -53,7 +55,10 @@ def claim(db: Database, execution_id: str, worker: str) -> Claim:
         ):
             return Claim(None, "gone")
         row.update(status=Status.RUNNING.value, **values)
-        return Claim(row, "claimed")
+        since = max(row["created_at"], row["not_before"])
+        project = project_store.name_of(conn, row["project_id"])
+    metrics.run_started(project, row["job_name"], (now - since).total_seconds())
+    return Claim(row, "claimed")
 
 
 class Worker:

@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy import Connection
 
+from jobport import metrics
 from jobport.domain.clock import utcnow
 from jobport.domain.executions import (
     ErrorCode,
@@ -225,6 +226,8 @@ def _request_cancel(conn: Any, row: dict[str, Any]) -> str:
         error_code=ErrorCode.CANCELLED.value,
         error_message="cancelled on request",
     ):
+        project = project_store.name_of(conn, row["project_id"])
+        metrics.run_finished(project, row["job_name"], Status.CANCELLED.value, None)
         return Status.CANCELLED
     if execution_store.transition(conn, row["id"], Status.CANCELLING, [Status.RUNNING]):
         return Status.CANCELLING

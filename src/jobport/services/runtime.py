@@ -26,7 +26,7 @@ class Runtime:
     _cipher_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def check_database(self) -> None:
-        """Raise if the database does not answer (for /healthz)."""
+        """Raise if the database does not answer (for /readyz)."""
         with self.db.read() as conn:
             conn.exec_driver_sql("SELECT 1")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, insert, or_, select, update
@@ -44,6 +45,24 @@ def find(conn: Connection, project_ref: str) -> dict[str, Any] | None:
     # reference never drifts.
     rows.sort(key=lambda r: (r.id != project_ref, r.object_id != params["object_ref"]))
     return dict(rows[0]._mapping) if rows else None
+
+
+_NAMES: dict[str, tuple[str, float]] = {}  # id: (name, until when it is trusted)
+
+
+def name_of(conn: Connection, project_id: str, ttl: float = 60.0) -> str:
+    """A project's name by id, remembered `ttl` seconds (for metrics' labels: a rename
+    shows there within that time)."""
+    now = time.monotonic()
+    known = _NAMES.get(project_id)
+    if known is not None and known[1] > now:
+        return known[0]
+    found = conn.execute(select(projects.c.name).where(projects.c.id == project_id)).scalar()
+    name = found or project_id
+    if len(_NAMES) > 10_000:
+        _NAMES.clear()
+    _NAMES[project_id] = (name, now + ttl)
+    return name
 
 
 def get(conn: Connection, project_ref: str) -> dict[str, Any]:

@@ -125,10 +125,23 @@ class CeleryExecutor:
     def submit(self, execution_id: str) -> None:
         self._pending.put(execution_id)
 
-    def check(self) -> None:
-        """Raise if the broker cannot be reached now (for /readyz)."""
-        with self.app.connection_for_write() as conn:
-            conn.ensure_connection(max_retries=1, timeout=2)
+    def check(self, timeout: float = 2.0) -> None:
+        """Raise if the broker does not answer within `timeout` s now (for /readyz): its own
+        connection, with every socket operation bounded (a broker that accepts and then says
+        nothing must not hang the probe)."""
+        from kombu import Connection
+
+        if self.settings.broker_url.startswith(("redis://", "rediss://")):
+            options = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+        else:
+            options = {"read_timeout": timeout, "write_timeout": timeout}
+        with Connection(
+            self.settings.broker_url, connect_timeout=timeout, transport_options=options
+        ) as conn:
+            conn.connect()
+            client = getattr(conn.default_channel, "client", None)
+            if client is not None and hasattr(client, "ping"):  # Redis
+                client.ping()
 
     def stop(self, timeout: float = 5.0) -> list[str]:
         self._pending.put(None)
