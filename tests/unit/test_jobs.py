@@ -101,6 +101,9 @@ def test_a_job_needs_at_least_one_step() -> None:
         ({"concurrencyPolicy": "queue"}, "concurrencyPolicy"),
         ({"name": "-starts-with-dash"}, "name"),
         ({"name": "has/slash"}, "name"),
+        ({"queue": "two words"}, "queue"),
+        ({"queue": ""}, "queue"),
+        ({"queue": "q" * 101}, "queue"),
     ],
 )
 def test_out_of_range_job_fields_are_rejected(fields: dict[str, Any], problem: str) -> None:

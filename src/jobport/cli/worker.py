@@ -7,8 +7,9 @@ import re
 import typer
 
 from jobport.cli._shared import fail
+from jobport.domain.jobs import QUEUE_PATTERN
 
-_QUEUE = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
+_QUEUE = re.compile(QUEUE_PATTERN)
 
 
 def worker_command(
@@ -41,7 +42,7 @@ def worker_command(
     metrics.prepare_process_dir()
 
     names = [q.strip() for q in queues.split(",") if q.strip()]
-    bad = [q for q in names if not _QUEUE.fullmatch(q)]
+    bad = [q for q in names if not _QUEUE.match(q)]
     if not names or bad:
         fail(f"jobport: --queues: {bad or queues!r} is not a list of queue names")
     settings = Settings()

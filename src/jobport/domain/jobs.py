@@ -20,6 +20,8 @@ if TYPE_CHECKING:  # only named: a job's record need not load the schedules pack
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\- ]{0,199}$"
 _NAME_RE = re.compile(NAME_PATTERN)
+# A queue name every broker takes as it is (Redis keys, RabbitMQ queue names).
+QUEUE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$"
 
 
 class Step(Wire):
@@ -48,7 +50,8 @@ class JobSpec(Wire):
     retry_backoff: Seconds = Field(default=2.0, ge=1.0)
     concurrency_policy: Literal["allow", "forbid", "replace"] = "allow"
     max_concurrent: Annotated[int, Field(ge=1), BeforeValidator(a_json_number)] | None = None
-    queue: str = "default"
+    # The Celery queue its runs go to (JOBPORT_EXECUTOR=celery; `jobport worker --queues`).
+    queue: str = Field(default="default", pattern=QUEUE_PATTERN)
     labels: dict[str, str] = Field(default_factory=dict)
     # Run the steps once per item (domain/iteration.py); None: once per execution.
     foreach: ForEach | None = None
