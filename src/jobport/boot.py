@@ -204,6 +204,15 @@ def preflight(settings: Settings) -> None:
         resolve_user(settings.step_user)
     except StepUserError as exc:
         raise JobportError(str(exc), code="bad_setting") from None
+    if not settings.rate_limit_storage_url.startswith("memory://"):
+        from jobport.services.access.state import limiter_for
+
+        try:
+            limiter_for(settings.rate_limit_storage_url)
+        except Exception as exc:  # limits' ConfigurationError: a scheme or package missing
+            raise JobportError(
+                f"JOBPORT_RATE_LIMIT_STORAGE_URL: {exc}", code="bad_setting"
+            ) from None
     if settings.executor == "celery":
         if not settings.broker_url:
             raise JobportError(
