@@ -128,7 +128,7 @@ def test_a_claim_waits_for_not_before_and_ignores_what_is_not_queued(db: Databas
     with db.write() as conn:
         future = add_execution(conn, job, not_before=later)
         done = add_execution(conn, job, status="cancelled")
-    assert claim(db, future["id"], "node-a:1") == Claim(None, "not_due")
+    assert claim(db, future["id"], "node-a:1") == Claim(None, "not_due", future["not_before"])
     assert claim(db, done["id"], "node-a:1") == Claim(None, "gone")
     assert claim(db, "missing", "node-a:1") == Claim(None, "gone")
     with db.read() as conn:

@@ -84,7 +84,13 @@ def active_for_schedules(
     if not ids:
         return {}
     rows = conn.execute(
-        select(executions.c.id, executions.c.status, executions.c.schedule_id)
+        select(
+            executions.c.id,
+            executions.c.status,
+            executions.c.schedule_id,
+            executions.c.project_id,
+            executions.c.job_name,
+        )
         .where(executions.c.schedule_id.in_(ids), executions.c.status.in_(_ACTIVE))
         .order_by(executions.c.created_at, executions.c.id)
     )
