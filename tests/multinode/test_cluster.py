@@ -366,12 +366,16 @@ def test_a_timeout_is_kept_by_the_worker_that_holds_the_run(cluster: Cluster) ->
 
 def test_a_sync_wait_on_either_node_is_woken_by_the_end_on_a_worker(cluster: Cluster) -> None:
     # wait_poll_seconds is 60 here: only PostgreSQL's NOTIFY can end these waits in time.
-    job = cluster.job([py("hello", "echo", greeting="hi")])
+    job = cluster.job([py("talk", "chatty", lines=3)])
     for node in (0, 1):
         started = time.monotonic()
         done = cluster.execute(node, job, "?wait=30")
         assert done["status"] == "succeeded", done
         assert time.monotonic() - started < 10
+        # What the Python step printed in a pool process is its log, read on the other node.
+        logs = cluster.clients[1 - node].get(f"/api/v1/executions/{done['id']}/logs").json()
+        printed = [x["text"] for x in logs["items"] if x["text"].startswith("line ")]
+        assert printed == ["line 0", "line 1", "line 2"], logs
 
 
 def test_schedules_fire_once_with_a_scheduler_on_each_node(
