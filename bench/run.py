@@ -124,12 +124,20 @@ class RawConnection:
             self._cache[key] = head
         return head
 
-    async def request(self, method: str, path: str) -> Response:
+    async def request(self, method: str, path: str, body: bytes | None = None) -> Response:
         try:
             if self._writer is None:
                 await self._connect()
             assert self._reader is not None and self._writer is not None
-            self._writer.write(self._head(method, path))
+            if body is None:
+                self._writer.write(self._head(method, path))
+            else:  # a JSON body (set-up requests only; the measured ones send none)
+                self._writer.write(
+                    f"{method} {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+                    f"{self._auth}Content-Type: application/json\r\n"
+                    f"Content-Length: {len(body)}\r\nAccept: application/json\r\n\r\n".encode()
+                    + body
+                )
             raw = await self._reader.readuntil(b"\r\n\r\n")
             lines = raw[:-4].decode("latin-1").split("\r\n")
             status = int(lines[0].split(" ", 2)[1])
@@ -253,23 +261,70 @@ def _children(pid: int) -> list[int]:
     return out
 
 
-def cpu_snapshot(server_pid: int | None) -> dict[str, float]:
-    """Seconds of CPU so far: this client, the server process, its descendants (workers)."""
+@dataclass
+class Probe:
+    """The processes whose CPU a phase reports.
+
+    server: the `jobport serve` process; workers: its descendants (the local pool) plus the
+    `jobport worker` processes and theirs (Celery's pool); postgres: the PostgreSQL backends
+    connected to the bench's own database; broker: the Redis or RabbitMQ server, which is
+    shared with whoever else uses it on this machine.
+    """
+
+    server_pid: int | None
+    worker_pids: list[int] = field(default_factory=list)
+    database: str | None = None
+    broker: str | None = None  # the broker's process name: redis-server or beam.smp
+
+
+def _tree_cpu(roots: list[int]) -> float:
+    total = 0.0
+    stack = list(roots)
+    while stack:
+        pid = stack.pop()
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            total += _proc_cpu(pid)
+            stack.extend(_children(pid))
+    return total
+
+
+def _services_cpu(database: str | None, broker: str | None) -> dict[str, float]:
+    """CPU of the backends of `database` (by their process title) and of the broker."""
+    out = {"postgres": 0.0} if database else {}
+    if broker:
+        out["broker"] = 0.0
+    title = f" {database} ".encode() if database else None
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            if title is not None:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    cmdline = f.read()
+                if cmdline.startswith(b"postgres: ") and title in cmdline:
+                    out["postgres"] += _proc_cpu(int(entry))
+                    continue
+            if broker:
+                with open(f"/proc/{entry}/comm") as f:
+                    if f.read().strip() == broker:
+                        out["broker"] += _proc_cpu(int(entry))
+    return out
+
+
+def cpu_snapshot(probe: int | Probe | None) -> dict[str, float]:
+    """Seconds of CPU so far: this client, the server process, the workers and (when the
+    probe names them) the database's backends and the broker. An int is a server pid."""
+    if isinstance(probe, int):
+        probe = Probe(probe)
     snap = {"client": time.process_time()}
-    if server_pid is None:
+    if probe is None or probe.server_pid is None:
         return snap
     try:
-        snap["server"] = _proc_cpu(server_pid)
-        workers = 0.0
-        stack = _children(server_pid)
-        while stack:
-            pid = stack.pop()
-            with contextlib.suppress(OSError):
-                workers += _proc_cpu(pid)
-                stack.extend(_children(pid))
-        snap["workers"] = workers
+        snap["server"] = _proc_cpu(probe.server_pid)
     except OSError:
-        pass
+        return snap
+    snap["workers"] = _tree_cpu(_children(probe.server_pid) + probe.worker_pids)
+    snap.update(_services_cpu(probe.database, probe.broker))
     return snap
 
 
@@ -333,7 +388,7 @@ async def blast(
     n: int,
     concurrency: int,
     path: str,
-    server_pid: int | None,
+    probe: Probe | None,
     budget: float,
 ) -> Blast:
     """POST `path` `n` times over `concurrency` keep-alive connections, as fast as it goes.
@@ -368,11 +423,11 @@ async def blast(
                 if out.first_error is None:
                     out.first_error = f"HTTP {r.status}: {r.body[:200]!r}"
 
-    before = cpu_snapshot(server_pid)
+    before = cpu_snapshot(probe)
     out.t_first = time.time()
     await asyncio.gather(*(lane(c) for c in conns))
     out.t_last = time.time()
-    out.cpu = cpu_percent(before, cpu_snapshot(server_pid), out.t_last - out.t_first)
+    out.cpu = cpu_percent(before, cpu_snapshot(probe), out.t_last - out.t_first)
     out.latencies_ms.sort()
     return out
 
@@ -427,7 +482,7 @@ async def executions_since(conn: Any, since: float) -> dict[str, dict[str, Any]]
 
 
 async def phase_sync(
-    clients: Clients, n: int, warmup: int, server_pid: int | None, budget: float
+    clients: Clients, n: int, warmup: int, probe: Probe | None, budget: float
 ) -> dict[str, Any]:
     conn = clients.connection()
     path = f"{EXECUTE}?wait=30"
@@ -465,7 +520,7 @@ async def phase_sync(
     for _ in range(warmup):
         await one(False)
     bad.clear()
-    before = cpu_snapshot(server_pid)
+    before = cpu_snapshot(probe)
     t0 = time.time()
     stop_at = time.monotonic() + budget
     sent = 0
@@ -475,7 +530,7 @@ async def phase_sync(
         sent += 1
         await one(True)
     wall = time.time() - t0
-    cpu = cpu_percent(before, cpu_snapshot(server_pid), wall)
+    cpu = cpu_percent(before, cpu_snapshot(probe), wall)
     latencies.sort()
     return {
         "requests": n,
@@ -497,14 +552,14 @@ async def phase_sync(
 
 
 async def phase_throughput(
-    clients: Clients, runs: int, concurrency: int, server_pid: int | None, budget: float
+    clients: Clients, runs: int, concurrency: int, probe: Probe | None, budget: float
 ) -> dict[str, Any]:
     deadline = time.monotonic() + budget
     poll = clients.connection()
-    before = cpu_snapshot(server_pid)
-    sent = await blast(clients, runs, concurrency, EXECUTE, server_pid, budget * SUBMIT_SHARE)
+    before = cpu_snapshot(probe)
+    sent = await blast(clients, runs, concurrency, EXECUTE, probe, budget * SUBMIT_SHARE)
     drained, seen_at = await drain(poll, sent.ids[-1] if sent.ids else None, deadline)
-    cpu = cpu_percent(before, cpu_snapshot(server_pid), seen_at - sent.t_first)
+    cpu = cpu_percent(before, cpu_snapshot(probe), seen_at - sent.t_first)
     rows = await executions_since(poll, sent.t_first)
     mine = [rows[i] for i in sent.ids if i in rows]
     succeeded = [r for r in mine if r["status"] == "succeeded"]
@@ -533,10 +588,10 @@ async def phase_throughput(
 
 
 async def phase_accept(
-    clients: Clients, n: int, concurrency: int, server_pid: int | None, budget: float
+    clients: Clients, n: int, concurrency: int, probe: Probe | None, budget: float
 ) -> dict[str, Any]:
     deadline = time.monotonic() + budget
-    sent = await blast(clients, n, concurrency, EXECUTE, server_pid, budget * SUBMIT_SHARE)
+    sent = await blast(clients, n, concurrency, EXECUTE, probe, budget * SUBMIT_SHARE)
     wall = sent.t_last - sent.t_first
     poll = clients.connection()
     drained, seen_at = await drain(poll, sent.ids[-1] if sent.ids else None, deadline)
@@ -559,7 +614,28 @@ async def phase_accept(
     }
 
 
-# -- the server ---------------------------------------------------------------------------
+# -- the setups ---------------------------------------------------------------------------
+
+# What a setup runs on: its database and its executor.
+SETUPS = {
+    "sqlite+local": ("sqlite", "local"),
+    "postgres+local": ("postgres", "local"),
+    "postgres+celery": ("postgres", "celery"),
+}
+DEFAULT_SETUPS = "sqlite+local,postgres+local,postgres+celery"
+# The broker's URL, port, name, and process name (for its CPU). Redis database 11: the tests
+# use 7 and 8; the queue name is new for every run anyway.
+BROKERS = {
+    "redis": ("redis://127.0.0.1:6379/11", 6379, "Redis", "redis-server"),
+    "rabbitmq": ("amqp://guest:guest@127.0.0.1:5672//", 5672, "RabbitMQ", "beam.smp"),
+}
+PG_ADMIN_URL = os.environ.get(
+    "JOBPORT_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+class Skip(Exception):
+    """A setup whose service is absent: reported as skipped, not as a failure."""
 
 
 def free_port() -> int:
@@ -568,17 +644,114 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class Server:
-    """`jobport serve --demo` as a child process with a fresh SQLite database."""
+def _unreachable(host: str, port: int) -> str | None:
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return None
+    except OSError as e:
+        return e.strerror or str(e)
 
-    def __init__(self, port: int, workers: int) -> None:
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    """Ask Linux to send the child SIGTERM if the bench dies without stopping it (SIGKILL)."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _kill_group(proc: subprocess.Popen[bytes] | None) -> None:
+    """SIGKILL the process group `proc` leads (it was started in a session of its own):
+    whatever it left behind (pool processes) goes too."""
+    if proc is None:
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(5)
+
+
+# Every server of this bench that may have processes alive, for the watchdog and signals.
+_LIVE: list[Server] = []
+
+
+class Server:
+    """`jobport serve --demo` as a child process, on a fresh database, with its workers.
+
+    `sqlite+local` (the default): a SQLite file in a temporary directory and the local pool.
+    `postgres+local`: a new PostgreSQL database (dropped at the end) and the local pool.
+    `postgres+celery`: the same database, JOBPORT_EXECUTOR=celery, and `workers` separate
+    `jobport worker --concurrency 1` processes on a queue of its own (the noop job is moved
+    there). Each process is the leader of its own process group; `stop` kills the groups.
+    """
+
+    def __init__(
+        self, port: int, workers: int, setup: str = "sqlite+local", broker: str = "redis"
+    ) -> None:
         self.port = port
         self.workers = workers
+        self.setup = setup
+        self.database, self.executor = SETUPS[setup]
+        self.broker = broker
         self.tmp = tempfile.TemporaryDirectory(prefix="jobport-bench-")
         self.db_path = Path(self.tmp.name) / "bench.db"
+        self.database_url = f"sqlite:///{self.db_path}"
+        self.pg_name: str | None = None
+        self.queue = f"bench-{secrets.token_hex(4)}"
         self.proc: subprocess.Popen[bytes] | None = None
+        self.worker_procs: list[subprocess.Popen[bytes]] = []
         self.log_path = Path(self.tmp.name) / "server.log"
         self.key: str | None = None
+        self._logs: list[Any] = []
+        self._stopped = False
+
+    def describe(self) -> str:
+        if self.executor == "celery":
+            return (
+                f"{self.database}, {self.workers} x `jobport worker --concurrency 1`, "
+                f"{self.broker} broker, queue {self.queue}"
+            )
+        return f"{self.database}, local pool of {self.workers}"
+
+    def probe(self) -> Probe | None:
+        if self.proc is None:
+            return None
+        return Probe(
+            self.proc.pid,
+            [w.pid for w in self.worker_procs],
+            self.pg_name,
+            BROKERS[self.broker][3] if self.executor == "celery" else None,
+        )
+
+    def prepare(self) -> None:
+        """Check that the setup's services answer (else Skip), make its database."""
+        _LIVE.append(self)
+        if self.executor == "celery":
+            _, port, name, _ = BROKERS[self.broker]
+            if why := _unreachable("127.0.0.1", port):
+                raise Skip(f"{name} unreachable on 127.0.0.1:{port} ({why})")
+            try:
+                import celery  # noqa: F401
+            except ImportError:
+                raise Skip("celery not installed (pip install -e '.[celery]')") from None
+        if self.database == "postgres":
+            try:
+                import psycopg
+            except ImportError:
+                raise Skip("psycopg not installed (pip install -e '.[postgres]')") from None
+            where = urllib.parse.urlsplit(PG_ADMIN_URL)
+            if why := _unreachable(where.hostname or "127.0.0.1", where.port or 5432):
+                raise Skip(f"PostgreSQL unreachable on {where.netloc.rsplit('@', 1)[-1]} ({why})")
+            try:
+                with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=3) as admin:
+                    name = f"jobport_bench_{secrets.token_hex(6)}"
+                    admin.execute(f'CREATE DATABASE "{name}"')
+            except psycopg.Error as e:
+                reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                raise Skip(f"PostgreSQL unavailable: {reason}") from None
+            self.pg_name = name
+            self.database_url = f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
+        self.key = self.make_key()
 
     def make_key(self) -> str:
         """An Administrator API key, made in the fresh database before the server starts."""
@@ -588,7 +761,7 @@ class Server:
         from jobport.settings import Settings
         from jobport.store.db import Database
 
-        url = f"sqlite:///{self.db_path}"
+        url = self.database_url
         db = Database(url, pool=False)
         try:
             db.upgrade()
@@ -601,30 +774,40 @@ class Server:
             db.dispose()
         return key_string(row.client_id, secret)
 
-    def start(self) -> None:
-        self.key = self.make_key()
+    def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("JOBPORT_")}
-        env["JOBPORT_DATABASE_URL"] = f"sqlite:///{self.db_path}"
-        cmd = [
-            sys.executable,
-            "-m",
-            "jobport.cli",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--workers",
-            str(self.workers),
-            "--demo",
-            "--log-level",
-            "warning",
-        ]
-        self._log = open(self.log_path, "wb")  # noqa: SIM115
-        # cwd: the temp dir, so that no ./jobport.toml of the caller changes the settings.
-        self.proc = subprocess.Popen(
-            cmd, env=env, cwd=self.tmp.name, stdout=self._log, stderr=subprocess.STDOUT
+        env["JOBPORT_DATABASE_URL"] = self.database_url
+        env["JOBPORT_EXECUTOR"] = self.executor
+        if self.executor == "celery":
+            env["JOBPORT_BROKER_URL"] = BROKERS[self.broker][0]
+        return env
+
+    def _spawn(self, cmd: list[str], log_path: Path) -> subprocess.Popen[bytes]:
+        log = open(log_path, "ab")  # noqa: SIM115
+        self._logs.append(log)
+        # cwd: the temp dir, so that no ./jobport.toml of the caller changes the settings
+        # (and the server's encryption key file there is the workers' too).
+        return subprocess.Popen(
+            cmd,
+            env=self.env(),
+            cwd=self.tmp.name,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
+
+    def start(self) -> None:
+        if self.key is None:
+            if self not in _LIVE:
+                _LIVE.append(self)
+            self.key = self.make_key()
+        cmd = [
+            sys.executable, "-m", "jobport.cli", "serve", "--host", "127.0.0.1",
+            "--port", str(self.port), "--workers", str(self.workers), "--demo",
+            "--log-level", "warning",
+        ]  # fmt: skip
+        self.proc = self._spawn(cmd, self.log_path)
 
     async def wait_healthy(self, timeout: float = 30.0) -> None:
         conn = RawConnection("127.0.0.1", self.port)
@@ -642,24 +825,113 @@ class Server:
         finally:
             await conn.close()
 
-    def tail(self, lines: int = 30) -> str:
+    async def ready(self) -> None:
+        """Healthy, and for celery: the noop job on this run's queue, its workers answering."""
+        await self.wait_healthy()
+        if self.executor != "celery":
+            return
+        conn = RawConnection("127.0.0.1", self.port, self.key)
         try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
+            r = await conn.request(
+                "PATCH",
+                f"/api/v1/projects/{PROJECT}/jobs/{JOB}",
+                json.dumps({"queue": self.queue}).encode(),
+            )
+        finally:
+            await conn.close()
+        if r.status != 200:
+            raise BenchError(
+                f"moving {JOB} to queue {self.queue}: HTTP {r.status}: {r.body[:300]!r}"
+            )
+        for i in range(self.workers):
+            cmd = [
+                sys.executable, "-m", "jobport.cli", "worker", "--queues", self.queue,
+                "--concurrency", "1", "--metrics-bind", "", "--log-level", "warning",
+            ]  # fmt: skip
+            self.worker_procs.append(self._spawn(cmd, Path(self.tmp.name) / f"worker-{i}.log"))
+        await asyncio.to_thread(self._wait_workers, 60.0)
+
+    def _wait_workers(self, timeout: float) -> None:
+        """Until every worker answers a Celery ping (its consumer is up), by its hostname."""
+        from celery import Celery
+
+        app = Celery("jobport-bench", broker=BROKERS[self.broker][0], set_as_current=False)
+        node = os.uname().nodename
+        waiting = {f"jobport-{w.pid}@{node}": w for w in self.worker_procs}
+        deadline = time.monotonic() + timeout
+        try:
+            while waiting:
+                for name, w in waiting.items():
+                    if w.poll() is not None:
+                        raise BenchError(
+                            f"worker {name} exited with {w.returncode}:\n{self.tail()}"
+                        )
+                if time.monotonic() > deadline:
+                    raise BenchError(f"workers not ready after {timeout:g}s: {sorted(waiting)}")
+                for reply in app.control.ping(destination=list(waiting), timeout=1.0):
+                    for name in reply:
+                        waiting.pop(name, None)
+        finally:
+            app.close()
+
+    def tail(self, lines: int = 30) -> str:
+        out = []
+        for path in sorted(Path(self.tmp.name).glob("*.log")):
+            with contextlib.suppress(OSError):
+                text = path.read_text(errors="replace").splitlines()[-lines:]
+                if text:
+                    out.append(f"--- {path.name}\n" + "\n".join(text))
+        return "\n".join(out)
+
+    def kill(self) -> None:
+        """At once: SIGKILL every process group (the watchdog's and a signal's way)."""
+        for proc in [*self.worker_procs, self.proc]:
+            _kill_group(proc)
 
     def stop(self) -> None:
+        """Gracefully, then by force: the workers and the server, their process groups, and
+        the PostgreSQL database. Safe to call twice."""
+        if self._stopped:
+            return
+        self._stopped = True
+        for w in self.worker_procs:  # Celery's warm shutdown: nothing runs at this point
+            with contextlib.suppress(ProcessLookupError):
+                w.send_signal(signal.SIGTERM)
         proc = self.proc
         if proc is not None and proc.poll() is None:
             proc.send_signal(signal.SIGINT)  # uvicorn: graceful shutdown, workers stopped
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-        with contextlib.suppress(Exception):
-            self._log.close()
+        until = time.monotonic() + 10
+        for w in self.worker_procs:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                w.wait(max(0.1, until - time.monotonic()))
+        self.kill()  # anything left in the groups (or a server that did not stop)
+        for log in self._logs:
+            with contextlib.suppress(Exception):
+                log.close()
+        if self.worker_procs:  # RabbitMQ keeps the run's (durable) queue: delete it
+            with contextlib.suppress(Exception):
+                from celery import Celery
+
+                app = Celery("jobport-bench", broker=BROKERS[self.broker][0], set_as_current=False)
+                with app.connection_for_write() as conn:
+                    conn.default_channel.queue_delete(self.queue)
+                app.close()
+        if self.pg_name is not None:
+            with contextlib.suppress(Exception):
+                import psycopg
+
+                with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=3) as admin:
+                    admin.execute(f'DROP DATABASE IF EXISTS "{self.pg_name}" WITH (FORCE)')
         self.tmp.cleanup()
+        with contextlib.suppress(ValueError):
+            _LIVE.remove(self)
+
+
+def kill_everything() -> None:
+    for server in list(_LIVE):
+        server.kill()
 
 
 # -- output -------------------------------------------------------------------------------
@@ -669,34 +941,41 @@ def verdict(ok: bool | None) -> str:
     return "" if ok is None else ("PASS" if ok else "MISS")
 
 
-def table_rows(res: dict[str, Any]) -> list[tuple[str, str, str, str]]:
-    rows: list[tuple[str, str, str, str]] = []
+# One row of the table: a key (to line the setups up), the label, the measured value, the
+# target and the verdict.
+Row = tuple[str, str, str, str, str]
+
+
+def table_rows(res: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = []
     if a := res.get("sync"):
-        n = a["ok"]
+        ok = a["errors"] == 0
         rows += [
-            (f"a  sync round trip, median (n={n})", f"{a['median_ms']:.1f} ms", "<= 10 ms",
-             verdict(a["median_ms"] <= TARGETS["sync_median_ms"] and a["errors"] == 0)),
-            ("a  sync round trip, p90", f"{a['p90_ms']:.1f} ms", "", ""),
-            ("a  sync round trip, p99", f"{a['p99_ms']:.1f} ms", "<= 50 ms",
-             verdict(a["p99_ms"] <= TARGETS["sync_p99_ms"] and a["errors"] == 0)),
-            ("a  sync round trip, max", f"{a['max_ms']:.1f} ms", "", ""),
-            ("a  sync errors (non-200 or not succeeded)", str(a["errors"]), "0",
-             verdict(a["errors"] == 0)),
+            ("a.n", "a  sync round trips measured", f"{a['ok']} of {a['requests']}", "", ""),
+            ("a.median", "a  sync round trip, median", f"{a['median_ms']:.1f} ms", "<= 10 ms",
+             verdict(a["median_ms"] <= TARGETS["sync_median_ms"] and ok)),
+            ("a.p90", "a  sync round trip, p90", f"{a['p90_ms']:.1f} ms", "", ""),
+            ("a.p99", "a  sync round trip, p99", f"{a['p99_ms']:.1f} ms", "<= 50 ms",
+             verdict(a["p99_ms"] <= TARGETS["sync_p99_ms"] and ok)),
+            ("a.max", "a  sync round trip, max", f"{a['max_ms']:.1f} ms", "", ""),
+            ("a.errors", "a  sync errors (non-200 or not succeeded)", str(a["errors"]), "0",
+             verdict(ok)),
         ]  # fmt: skip
     if b := res.get("throughput"):
         rows += [
-            (f"b  end-to-end throughput ({b['submitted']} of {b['runs']} runs)",
-             f"{b['runs_per_s']:.0f} runs/s", ">= 500 runs/s",
-             verdict(b["runs_per_s"] >= TARGETS["runs_per_s"])),
-            (f"b  runs not succeeded (of {b['submitted']} submitted)", str(b["not_succeeded"]),
+            ("b.n", "b  runs submitted", f"{b['submitted']} of {b['runs']}", "", ""),
+            ("b.rate", "b  end-to-end throughput", f"{b['runs_per_s']:.0f} runs/s",
+             ">= 500 runs/s", verdict(b["runs_per_s"] >= TARGETS["runs_per_s"])),
+            ("b.bad", "b  runs not succeeded (of those submitted)", str(b["not_succeeded"]),
              "0", verdict(b["not_succeeded"] == 0)),
         ]  # fmt: skip
     if c := res.get("accept"):
         rows += [
-            (f"c  accepted execute requests ({c['sent']} of {c['requests']})",
-             f"{c['accepted_per_s']:.0f} req/s", ">= 1000 req/s",
-             verdict(c["accepted_per_s"] >= TARGETS["accepted_per_s"])),
-            ("c  errors (non-2xx + transport)", str(c["errors"]), "0", verdict(c["errors"] == 0)),
+            ("c.n", "c  execute requests sent", f"{c['sent']} of {c['requests']}", "", ""),
+            ("c.rate", "c  accepted execute requests", f"{c['accepted_per_s']:.0f} req/s",
+             ">= 1000 req/s", verdict(c["accepted_per_s"] >= TARGETS["accepted_per_s"])),
+            ("c.errors", "c  errors (non-2xx + transport)", str(c["errors"]), "0",
+             verdict(c["errors"] == 0)),
         ]  # fmt: skip
     return rows
 
@@ -705,24 +984,37 @@ def cpu_text(cpu: dict[str, int]) -> str:
     return "  ".join(f"{k} {v}%" for k, v in cpu.items())
 
 
-def print_report(res: dict[str, Any]) -> None:
-    env = res["environment"]
-    print(
-        f"\njobport bench  {env['date']}  nproc={env['nproc']}  python {env['python']}  "
-        f"workers={env['workers']}  concurrency={env['concurrency']}  client={env['client']}  "
-        f"commit={env['commit']}"
-    )
-    rows = table_rows(res)
-    header = ("measure", "measured", "target", "result")
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
-    line = "  ".join("-" * w for w in widths)
-    print(line)
-    print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
-    print(line)
-    for r in rows:
-        print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
-    print(line)
-    print("details (cpu: 100% = one core; client = this process, workers = all worker processes)")
+def side_by_side(results: list[dict[str, Any]]) -> list[list[str]]:
+    """The table: a row per measure, a column per setup, then the target."""
+    per_setup = [{r[0]: r for r in table_rows(res)} for res in results]
+    keys: list[str] = []
+    labels: dict[str, tuple[str, str]] = {}
+    for rows in per_setup:
+        for key, (_, label, _, target, _) in rows.items():
+            if key not in labels:
+                keys.append(key)
+                labels[key] = (label, target)
+    status = []
+    for res in results:
+        if "skipped" in res:
+            reason = res["skipped"]
+            status.append(f"skipped: {reason if len(reason) <= 64 else reason[:61] + '...'}")
+        elif "error" in res:
+            status.append("FAILED (see below)")
+        else:
+            status.append("ran")
+    table = [["measure", *(res["setup"] for res in results), "target"]]
+    table.append(["setup", *status, ""])
+    for key in keys:
+        cells = []
+        for rows in per_setup:
+            row = rows.get(key)
+            cells.append(f"{row[2]}  {row[4]}".rstrip() if row else "-")
+        table.append([labels[key][0], *cells, labels[key][1]])
+    return table
+
+
+def print_details(res: dict[str, Any]) -> None:
     if a := res.get("sync"):
         print(
             f"  a: mean {a['mean_ms']:.1f} ms over {a['wall_s']:.1f}s; "
@@ -762,6 +1054,38 @@ def print_report(res: dict[str, Any]) -> None:
         print(f"  note: {note}")
 
 
+def print_report(report: dict[str, Any]) -> None:
+    env = report["environment"]
+    print(
+        f"\njobport bench  {env['date']}  nproc={env['nproc']}  python {env['python']}  "
+        f"workers={env['workers']}  concurrency={env['concurrency']}  client={env['client']}  "
+        f"commit={env['commit']}"
+    )
+    table = side_by_side(report["setups"])
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    line = "  ".join("-" * w for w in widths)
+    print(line)
+    for i, row in enumerate(table):
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+        if i == 0:
+            print(line)
+    print(line)
+    print(
+        "details (cpu: 100% = one core; client = this process, workers = all worker "
+        "processes, postgres = the backends of the bench's database, broker = the broker "
+        "server, shared with anyone else using it)"
+    )
+    for res in report["setups"]:
+        print(f"{res['setup']}: {res.get('description', '')}")
+        if "skipped" in res:
+            print(f"  skipped: {res['skipped']}")
+        elif "error" in res:
+            print(f"  FAILED: {res['error']}")
+        else:
+            print(f"  ({res['elapsed_s']:.0f}s)")
+            print_details(res)
+
+
 # -- main ---------------------------------------------------------------------------------
 
 
@@ -772,7 +1096,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--runs", type=int, default=2000, help="b: executions to run end to end (2000)")
     p.add_argument("--accepts", type=int, default=5000, help="c: execute requests to send (5000)")
     p.add_argument("--concurrency", type=int, default=32, help="b, c: requests in flight (32)")
-    p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="local pool processes, or `jobport worker` processes for celery (CPU count)",
+    )
+    p.add_argument(
+        "--setups",
+        default=DEFAULT_SETUPS,
+        help=f"comma list among {', '.join(SETUPS)} ({DEFAULT_SETUPS})",
+    )
+    p.add_argument(
+        "--broker", choices=sorted(BROKERS), default="redis", help="for celery setups (redis)"
+    )
     p.add_argument("--url", help="use this running server (http://127.0.0.1:PORT) instead")
     p.add_argument(
         "--key",
@@ -782,12 +1119,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--port", type=int, default=0, help="port for the started server (free one)")
     p.add_argument("--only", default="abc", help="phases to run, e.g. 'a' or 'bc' (abc)")
     p.add_argument("--client", choices=["raw", "httpx2"], default="raw", help="load generator")
-    p.add_argument("--timeout", type=float, default=180.0, help="global limit in seconds (180)")
+    p.add_argument("--timeout", type=float, default=180.0, help="limit per setup in seconds (180)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument("--strict", action="store_true", help="exit 1 if any row is a MISS")
     args = p.parse_args(argv)
     if set(args.only) - set("abc") or not args.only:
         p.error("--only takes letters among a, b, c")
+    args.setups = [s.strip() for s in args.setups.split(",") if s.strip()]
+    if not args.setups or set(args.setups) - set(SETUPS):
+        p.error(f"--setups takes a comma list among {', '.join(SETUPS)}")
     return args
 
 
@@ -825,11 +1165,24 @@ def target_of(args: argparse.Namespace) -> tuple[str, int]:
     return "127.0.0.1", url.port
 
 
+def environment(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "date": dt.date.today().isoformat(),
+        "nproc": os.cpu_count(),
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "workers": args.workers if not args.url else "external",
+        "concurrency": args.concurrency,
+        "client": args.client,
+        "commit": git_commit(),
+    }
+
+
 async def bench(args: argparse.Namespace, server: Server | None, host: str, port: int) -> dict:
+    """The phases against one server (the started one, or --url's)."""
     start = time.monotonic()
-    server_pid = server.proc.pid if server is not None and server.proc is not None else None
     if server is not None:
-        await server.wait_healthy()
+        await server.ready()
     else:
         probe = RawConnection(host, port)
         try:
@@ -840,20 +1193,12 @@ async def bench(args: argparse.Namespace, server: Server | None, host: str, port
             await probe.close()
         if r.status != 200:
             raise BenchError(f"{args.url}/healthz answered {r.status}")
+    procs = server.probe() if server is not None else None
     key = server.key if server is not None else args.key
     res: dict[str, Any] = {
-        "environment": {
-            "date": dt.date.today().isoformat(),
-            "nproc": os.cpu_count(),
-            "python": platform.python_version(),
-            "machine": platform.machine(),
-            "workers": args.workers if server is not None else "external",
-            "concurrency": args.concurrency,
-            "client": args.client,
-            "auth": "API key" if key else "none",
-            "url": f"http://{host}:{port}",
-            "commit": git_commit(),
-        },
+        "setup": server.setup if server is not None else "external",
+        "description": server.describe() if server is not None else f"http://{host}:{port}",
+        "auth": "API key" if key else "none",
         "notes": [],
     }
     clients = Clients(args.client, host, port, args.concurrency, key)
@@ -861,13 +1206,13 @@ async def bench(args: argparse.Namespace, server: Server | None, host: str, port
     try:
         if "a" in args.only:
             a = res["sync"] = await phase_sync(
-                clients, args.requests, args.warmup, server_pid, BUDGET["a"]
+                clients, args.requests, args.warmup, procs, BUDGET["a"]
             )
             if a["sent"] < a["requests"]:
                 notes.append(f"a: {a['sent']} of {a['requests']} sent in {BUDGET['a']:g}s")
         if "b" in args.only:
             b = res["throughput"] = await phase_throughput(
-                clients, args.runs, args.concurrency, server_pid, BUDGET["b"]
+                clients, args.runs, args.concurrency, procs, BUDGET["b"]
             )
             if b["not_submitted"]:
                 notes.append(
@@ -878,7 +1223,7 @@ async def bench(args: argparse.Namespace, server: Server | None, host: str, port
                 notes.append(f"b: runs still active after the {BUDGET['b']:g}s budget")
         if "c" in args.only:
             c = res["accept"] = await phase_accept(
-                clients, args.accepts, args.concurrency, server_pid, BUDGET["c"]
+                clients, args.accepts, args.concurrency, procs, BUDGET["c"]
             )
             if c["sent"] < c["requests"]:
                 notes.append(
@@ -896,6 +1241,10 @@ async def bench(args: argparse.Namespace, server: Server | None, host: str, port
     return res
 
 
+def _interrupted(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
@@ -903,47 +1252,68 @@ def main(argv: list[str] | None = None) -> int:
     except BenchError as e:
         print(f"bench: {e}", file=sys.stderr)
         return 2
-    server = None if args.url else Server(port, args.workers)
-
-    # Last resort if the event loop itself is stuck: stop the server and leave.
-    def watchdog() -> None:
-        print(f"bench: global timeout of {args.timeout:g}s reached; stopping", file=sys.stderr)
-        if server is not None and server.proc is not None and server.proc.poll() is None:
-            server.proc.kill()
-        os._exit(3)
-
-    timer = threading.Timer(args.timeout + 15, watchdog)
-    timer.daemon = True
-    timer.start()
+    # SIGTERM (and SIGHUP) stop the bench as Ctrl-C does: the servers and workers it
+    # started are stopped on the way out.
+    signal.signal(signal.SIGTERM, _interrupted)
+    with contextlib.suppress(ValueError, AttributeError):
+        signal.signal(signal.SIGHUP, _interrupted)
     run: Callable[[Awaitable[Any]], Any] = asyncio.run
     with contextlib.suppress(ImportError):
         import uvloop
 
         if args.client == "raw":
             run = uvloop.run
+    setups = ["external"] if args.url else args.setups
+
+    # Last resort if the event loop itself is stuck: kill what was started and leave. Each
+    # setup may take --timeout plus its start (a minute at most) and stop (half a minute).
+    def watchdog() -> None:
+        print("bench: global timeout reached; stopping", file=sys.stderr)
+        kill_everything()
+        os._exit(3)
+
+    timer = threading.Timer((args.timeout + 100) * len(setups) + 15, watchdog)
+    timer.daemon = True
+    timer.start()
+    report: dict[str, Any] = {"environment": environment(args), "setups": []}
+    failed = False
     try:
-        if server is not None:
-            server.start()
-        res = run(asyncio.wait_for(bench(args, server, host, port), args.timeout))
-    except (BenchError, TimeoutError) as e:
-        msg = str(e) or f"global timeout of {args.timeout:g}s reached"
-        print(f"bench: {msg}", file=sys.stderr)
-        if server is not None:
-            server.stop()
-        return 1
+        for name in setups:
+            server = None if args.url else Server(port, args.workers, name, args.broker)
+            try:
+                if server is not None:
+                    print(f"bench: {name} ...", file=sys.stderr, flush=True)
+                    server.prepare()
+                    server.start()
+                res = run(asyncio.wait_for(bench(args, server, host, port), args.timeout))
+            except Skip as e:
+                res = {"setup": name, "skipped": str(e)}
+                if server is not None:
+                    res["description"] = server.describe()
+            except (BenchError, TimeoutError) as e:
+                msg = str(e) or f"timeout of {args.timeout:g}s reached"
+                if server is not None and "\n---" not in msg:
+                    msg += "\n" + server.tail()
+                print(f"bench: {name}: {msg}", file=sys.stderr)
+                res = {"setup": name, "error": msg.splitlines()[0]}
+                failed = True
+            finally:
+                if server is not None:
+                    server.stop()
+            report["setups"].append(res)
     except KeyboardInterrupt:
-        if server is not None:
+        kill_everything()
+        for server in list(_LIVE):
             server.stop()
         return 130
-    if server is not None:
-        server.stop()
-    timer.cancel()
+    finally:
+        timer.cancel()
     if args.json:
-        print(json.dumps(res, indent=2, default=str))
+        print(json.dumps(report, indent=2, default=str))
     else:
-        print_report(res)
-    missed = any(r[3] == "MISS" for r in table_rows(res))
-    return 1 if args.strict and missed else 0
+        print_report(report)
+    missed = any(r[4] == "MISS" for res in report["setups"] for r in table_rows(res))
+    return 1 if failed or (args.strict and missed) else 0
 
 
 if __name__ == "__main__":
