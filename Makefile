@@ -58,7 +58,9 @@ format: $(VENV)/.dev
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: $(BIN)/jobport
+# sqlite+local, postgres+local and postgres+celery side by side (~5 min); a setup whose
+# PostgreSQL or Redis is absent is skipped. .dev: psycopg and celery come with it.
+bench: $(VENV)/.dev
 	$(BIN)/python bench/run.py
 
 # The transfer step: 1,000,000 rows SQLite to SQLite and PostgreSQL to PostgreSQL (~1 min).
