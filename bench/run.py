@@ -883,6 +883,30 @@ class Server:
                     out.append(f"--- {path.name}\n" + "\n".join(text))
         return "\n".join(out)
 
+    def _delete_queue(self) -> None:
+        """What the run's queue left in the broker: RabbitMQ's durable queue; in Redis
+        (database 11 is the bench's) the queue's list, if runs were left, and kombu's
+        binding sets."""
+        url = BROKERS[self.broker][0]
+        if self.broker == "redis":
+            import redis
+
+            client = redis.Redis.from_url(url, socket_timeout=3)
+            try:
+                for key in client.scan_iter(match=f"*{self.queue}*"):
+                    client.delete(key)
+            finally:
+                client.close()
+            return
+        from celery import Celery
+
+        app = Celery("jobport-bench", broker=url, set_as_current=False)
+        try:
+            with app.connection_for_write() as conn:
+                conn.default_channel.queue_delete(self.queue)
+        finally:
+            app.close()
+
     def kill(self) -> None:
         """At once: SIGKILL every process group (the watchdog's and a signal's way)."""
         for proc in [*self.worker_procs, self.proc]:
@@ -910,14 +934,9 @@ class Server:
         for log in self._logs:
             with contextlib.suppress(Exception):
                 log.close()
-        if self.worker_procs:  # RabbitMQ keeps the run's (durable) queue: delete it
+        if self.worker_procs:
             with contextlib.suppress(Exception):
-                from celery import Celery
-
-                app = Celery("jobport-bench", broker=BROKERS[self.broker][0], set_as_current=False)
-                with app.connection_for_write() as conn:
-                    conn.default_channel.queue_delete(self.queue)
-                app.close()
+                self._delete_queue()
         if self.pg_name is not None:
             with contextlib.suppress(Exception):
                 import psycopg
