@@ -58,7 +58,7 @@ format: $(VENV)/.dev
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-# sqlite+local, postgres+local and postgres+celery side by side (~5 min); a setup whose
+# sqlite+local, postgres+local and postgres+celery side by side (~3 min); a setup whose
 # PostgreSQL or Redis is absent is skipped. .dev: psycopg and celery come with it.
 bench: $(VENV)/.dev
 	$(BIN)/python bench/run.py
