@@ -1,8 +1,13 @@
 """jobport benchmark: synchronous round trip, end-to-end throughput, accepted requests/s.
 
-With no arguments it starts a real server (`jobport serve --demo`) on a free loopback
-port with a fresh SQLite database, measures the demo project's `noop` job (one no-op
-Python step) and prints a table with the target and PASS/MISS per row:
+With no arguments it measures three setups one after the other: for each it starts a real
+server (`jobport serve --demo`) on a free loopback port with a fresh database, and its
+workers, measures the demo project's `noop` job (one no-op Python step), stops them all,
+and at the end prints one table, a column per setup, with the target and PASS/MISS per row.
+The setups (`--setups`): sqlite+local (a SQLite file, the local pool), postgres+local (a new
+PostgreSQL database, the local pool), postgres+celery (the same with JOBPORT_EXECUTOR=celery
+and `--workers` `jobport worker` processes on Redis or RabbitMQ, `--broker`). A setup whose
+service is absent is reported as skipped. The phases:
 
   a) sync round trip   N sequential `POST .../execute?wait=30` on one keep-alive connection
   b) throughput        M `POST .../execute` (202) with concurrency, until all have ended
@@ -10,7 +15,7 @@ Python step) and prints a table with the target and PASS/MISS per row:
 
 Every request carries an API key (`Authorization: Bearer jpk_...`) of an Administrator, as
 a real client's would: the bench measures authentication too. Traffic goes to 127.0.0.1
-only. The whole run is bounded by --timeout; the server is always stopped at the end.
+only. Each setup is bounded by --timeout; its processes are always stopped at the end.
 See bench/README.md for what the rows mean and for results.
 
 The default load generator is a minimal HTTP/1.1 keep-alive client on raw asyncio
