@@ -136,11 +136,13 @@ async def serving(settings: Settings, *, demo: bool = False) -> AsyncIterator[Ru
     if asked, the dispatcher over the local worker pool, and the scheduler if enabled."""
     from jobport.engine.dispatcher import Dispatcher
     from jobport.scheduler import Scheduler
+    from jobport.services.retention import Pruner
 
     rt = open_runtime(settings)
     rt.audit = AuditTrail(rt.db)
     rt.audit.start()
     scheduler: Scheduler | None = None
+    pruner: Pruner | None = None
     listener = None
     try:
         if demo:
@@ -153,8 +155,13 @@ async def serving(settings: Settings, *, demo: bool = False) -> AsyncIterator[Ru
         if settings.scheduler_enabled:
             scheduler = Scheduler(rt)
             scheduler.start()
+        if settings.prune_interval_seconds:  # retention, in the background
+            pruner = Pruner(rt.db, settings)
+            pruner.start()
         yield rt
     finally:
+        if pruner is not None:
+            await asyncio.to_thread(pruner.stop)
         if scheduler is not None:
             await asyncio.to_thread(scheduler.stop)
         if listener is not None:
@@ -294,5 +301,22 @@ def upgrade_database(settings: Settings) -> None:
     db = Database(settings.database_url)
     try:
         db.upgrade()
+    finally:
+        db.dispose()
+
+
+def prune(settings: Settings, *, dry_run: bool = False) -> Any:
+    """`jobport db prune`: one retention pass over settings.database_url, to its end (or,
+    dry, what it would remove); returns services.retention.Pruned."""
+    from jobport.services import retention
+
+    db = Database(settings.database_url)
+    try:
+        db.upgrade()
+        if dry_run:
+            return retention.count(db, settings)
+        pruned = retention.prune(db, settings, seconds=float("inf"))
+        retention.record(pruned)
+        return pruned
     finally:
         db.dispose()

@@ -131,6 +131,12 @@ def _metrics() -> dict[str, Any]:
                 "not missed fires).",
                 registry=registry,
             ),
+            "pruned": Counter(
+                "jobport_pruned",
+                "What retention removed: runs, log lines, foreach items.",
+                ["what"],
+                registry=registry,
+            ),
             "lag": Histogram(
                 "jobport_scheduler_lag_seconds",
                 "How late a fire was recorded after its due time.",
@@ -166,6 +172,14 @@ def schedule_fired(lag_seconds: float) -> None:
     made = _metrics()
     made["fires"].inc()
     made["lag"].observe(max(0.0, lag_seconds))
+
+
+def pruned(*, runs: int, log_lines: int, items: int) -> None:
+    """A retention pass removed these (runs with their lines and items, or lines alone)."""
+    counter = _metrics()["pruned"]
+    for what, n in (("runs", runs), ("log_lines", log_lines), ("items", items)):
+        if n:
+            counter.labels(what).inc(n)
 
 
 def _registry(extra_collectors: Iterable[Any]) -> Any:

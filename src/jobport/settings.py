@@ -106,6 +106,17 @@ class Settings(BaseSettings):
     # several API nodes use a shared one, e.g. redis://host:6379/1.
     rate_limit_storage_url: str = "memory://"
 
+    # Retention (README "Retention"; a job's `retention` overrides each): ended runs are
+    # removed this many days after they ended (0: kept forever), and beyond the newest N
+    # ended runs of each job (0: no limit); their log lines may go sooner, the run staying
+    # (0: with the run). Pruned every interval (0: never in the background; `jobport db
+    # prune` does it on demand), `prune_batch` rows per transaction.
+    retention_days: int = Field(default=90, ge=0, le=36_500)
+    retention_runs_per_job: int = Field(default=0, ge=0, le=100_000_000)
+    log_retention_days: int = Field(default=30, ge=0, le=36_500)
+    prune_interval_seconds: float = Field(default=300.0, ge=0)
+    prune_batch: int = Field(default=500, ge=1, le=100_000)
+
     # Metrics: /metrics needs the `metrics:read` scope; with metrics_bind ("host:port") they
     # are also served there, without authentication, for a scraper on a private network.
     metrics_bind: str = ""

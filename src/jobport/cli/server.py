@@ -1,4 +1,4 @@
-"""`jobport serve`, `jobport db upgrade` and `jobport scheduler`: running jobport here."""
+"""`jobport serve`, `jobport db upgrade|prune` and `jobport scheduler`: running jobport here."""
 
 from __future__ import annotations
 
@@ -80,6 +80,26 @@ def db_upgrade() -> None:
     settings = Settings()
     boot.upgrade_database(settings)
     typer.echo(f"database at {settings.database_url} is up to date")
+
+
+@db_app.command("prune")
+def db_prune(
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Say what would be removed; remove nothing."
+    ),
+) -> None:
+    """Remove ended runs and logs past their retention (README "Retention") now.
+
+    `jobport serve` does this in the background every JOBPORT_PRUNE_INTERVAL_SECONDS; this
+    runs one whole pass, in the same small transactions, safe beside running servers.
+    """
+    from jobport import boot
+    from jobport.settings import Settings
+
+    pruned = boot.prune(Settings(), dry_run=dry_run)
+    verb = "would remove" if dry_run else "removed"
+    typer.echo(f"{verb}: {pruned.runs} runs, {pruned.log_lines} log lines, {pruned.items} items")
+    typer.echo(f"{verb} the logs (the runs stay): {pruned.logs} runs")
 
 
 def scheduler_command(

@@ -228,6 +228,8 @@ class Execution:
     context: dict[str, Any] | None = None  # the template context it was started with
     # A foreach run's summary (domain/iteration.summary, plus "accumulator"); else None.
     iteration: dict[str, Any] | None = None
+    # When retention removed its log lines (the run stays; log_lines says how many it had).
+    logs_pruned_at: dt.datetime | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Execution:
@@ -258,6 +260,7 @@ class Execution:
             else None,
             row.get("context"),
             row.get("iteration"),
+            row.get("logs_pruned_at"),
         )
 
 

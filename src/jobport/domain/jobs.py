@@ -13,6 +13,7 @@ from pydantic import BeforeValidator, Field, field_validator, model_validator
 from jobport.domain import parameters
 from jobport.domain.executions import Execution
 from jobport.domain.iteration import ForEach, once_steps
+from jobport.domain.retention import Retention
 from jobport.domain.wire import Count, Flag, Seconds, Wire, a_json_number
 
 if TYPE_CHECKING:  # only named: a job's record need not load the schedules package
@@ -57,6 +58,9 @@ class JobSpec(Wire):
     foreach: ForEach | None = None
     # The template context's defaults (`{{ context.x }}`); a start may give more over them.
     context: dict[str, Any] = Field(default_factory=dict)
+    # How long its ended runs and their logs are kept, over the server's JOBPORT_RETENTION_*
+    # (domain/retention.py); None: the server's.
+    retention: Retention | None = None
 
     @field_validator("steps")
     @classmethod

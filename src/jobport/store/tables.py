@@ -20,6 +20,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -221,6 +222,9 @@ executions = Table(
     Column("object_id", ObjectId, nullable=True),
     Column("context", Json, nullable=True),
     Column("iteration", Json, nullable=True),
+    # Migration 0006: when retention removed the run's log lines (the run stays; log_lines
+    # still says how many it had).
+    Column("logs_pruned_at", UTCDateTime, nullable=True),
     UniqueConstraint("project_id", "idempotency_key"),
     Index("ix_executions_job_id_created_at", "job_id", "created_at"),
     Index("ix_executions_project_id_created_at", "project_id", "created_at"),
@@ -228,6 +232,22 @@ executions = Table(
     Index("ix_executions_job_id_status", "job_id", "status"),
     Index("ix_executions_schedule_id_status", "schedule_id", "status"),
     Index("ix_executions_object_id", "object_id", unique=True),
+    # Retention's selections (store/retention.py), partial so that queued and running runs,
+    # and runs whose log is gone, cost these indexes nothing.
+    Index(
+        "ix_executions_job_id_finished_at",
+        "job_id",
+        "finished_at",
+        sqlite_where=text("finished_at IS NOT NULL"),
+        postgresql_where=text("finished_at IS NOT NULL"),
+    ),
+    Index(
+        "ix_executions_logs_kept",
+        "job_id",
+        "finished_at",
+        sqlite_where=text("finished_at IS NOT NULL AND logs_pruned_at IS NULL"),
+        postgresql_where=text("finished_at IS NOT NULL AND logs_pruned_at IS NULL"),
+    ),
 )
 
 execution_logs = Table(

@@ -177,7 +177,9 @@ async def get_logs(
     rt: Runtime = Depends(wire.runtime),
     caller: Principal = require("executions:read", deferred=True),
 ) -> Any:
-    _readable(rt, caller, execution_id, "executions:read")
+    execution = _readable(rt, caller, execution_id, "executions:read")
+    # Retention removed the lines of this ended run: said, not shown as an empty log.
+    pruned = execution.logs_pruned_at is not None
     if not follow:
         lines, status = execution_service.logs(
             rt, execution_id, after=after, limit=limit, iteration=iteration
@@ -188,19 +190,25 @@ async def get_logs(
             "nextAfter": next_after,
             "status": status,
             "finished": status in FINAL_STATUSES and len(lines) < limit,
+            "logsPruned": pruned,
         }
     if last_event_id and last_event_id.isdigit():
         after = int(last_event_id)
     execution_service.get(rt, execution_id)  # 404 before the stream starts
     return StreamingResponse(
-        _follow(request, rt, execution_id, after, iteration),
+        _follow(request, rt, execution_id, after, iteration, pruned),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 
 
 async def _follow(
-    request: Request, rt: Runtime, execution_id: str, after: int, iteration: int | None
+    request: Request,
+    rt: Runtime,
+    execution_id: str,
+    after: int,
+    iteration: int | None,
+    pruned: bool = False,
 ) -> AsyncIterator[str]:
     idle = 0.0
     while True:
@@ -219,7 +227,8 @@ async def _follow(
             idle = 0.0
             continue
         if status in FINAL_STATUSES:
-            yield f"event: end\ndata: {json.dumps({'status': status})}\n\n"
+            end = {"status": status, "logsPruned": True} if pruned else {"status": status}
+            yield f"event: end\ndata: {json.dumps(end)}\n\n"
             return
         if await request.is_disconnected():
             return
