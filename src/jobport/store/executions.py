@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterable
 from typing import Any
 
@@ -13,7 +14,6 @@ from jobport.domain.ids import object_id, object_ref
 from jobport.domain.pages import Page
 from jobport.errors import NotFound
 from jobport.store import notify
-from jobport.store.db import savepoint
 from jobport.store.pagination import fetch_page
 from jobport.store.tables import executions, jobs
 
@@ -26,9 +26,22 @@ class DuplicateExecution(Exception):
 
 
 def insert_execution(conn: Connection, row: dict[str, Any]) -> None:
+    """Insert a new execution; DuplicateExecution if its id, object id or idempotency key is
+    taken. One statement (no savepoint): the clash is skipped by the database, not raised."""
     row.setdefault("object_id", object_id(row["id"]))
-    with savepoint(conn, clash=DuplicateExecution(row["id"])):
-        conn.execute(insert(executions).values(**row))
+    if conn.execute(_insert_if_new(conn.dialect.name), row).first() is None:
+        raise DuplicateExecution(row["id"])
+
+
+@functools.cache
+def _insert_if_new(dialect: str) -> Any:
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING id, built once per dialect (its values are
+    parameters); no row back: a clash."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    return dialect_insert(executions).on_conflict_do_nothing().returning(executions.c.id)
 
 
 def insert_executions(conn: Connection, rows: list[dict[str, Any]]) -> None:
