@@ -139,8 +139,14 @@ def start_in(conn: Connection, project_ref: str, job_ref: str, request: StartReq
     idempotency_key = request.idempotency_key
     replaced: list[tuple[str, str]] = []
     project = project_store.get(conn, project_ref)
-    job = job_store.get(conn, project["id"], job_ref, lock=True)
+    job = job_store.get(conn, project["id"], job_ref)
     spec = JobSpec.model_validate(job["spec"])
+    if spec.concurrency_policy != "allow":
+        # forbid and replace look at the job's other runs: one start at a time per job (a
+        # row lock on PostgreSQL). An `allow` job takes none, so its starts go in parallel;
+        # the insert's foreign key check holds off a concurrent delete of the job.
+        job = job_store.get(conn, project["id"], job["id"], lock=True)
+        spec = JobSpec.model_validate(job["spec"])
     if execution_id is not None:
         existing = execution_store.find(conn, execution_id)
         if existing is not None:

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from jobport.domain.executions import ACTIVE, Status
 from jobport.domain.ids import object_id, object_ref
@@ -29,7 +30,11 @@ def insert_execution(conn: Connection, row: dict[str, Any]) -> None:
     """Insert a new execution; DuplicateExecution if its id, object id or idempotency key is
     taken. One statement (no savepoint): the clash is skipped by the database, not raised."""
     row.setdefault("object_id", object_id(row["id"]))
-    if conn.execute(_insert_if_new(conn.dialect.name), row).first() is None:
+    try:
+        inserted = conn.execute(_insert_if_new(conn.dialect.name), row).first()
+    except IntegrityError as exc:  # the foreign key: its job was deleted meanwhile
+        raise NotFound("the job was deleted meanwhile", code="job_not_found") from exc
+    if inserted is None:
         raise DuplicateExecution(row["id"])
 
 
