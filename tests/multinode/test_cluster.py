@@ -247,6 +247,8 @@ def cluster(request: Any, tmp_path_factory: Any) -> Iterator[Cluster]:
         why = _reachable(port)
         if why is not None:
             service_missing(what, why)
+    # The failed-attempt counts of an earlier cluster (or run) must not count against this one.
+    subprocess.run(["redis-cli", "-n", "8", "flushdb"], capture_output=True, timeout=30)
     database_url = create_postgres_database()
     workdir = tmp_path_factory.mktemp(f"cluster-{broker}")
     made = Cluster(broker, database_url, workdir)
