@@ -115,7 +115,7 @@ class Settings(BaseSettings):
     retention_runs_per_job: int = Field(default=0, ge=0, le=100_000_000)
     log_retention_days: int = Field(default=30, ge=0, le=36_500)
     prune_interval_seconds: float = Field(default=300.0, ge=0)
-    prune_batch: int = Field(default=500, ge=1, le=100_000)
+    prune_batch: int = Field(default=200, ge=1, le=100_000)
 
     # Metrics: /metrics needs the `metrics:read` scope; with metrics_bind ("host:port") they
     # are also served there, without authentication, for a scraper on a private network.

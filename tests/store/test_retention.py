@@ -198,12 +198,16 @@ def test_a_pass_works_in_small_transactions(db: Database) -> None:
         for _ in range(50):  # 50 runs of 99 lines: 5,000 rows
             ended(conn, job, 100, lines=99)
         huge = ended(conn, job, 100, lines=1_200)  # one run's log alone spans three batches
+        many = ended(conn, job, 100, lines=10, items=1_100)  # its items span three more
+        ended(conn, job, 100, lines=10)
 
     pruned = retention.prune(db, settings(prune_batch=500))
 
-    assert pruned.runs == 51 and pruned.log_lines == 50 * 99 + 1_200
-    assert pruned.transactions >= (50 * 100 + 1_201) // 500
-    assert huge not in ids(db) and count(db, execution_logs) == 0
+    assert pruned.runs == 53 and pruned.items == 1_100
+    assert pruned.log_lines == 50 * 99 + 1_200 + 2 * 10
+    assert pruned.transactions >= (50 * 100 + 1_201 + 1_111 + 11) // 500
+    assert not {huge, many} & ids(db)
+    assert count(db, execution_logs) == count(db, execution_items) == 0
 
 
 def test_a_pass_stops_when_its_time_is_up_and_the_next_goes_on(db: Database) -> None:

@@ -3,8 +3,8 @@ small transactions, and the background pruner of `jobport serve`."""
 
 # A pass plans in one read (which jobs have something to prune, and the cutoffs), then
 # removes it a transaction at a time: each deletes at most `batch` rows (runs, log lines,
-# items together), so on SQLite the one write lock is held for milliseconds, and between
-# two transactions the pruner waits as long as the last one took, so writers always get in.
+# items together; log lines as the runs' counters say), so on SQLite the one write lock is
+# held for milliseconds, and between two the pruner pauses (PAUSE_FACTOR) for the writers.
 # Everything is idempotent: two pruners (two API nodes) only find less to do.
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import Connection
@@ -31,6 +32,11 @@ log = logging.getLogger("jobport.retention")
 
 PASS_SECONDS = 30.0  # a pass stops after this; the next one follows a second later
 _AGAIN_SECONDS = 1.0
+# After each transaction the pruner waits twice as long as it took (at least 5 ms): it holds
+# SQLite's write lock a third of the time at most, and writers whose busy wait sleeps in
+# steps of several milliseconds still find it free (measured: README "Retention").
+PAUSE_FACTOR = 2.0
+MIN_PAUSE_SECONDS = 0.005
 
 
 @dataclass
@@ -157,66 +163,79 @@ def prune(
                 total.longest_seconds = max(total.longest_seconds, took)
                 if not found:
                     break
-                time.sleep(took)  # writers waiting for the lock get it first
+                time.sleep(max(took * PAUSE_FACTOR, MIN_PAUSE_SECONDS))
     return total
 
 
-def _delete_children(
-    conn: Connection, execution_id: str, tables: tuple, left: int, total: Pruned
-) -> tuple[bool, int]:
-    """Delete the run's rows of `tables` within `left`; (all gone, rows deleted)."""
-    deleted = 0
+def _take(found: list[tuple[str, int]], rows: int) -> list[str]:
+    """The oldest runs whose log lines (by their counters) and rows fit in `rows`."""
+    taken, left = [], rows
+    for execution_id, lines in found:
+        if lines + 1 > left:
+            break
+        taken.append(execution_id)
+        left -= lines + 1
+    return taken
+
+
+def _piece(
+    conn: Connection, execution_id: str, tables: tuple[Any, ...], rows: int, total: Pruned
+) -> bool:
+    """Delete up to `rows` rows of one run's `tables` (a log too long for one batch, or many
+    items); True once none are left."""
+    left = rows
     for table in tables:
-        if left - deleted <= 0:
-            return False, deleted
-        want = left - deleted
-        n = store.delete_children(conn, table, execution_id, want)
-        deleted += n
+        if left <= 0:
+            return False
+        n = store.delete_children(conn, table, execution_id, left)
         if table is execution_logs:
             total.log_lines += n
         else:
             total.items += n
-        if n == want:  # perhaps more: the next transaction looks again
-            return False, deleted
-    return True, deleted
+        if n == left:  # perhaps more: the next transaction looks again
+            return False
+        left -= n
+    return True
 
 
 def _runs_batch(
     conn: Connection, job_id: str, cutoff: dt.datetime, rows: int, now: dt.datetime, total: Pruned
 ) -> bool:
-    ids = store.ended_before(conn, job_id, cutoff, rows)
-    left, gone = rows, []
-    for execution_id in ids:
-        done, n = _delete_children(
-            conn, execution_id, (execution_logs, execution_items), left, total
-        )
-        left -= n
-        if not done:
-            break
+    found = store.ended_before(conn, job_id, cutoff, rows)
+    taken = _take(found, rows)
+    if found and not taken:  # the oldest run's log alone is more than a batch: a piece
+        execution_id = found[0][0]
+        if _piece(conn, execution_id, (execution_logs, execution_items), rows, total):
+            total.runs += store.delete_runs(conn, [execution_id])
+        return True
+    lines = store.delete_logs(conn, taken)
+    total.log_lines += lines
+    left, gone = rows - lines - len(taken), []
+    foreach = store.with_items(conn, taken)  # items are rare (foreach runs), uncounted
+    for execution_id in taken:
+        if execution_id in foreach:
+            before = total.items
+            if not _piece(conn, execution_id, (execution_items,), max(left, 1), total):
+                break  # its items go on in the next transaction, and the runs after it
+            left -= total.items - before
         gone.append(execution_id)
-        left -= 1
-        if left <= 0:
-            break
     total.runs += store.delete_runs(conn, gone)
-    return bool(ids)
+    return bool(found)
 
 
 def _logs_batch(
     conn: Connection, job_id: str, cutoff: dt.datetime, rows: int, now: dt.datetime, total: Pruned
 ) -> bool:
-    ids = store.ended_before(conn, job_id, cutoff, rows, logs_only=True)
-    left, emptied = rows, []
-    for execution_id in ids:
-        done, n = _delete_children(conn, execution_id, (execution_logs,), left, total)
-        left -= n
-        if not done:
-            break
-        emptied.append(execution_id)
-        left -= 1
-        if left <= 0:
-            break
-    total.logs += store.mark_logs_pruned(conn, emptied, now)
-    return bool(ids)
+    found = store.ended_before(conn, job_id, cutoff, rows, logs_only=True)
+    taken = _take(found, rows)
+    if found and not taken:  # a log longer than a batch: a piece of it
+        execution_id = found[0][0]
+        if _piece(conn, execution_id, (execution_logs,), rows, total):
+            total.logs += store.mark_logs_pruned(conn, [execution_id], now)
+        return True
+    total.log_lines += store.delete_logs(conn, taken)
+    total.logs += store.mark_logs_pruned(conn, taken, now)
+    return bool(found)
 
 
 def record(pruned: Pruned) -> None:

@@ -37,11 +37,12 @@ def nth_newest_end(conn: Connection, job_id: str, n: int) -> dt.datetime | None:
 
 def ended_before(
     conn: Connection, job_id: str, cutoff: dt.datetime, limit: int, *, logs_only: bool = False
-) -> list[str]:
-    """Up to `limit` ids of the job's runs that ended before `cutoff`, oldest first; with
-    `logs_only`, only runs whose log is still there. Locked (skipping what another pruner
-    holds) on PostgreSQL; on SQLite the write transaction holds the database."""
-    query = select(executions.c.id).where(
+) -> list[tuple[str, int]]:
+    """Up to `limit` of the job's runs that ended before `cutoff`, oldest first, each with
+    the number of log lines its counter says it has; with `logs_only`, only runs whose log
+    is still there. Locked (skipping what another pruner holds) on PostgreSQL; on SQLite
+    the write transaction holds the database."""
+    query = select(executions.c.id, executions.c.log_lines).where(
         executions.c.job_id == job_id,
         executions.c.finished_at < cutoff,
         executions.c.status.in_(_FINAL),
@@ -51,7 +52,24 @@ def ended_before(
     query = query.order_by(executions.c.finished_at).limit(limit)
     if conn.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
-    return list(conn.execute(query).scalars())
+    return [(r.id, r.log_lines) for r in conn.execute(query)]
+
+
+def delete_logs(conn: Connection, ids: list[str]) -> int:
+    """Delete every log line of these runs (their counters say how many: a caller keeps a
+    transaction small by choosing them); how many went."""
+    if not ids:
+        return 0
+    result = conn.execute(delete(execution_logs).where(execution_logs.c.execution_id.in_(ids)))
+    return int(result.rowcount or 0)
+
+
+def with_items(conn: Connection, ids: list[str]) -> set[str]:
+    """Those of these runs that have foreach items."""
+    if not ids:
+        return set()
+    query = select(execution_items.c.execution_id).where(execution_items.c.execution_id.in_(ids))
+    return set(conn.execute(query.distinct()).scalars())
 
 
 def delete_children(conn: Connection, table: Table, execution_id: str, limit: int) -> int:
