@@ -174,6 +174,7 @@ def queued_execution(
         "schedule_fire_at": schedule_fire_at,
         "context": context,
         "iteration": None,
+        "logs_pruned_at": None,
     }
 
 
