@@ -285,3 +285,26 @@ def drop_postgres_database(url: str) -> None:
 
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+
+
+def scrape(client: httpx2.Client, url: str = "/metrics") -> dict[str, list[Any]]:
+    """{sample name: [samples]} of one Prometheus scrape."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    response = client.get(url)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/plain")
+    samples: dict[str, list[Any]] = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            samples.setdefault(sample.name, []).append(sample)
+    return samples
+
+
+def value(samples: dict[str, list[Any]], name: str, **labels: str) -> float:
+    """The sum of the samples named `name` whose labels include `labels` (0 if none)."""
+    return sum(
+        s.value
+        for s in samples.get(name, [])
+        if all(s.labels.get(k) == v for k, v in labels.items())
+    )

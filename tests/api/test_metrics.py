@@ -11,7 +11,6 @@ from typing import Any
 
 import httpx2
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import (
     Server,
@@ -19,29 +18,10 @@ from conftest import (
     create_postgres_database,
     drop_postgres_database,
     free_port,
+    scrape,
+    value,
     wait_for,
 )
-
-
-def scrape(client: httpx2.Client, url: str = "/metrics") -> dict[str, list[Any]]:
-    """{sample name: [samples]} of one scrape."""
-    response = client.get(url)
-    assert response.status_code == 200, response.text
-    assert response.headers["content-type"].startswith("text/plain")
-    samples: dict[str, list[Any]] = {}
-    for family in text_string_to_metric_families(response.text):
-        for sample in family.samples:
-            samples.setdefault(sample.name, []).append(sample)
-    return samples
-
-
-def value(samples: dict[str, list[Any]], name: str, **labels: str) -> float:
-    """The sum of the samples named `name` whose labels include `labels` (0 if none)."""
-    return sum(
-        s.value
-        for s in samples.get(name, [])
-        if all(s.labels.get(k) == v for k, v in labels.items())
-    )
 
 
 def _job(api: httpx2.Client, project: str, command: str, **spec: Any) -> str:

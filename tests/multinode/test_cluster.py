@@ -35,7 +35,9 @@ from conftest import (
     create_postgres_database,
     drop_postgres_database,
     free_port,
+    scrape,
     service_missing,
+    value,
     wait_for,
 )
 
@@ -210,27 +212,6 @@ class Cluster:
         return "\n".join(parts)
 
 
-def scrape(client: httpx2.Client) -> dict[str, list[Any]]:
-    from prometheus_client.parser import text_string_to_metric_families
-
-    with client:
-        response = client.get("/metrics")
-    assert response.status_code == 200, response.text
-    samples: dict[str, list[Any]] = {}
-    for family in text_string_to_metric_families(response.text):
-        for sample in family.samples:
-            samples.setdefault(sample.name, []).append(sample)
-    return samples
-
-
-def value(samples: dict[str, list[Any]], name: str, **labels: str) -> float:
-    return sum(
-        s.value
-        for s in samples.get(name, [])
-        if all(s.labels.get(k) == v for k, v in labels.items())
-    )
-
-
 def py(name: str, function: str, **kwargs: Any) -> dict[str, Any]:
     config = {"callable": f"fixtures_steps:{function}", "kwargs": kwargs}
     return {"name": name, "kind": "python", "config": config}
@@ -314,7 +295,8 @@ def test_a_thousand_runs_over_both_nodes_run_once_each_through_a_broker_restart(
     counted = 0.0
     for worker in cluster.workers:
         assert pids & worker.children(), f"worker {worker.pid} ran nothing"
-        samples = scrape(httpx2.Client(base_url=f"http://{worker.metrics}"))
+        with httpx2.Client(base_url=f"http://{worker.metrics}") as client:
+            samples = scrape(client)
         mine = value(samples, "jobport_runs_finished_total", job=job, status="succeeded")
         assert mine > 0
         assert value(samples, "jobport_runs_started_total", job=job) == mine
