@@ -70,6 +70,7 @@ class Dispatcher:
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         await asyncio.to_thread(self.executor.start, self._from_executor)
+        self.executor.attach(self._loop, self._handle)
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="jobport-sweeper")
 
     async def stop(self) -> None:
@@ -79,6 +80,7 @@ class Dispatcher:
                 await self._sweeper
         for timer in self._timers.values():
             timer.cancel()
+        self.executor.detach()
         killed = await asyncio.to_thread(self.executor.stop, 5.0)
         if self._losing:
             await asyncio.wait(list(self._losing.values()), timeout=30)

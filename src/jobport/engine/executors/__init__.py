@@ -23,6 +23,14 @@ class Executor(Protocol):
 
     def start(self, on_event: EventSink) -> None: ...
 
+    def attach(self, loop: Any, handle: EventSink) -> None:
+        """Deliver events to `handle` on `loop` from now on (called on the loop after start)."""
+        ...
+
+    def detach(self) -> None:
+        """Stop delivering on the loop (called on the loop before stop)."""
+        ...
+
     def submit(self, execution_id: str) -> None: ...
 
     def check(self) -> None:

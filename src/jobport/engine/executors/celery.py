@@ -122,6 +122,12 @@ class CeleryExecutor:
         self._thread = threading.Thread(target=self._pump, name="celery-publish", daemon=True)
         self._thread.start()
 
+    def attach(self, loop: Any, handle: EventSink) -> None:
+        """Nothing comes back from Celery workers to read."""
+
+    def detach(self) -> None:
+        pass
+
     def submit(self, execution_id: str) -> None:
         self._pending.put(execution_id)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import logging
@@ -106,6 +107,7 @@ class LocalExecutor:
         self._stopping = threading.Event()
         self._on_event: EventSink | None = None
         self._threads: list[threading.Thread] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def start(self, on_event: EventSink, ready_timeout: float = 60.0) -> None:
         """Start the workers and return once each has said it is ready (or on timeout)."""
@@ -126,13 +128,36 @@ class LocalExecutor:
             log.warning(
                 "%d worker(s) not ready after %.0fs; serving anyway", waiting, ready_timeout
             )
-        for target, name in (
-            (self._pump_events, "executor-events"),
-            (self._watch_workers, "executor-watch"),
-        ):
-            thread = threading.Thread(target=target, name=name, daemon=True)
-            thread.start()
-            self._threads.append(thread)
+        thread = threading.Thread(target=self._watch_workers, name="executor-watch", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def attach(self, loop: asyncio.AbstractEventLoop, handle: EventSink) -> None:
+        """Read the workers' events on the dispatcher's loop itself, as they arrive (no
+        thread between the pipe and the loop: a run's end wakes its waiter one hop sooner)."""
+        self._loop = loop
+        loop.add_reader(self._events._reader.fileno(), self._read_events, handle)
+
+    def detach(self) -> None:
+        """Stop reading events (on the loop, before stop())."""
+        if self._loop is not None:
+            with contextlib.suppress(Exception):
+                self._loop.remove_reader(self._events._reader.fileno())
+            self._loop = None
+
+    def _read_events(self, handle: EventSink) -> None:
+        for _ in range(1000):  # then let the loop serve others; it calls again while readable
+            try:
+                event = self._events.get_nowait()
+            except queue.Empty:
+                return
+            except (EOFError, OSError):
+                self.detach()
+                return
+            try:
+                handle(event)
+            except Exception:
+                log.exception("event handler failed for %r", event)
 
     def _spawn(self, index: int) -> None:
         proc = _ctx.Process(
@@ -149,20 +174,6 @@ class LocalExecutor:
 
     def check(self) -> None:
         """Nothing to reach: the pool is in this process's hands."""
-
-    def _pump_events(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                event = self._events.get(timeout=0.5)
-            except queue.Empty:
-                continue
-            except (EOFError, OSError):
-                return
-            if self._on_event is not None:
-                try:
-                    self._on_event(event)
-                except Exception:
-                    log.exception("event handler failed for %r", event)
 
     def _watch_workers(self) -> None:
         node = os.uname().nodename
