@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, or_, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, or_, select, update
 
 from jobport.domain.ids import object_id, object_ref
 from jobport.domain.pages import Page
@@ -28,21 +28,31 @@ def create(conn: Connection, row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+# Built once (every execute resolves its job): the values are parameters.
+_BY_REF = select(jobs).where(
+    jobs.c.project_id == bindparam("project_id"),
+    or_(
+        jobs.c.id == bindparam("job_ref"),
+        jobs.c.name == bindparam("job_ref"),
+        jobs.c.object_id == bindparam("object_ref"),
+    ),
+)
+_BY_REF_LOCKED = _BY_REF.with_for_update()
+
+
 def find(
     conn: Connection, project_id: str, job_ref: str, *, lock: bool = False
 ) -> dict[str, Any] | None:
     """A job of the project by id, by name or by its 24-hex object id (what vendor faces
     show); `lock` takes a row lock on PostgreSQL."""
-    query = select(jobs).where(
-        jobs.c.project_id == project_id,
-        or_(jobs.c.id == job_ref, jobs.c.name == job_ref, jobs.c.object_id == object_ref(job_ref)),
-    )
-    if lock and conn.dialect.name == "postgresql":
-        query = query.with_for_update()
-    rows = conn.execute(query).all()
+    oid = object_ref(job_ref)
+    query = _BY_REF_LOCKED if lock and conn.dialect.name == "postgresql" else _BY_REF
+    rows = conn.execute(
+        query, {"project_id": project_id, "job_ref": job_ref, "object_ref": oid}
+    ).all()
     # A name may look like another job's id: the id wins, then the object id, so a
     # reference never drifts.
-    rows.sort(key=lambda r: (r.id != job_ref, r.object_id != object_ref(job_ref)))
+    rows.sort(key=lambda r: (r.id != job_ref, r.object_id != oid))
     return dict(rows[0]._mapping) if rows else None
 
 
