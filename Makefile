@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: run test fuzz lint format bench bench-transfer bench-iteration clean
+.PHONY: run test fuzz lint format bench bench-compare bench-stored bench-transfer bench-iteration clean
 
 $(BIN)/jobport: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -62,6 +62,17 @@ format: $(VENV)/.dev
 # PostgreSQL or Redis is absent is skipped. .dev: psycopg and celery come with it.
 bench: $(VENV)/.dev
 	$(BIN)/python bench/run.py
+
+# jobport (sqlite+local, phases a-c) and a Celery + Redis no-op baseline, three alternating
+# rounds, one table with the ratio (~4 min; bench/compare.py).
+bench-compare: $(VENV)/.dev
+	$(BIN)/python bench/compare.py
+
+# The curve at 0, 100,000 and 1,000,000 stored runs (20 log lines each): phases a-d on
+# sqlite+local, each size on a copy of a database filled once (~15 min; STORED=0,100000 for less).
+STORED ?= 0,100000,1000000
+bench-stored: $(VENV)/.dev
+	$(BIN)/python bench/run.py --setups sqlite+local --stored $(STORED)
 
 # The transfer step: 1,000,000 rows SQLite to SQLite and PostgreSQL to PostgreSQL (~1 min).
 bench-transfer: $(VENV)/.dev
