@@ -88,11 +88,13 @@ TARGETS = {
 }
 
 # Phase d's requests: a label and the query of `GET .../executions`. The status filters
-# pick 5% of the stored runs (failed) and 0.1% (timed_out; bench/stored.py).
+# pick 5% of the stored runs (failed), 0.1% (timed_out; bench/stored.py) and none (the
+# active ones: nothing runs during d), which reads every run of the project.
 LISTINGS = {
     "first": ("first page", "limit=50"),
     "failed": ("status=failed", "status=failed&limit=50"),
     "rare": ("status=timed_out", "status=timed_out&limit=50"),
+    "active": ("status=queued,running", "status=queued,running&limit=50"),
     "job": (f"job={JOB}", f"job={JOB}&limit=50"),
     "cursor": ("next 20 pages by cursor", "limit=50"),
 }
