@@ -69,7 +69,7 @@ bench-compare: $(VENV)/.dev
 	$(BIN)/python bench/compare.py
 
 # The curve at 0, 100,000 and 1,000,000 stored runs (20 log lines each): phases a-d on
-# sqlite+local, each size on a copy of a database filled once (~15 min; STORED=0,100000 for less).
+# sqlite+local, each size on a copy of a database filled once (~4 min; STORED=0,100000 for less).
 STORED ?= 0,100000,1000000
 bench-stored: $(VENV)/.dev
 	$(BIN)/python bench/run.py --setups sqlite+local --stored $(STORED)
