@@ -393,3 +393,26 @@ def test_naive_datetimes_are_refused(db: Database, job: dict[str, Any]) -> None:
         execution_store.insert_execution(
             conn, execution_row(job, created_at=dt.datetime(2026, 1, 1))
         )
+
+
+def test_several_statuses_are_listed_merged_newest_first_across_pages(
+    db: Database, job: dict[str, Any]
+) -> None:
+    statuses = ["succeeded", "failed", "queued"]
+    with db.write() as conn:
+        rows = [
+            add_execution(
+                conn, job, status=statuses[i % 3], created_at=T0 + dt.timedelta(minutes=i)
+            )
+            for i in range(11)
+        ]
+    wanted = [r["id"] for r in reversed(rows) if r["status"] in ("queued", "failed")]
+    got, cursor = [], None
+    for _ in range(10):
+        p = page(db, job["project_id"], statuses=["queued", "failed"], cursor=cursor, limit=3)
+        got += ids(p)
+        cursor = p.next_cursor
+        if cursor is None:
+            break
+    assert got == wanted
+    assert len(wanted) == 7

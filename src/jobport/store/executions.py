@@ -15,7 +15,7 @@ from jobport.domain.ids import object_id, object_ref
 from jobport.domain.pages import Page
 from jobport.errors import NotFound
 from jobport.store import notify
-from jobport.store.pagination import fetch_page
+from jobport.store.pagination import fetch_rows, page_of
 from jobport.store.tables import executions, jobs
 
 _ACTIVE = [s.value for s in ACTIVE]
@@ -155,21 +155,29 @@ def list_page(
     query = select(executions).where(executions.c.project_id == project_id)
     if job_id:
         query = query.where(executions.c.job_id == job_id)
-    if statuses:
-        query = query.where(executions.c.status.in_(statuses))
     if created_after:
         query = query.where(executions.c.created_at >= created_after)
     if created_before:
         query = query.where(executions.c.created_at < created_before)
-    return fetch_page(
+    page = functools.partial(
+        fetch_rows,
         conn,
-        query,
-        executions.c.created_at,
-        executions.c.id,
+        sort_col=executions.c.created_at,
+        id_col=executions.c.id,
         descending=True,
         cursor=cursor,
         limit=limit,
     )
+    # One query per status, each walking (project, status, created_at) in order, merged: a
+    # single `status IN (...)` query is planned on (project, created_at) instead and reads
+    # every run of the project when the statuses are rare (a listing of what is active).
+    rows = [
+        row
+        for status in dict.fromkeys(statuses or [None])
+        for row in page(query if status is None else query.where(executions.c.status == status))
+    ]
+    rows.sort(key=lambda r: (r["created_at"], r["id"]), reverse=True)
+    return page_of(rows, limit, "created_at", "id")
 
 
 def transition(

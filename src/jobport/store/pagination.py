@@ -43,6 +43,25 @@ def fetch_page(
 ) -> Page:
     """The page of `query`'s rows after `cursor`, ordered by (sort, id), with the cursor of
     the next page. The rows are dicts keyed by column."""
+    rows = fetch_rows(
+        conn, query, sort_col, id_col, descending=descending, cursor=cursor, limit=limit
+    )
+    return page_of(rows, limit, sort_col.key, id_col.key)
+
+
+def fetch_rows(
+    conn: Connection,
+    query: Select[Any],
+    sort_col: Column[Any],
+    id_col: Column[Any],
+    *,
+    descending: bool,
+    cursor: str | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """The first `limit` + 1 rows of `query` after `cursor`, in (sort, id) order: a page and
+    whether there is more (page_of). Pages of several queries merge: their rows sorted
+    together, the first `limit` + 1 of them."""
     if cursor:
         value, ident = decode_cursor(cursor)
         _check_sort_value(sort_col, value)
@@ -54,8 +73,7 @@ def fetch_page(
         query = query.order_by(sort_col.desc(), id_col.desc())
     else:
         query = query.order_by(sort_col.asc(), id_col.asc())
-    rows = [dict(r._mapping) for r in conn.execute(query.limit(limit + 1))]
-    return page_of(rows, limit, sort_col.key, id_col.key)
+    return [dict(r._mapping) for r in conn.execute(query.limit(limit + 1))]
 
 
 def _check_sort_value(sort_col: Column[Any], value: Any) -> None:

@@ -228,6 +228,7 @@ executions = Table(
     UniqueConstraint("project_id", "idempotency_key"),
     Index("ix_executions_job_id_created_at", "job_id", "created_at"),
     Index("ix_executions_project_id_created_at", "project_id", "created_at"),
+    Index("ix_executions_project_id_status_created_at", "project_id", "status", "created_at"),
     Index("ix_executions_status_not_before", "status", "not_before"),
     Index("ix_executions_job_id_status", "job_id", "status"),
     Index("ix_executions_schedule_id_status", "schedule_id", "status"),
