@@ -62,9 +62,11 @@ def test_header_names_and_values_are_checked() -> None:
 
 def test_a_secret_round_trips_and_another_key_cannot_read_it(tmp_path: Path) -> None:
     cipher = load_cipher("", tmp_path / "keys" / "encryption.key")
-    token = cipher.encrypt({"url": "postgresql://u:pw@h/db", "headers": {}})
-    assert "pw" not in token
-    assert cipher.decrypt(token) == {"url": "postgresql://u:pw@h/db", "headers": {}}
+    # Long enough that a random token cannot hold it by chance (2 letters could: 'pw' did).
+    secret = "correct-horse-battery-staple"
+    token = cipher.encrypt({"url": f"postgresql://u:{secret}@h/db", "headers": {}})
+    assert secret not in token
+    assert cipher.decrypt(token) == {"url": f"postgresql://u:{secret}@h/db", "headers": {}}
     with pytest.raises(JobportError) as refused:
         Cipher(Fernet.generate_key()).decrypt(token)
     assert refused.value.code == "bad_encryption_key"
