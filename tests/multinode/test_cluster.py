@@ -92,6 +92,20 @@ class Worker:
         self.metrics = f"127.0.0.1:{free_port()}"
 
     def start(self) -> Worker:
+        # A port picked free may be taken before the worker binds it (servers of other tests
+        # start meanwhile): then pick another.
+        for _ in range(5):
+            self.metrics = f"127.0.0.1:{free_port()}"
+            said = len(self.log())
+            self._start()
+            if self.proc is not None and self.proc.poll() is None:
+                return self
+            if "Address already in use" not in self.log()[said:]:
+                break
+        raise AssertionError(self.log()[-3000:])
+
+    def _start(self) -> None:
+        started = len(self.log())
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "jobport.cli", "worker", "--queues", self.queue,
@@ -102,9 +116,8 @@ class Worker:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
-        wait_for(lambda: " ready." in self.log() or self.proc.poll() is not None, timeout=60)
-        assert self.proc.poll() is None, self.log()[-3000:]
-        return self
+        proc = self.proc
+        wait_for(lambda: " ready." in self.log()[started:] or proc.poll() is not None, timeout=60)
 
     @property
     def pid(self) -> int:
