@@ -3,7 +3,9 @@ status and steps refreshed by htmx until it ends, a foreach run's items, the res
 table, the live log), the log as a download, and Cancel with a confirmation.
 
 The live log is the API's own `GET /api/v1/executions/{id}/logs?follow=true` (SSE), which
-the session cookie authenticates; console.js appends its lines to the page.
+the session cookie authenticates; console.js appends its lines to the page. A run whose log
+lines retention removed (`logs_pruned_at`) says so, with the settings that decide it, in
+place of the log and as the first line of the download.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import datetime as dt
 import json
 import re
 from collections.abc import AsyncIterator
@@ -27,6 +30,7 @@ from jobport.domain.executions import FINAL_STATUSES, Execution, LogLine, Status
 from jobport.domain.pages import Page
 from jobport.errors import Conflict, Invalid, NotFound
 from jobport.services import executions as execution_service
+from jobport.services import jobs as job_service
 from jobport.services import projects as project_service
 from jobport.services.access import authorization
 
@@ -236,6 +240,46 @@ def _state(
     }
 
 
+def _days(days: int) -> str:
+    return "as long as their run" if days == 0 else f"{days} day{'' if days == 1 else 's'}"
+
+
+def _log_policy(who: Viewer, execution: Execution) -> str:
+    """How long the run's job keeps log lines now, and the setting that says so."""
+    server = who.rt.settings.log_retention_days
+    own = None
+    try:
+        job = job_service.get(who.rt, execution.project_id, execution.job_id)
+    except NotFound:  # the job was deleted since
+        job = None
+    if job is not None:
+        retention = job.definition.get("retention")
+        if isinstance(retention, dict) and isinstance(retention.get("logDays"), int):
+            own = retention["logDays"]
+    if own is not None:
+        return (
+            f"The job {execution.job_name} keeps log lines {_days(own)} after a run ends (its "
+            f"retention.logDays; the server's JOBPORT_LOG_RETENTION_DAYS is {server})."
+        )
+    return (
+        f"Log lines are kept {_days(server)} after a run ends (the server's "
+        "JOBPORT_LOG_RETENTION_DAYS; a job's retention.logDays overrides it)."
+    )
+
+
+def pruned_note(who: Viewer, execution: Execution) -> str | None:
+    """What the run's page and download say in place of log lines retention removed; None
+    while they are kept."""
+    if execution.logs_pruned_at is None:
+        return None
+    had = execution.log_lines
+    on = execution.logs_pruned_at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        f"The log lines of this run were removed by the retention policy on {on} "
+        f"({had} line{'' if had == 1 else 's'}). " + _log_policy(who, execution)
+    )
+
+
 @router.get(PREFIX + "/runs/{execution_id}")
 async def run_detail(
     request: Request,
@@ -247,7 +291,8 @@ async def run_detail(
     execution = await asyncio.to_thread(_readable, who, execution_id, "executions:read")
     state = await asyncio.to_thread(_state, who, execution, iteration, items_after)
     project = project_service.get(who.rt, execution.project_id)
-    return page(request, "runs/detail.html", who, project=project, **state)
+    pruned = await asyncio.to_thread(pruned_note, who, execution)
+    return page(request, "runs/detail.html", who, project=project, pruned=pruned, **state)
 
 
 @router.get(PREFIX + "/runs/{execution_id}/state")
@@ -271,7 +316,11 @@ def _log_text(line: LogLine) -> str:
     return f"{at}{where}{item} {line.stream}: {line.text}\n"
 
 
-async def _log_lines(who: Viewer, execution_id: str, iteration: int | None) -> AsyncIterator[str]:
+async def _log_lines(
+    who: Viewer, execution_id: str, iteration: int | None, first: str | None = None
+) -> AsyncIterator[str]:
+    if first is not None:
+        yield first + "\n"
     after = 0
     while True:
         lines, _ = await asyncio.to_thread(
@@ -298,8 +347,9 @@ async def run_log(
     name = _SAFE_NAME.sub("_", f"{execution.job_name}-{execution.id}")
     if iteration is not None:
         name += f"-item-{iteration}"
+    pruned = await asyncio.to_thread(pruned_note, who, execution)
     return StreamingResponse(
-        _log_lines(who, execution.id, iteration),
+        _log_lines(who, execution.id, iteration, pruned),
         media_type="text/plain; charset=utf-8",
         headers={
             "Content-Disposition": f'attachment; filename="{name}.log"',

@@ -70,8 +70,20 @@ function followLog(pre) {
   });
   source.addEventListener("end", (event) => {
     source.close();
-    const status = JSON.parse(event.data).status;
-    say(`The run ended: ${status}.` + (pre.childNodes.length ? "" : " It logged nothing."));
+    const end = JSON.parse(event.data);
+    const status = end.status;
+    if (end.logsPruned && !pre.childNodes.length) {
+      // Retention removed the lines after the page was made: said instead of an empty log.
+      const pruned = document.createElement("p");
+      pruned.className = "notice log-pruned";
+      pruned.id = "log-pruned";
+      pruned.textContent = pre.dataset.pruned || "The log lines of this run were removed by the retention policy.";
+      pre.replaceWith(pruned);
+      if (follow) follow.parentElement.hidden = true;
+      say(`The run ended: ${status}.`);
+    } else {
+      say(`The run ended: ${status}.` + (pre.childNodes.length ? "" : " It logged nothing."));
+    }
     pre.dataset.ended = status;
   });
   source.addEventListener("error", () => {
