@@ -19,6 +19,13 @@ service is absent is reported as skipped. The phases:
 a database already holding that many ended runs with 20 log lines each (bench/stored.py),
 and prints the curve: a column per size.
 
+The server's resident memory (VmRSS) is read after each phase, and the sum over the
+processes below it (the workers). `--soak N` then submits N more no-op runs in chunks and
+samples it every `--soak-sample` runs (10,000), against 150 MB. `--profile DIR` records the
+server and its workers with py-spy during each phase (bench/profiles.py) and prints where
+the CPU went. The header's `calibration` is the time of a fixed pure-Python loop: the
+machine's speed that day.
+
 Every request carries an API key (`Authorization: Bearer jpk_...`) of an Administrator, as
 a real client's would: the bench measures authentication too. Traffic goes to 127.0.0.1
 only. Each setup is bounded by --timeout; its processes are always stopped at the end.
@@ -58,6 +65,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import profiles
+
 PROJECT = "demo"
 JOB = "noop"
 EXECUTE = f"/api/v1/projects/{PROJECT}/jobs/{JOB}/execute"
@@ -78,6 +87,20 @@ SYNC_LEGS = (
 # c spend at most SUBMIT_SHARE of theirs sending, the rest waiting for the runs to end.
 BUDGET = {"a": 30.0, "b": 55.0, "c": 50.0, "d": 60.0}
 SUBMIT_SHARE = 0.6
+
+# --soak: runs go out in chunks of SOAK_CHUNK, each drained before the next, so that never
+# more than a chunk is queued; RSS is sampled every --soak-sample runs. The soak may take
+# SOAK_BASE_S plus N / SOAK_FLOOR_RUNS_PER_S seconds: twice what 100,000 runs take at ~130
+# runs/s. Target: the server under SOAK_TARGET_MB at the end.
+SOAK_CHUNK = 2000
+SOAK_BASE_S = 60.0
+SOAK_FLOOR_RUNS_PER_S = 60.0
+SOAK_TARGET_MB = 150.0
+
+# The calibration: a fixed pure-Python loop (never change CALIBRATION_N: figures of
+# different days are comparable through it), best of CALIBRATION_ROUNDS.
+CALIBRATION_N = 1_500_000
+CALIBRATION_ROUNDS = 5
 
 TARGETS = {
     "sync_median_ms": 10.0,
@@ -363,6 +386,69 @@ def cpu_percent(before: dict[str, float], after: dict[str, float], wall: float) 
     }
 
 
+# -- memory -------------------------------------------------------------------------------
+
+
+def rss_mb(pid: int) -> float:
+    """VmRSS of `pid` in MB (MiB: kB / 1024), from /proc/<pid>/status."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise OSError(f"no VmRSS for {pid}")  # a zombie
+
+
+def _descendants(roots: list[int]) -> list[int]:
+    out: list[int] = []
+    stack = list(roots)
+    while stack:
+        pid = stack.pop()
+        out.append(pid)
+        stack.extend(_children(pid))
+    return out
+
+
+def memory_snapshot(probe: Probe | None) -> dict[str, Any] | None:
+    """The server's VmRSS, and the sum over the worker processes: everything below the
+    server (the local pool's fork server, workers and resource tracker) and celery's
+    `jobport worker` processes with theirs. Pages shared between processes count in each."""
+    if probe is None or probe.server_pid is None:
+        return None
+    try:
+        server = rss_mb(probe.server_pid)
+    except OSError:
+        return None
+    workers, count = 0.0, 0
+    for pid in _descendants(_children(probe.server_pid) + probe.worker_pids):
+        with contextlib.suppress(OSError, ValueError):
+            workers += rss_mb(pid)
+            count += 1
+    return {"server_mb": round(server, 1), "workers_mb": round(workers, 1), "workers": count}
+
+
+# -- calibration --------------------------------------------------------------------------
+
+
+def _calibration_loop(n: int) -> int:
+    acc = 0
+    table: dict[int, int] = {}
+    for i in range(n):
+        acc = (acc * 31 + i) % 1_000_003
+        table[i & 1023] = acc
+    return acc + len(table)
+
+
+def calibrate(n: int = CALIBRATION_N, rounds: int = CALIBRATION_ROUNDS) -> float:
+    """ms of the best of `rounds` runs of a fixed pure-Python loop: this machine's speed now
+    (about 200 ms on the 2-core development VM on a fast day; it varies up to 3x)."""
+    best = float("inf")
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        _calibration_loop(n)
+        best = min(best, time.perf_counter() - t0)
+    return round(best * 1000, 1)
+
+
 # -- statistics ---------------------------------------------------------------------------
 
 
@@ -416,14 +502,19 @@ async def blast(
     path: str,
     probe: Probe | None,
     budget: float,
+    conns: list[Any] | None = None,
 ) -> Blast:
     """POST `path` `n` times over `concurrency` keep-alive connections, as fast as it goes.
 
-    No request is started after `budget` seconds; `sent` then says how many went.
+    No request is started after `budget` seconds; `sent` then says how many went. `conns`:
+    connections to use (the first `concurrency` of them) instead of new ones.
     """
     out = Blast()
     todo = iter(range(n))
-    conns = [clients.connection() for _ in range(min(concurrency, n))]
+    if conns is None:
+        conns = [clients.connection() for _ in range(min(concurrency, n))]
+    else:
+        conns = conns[: min(concurrency, n)]
     stop_at = time.monotonic() + budget
 
     async def lane(conn: Any) -> None:
@@ -701,6 +792,112 @@ async def phase_listing(
         }
     out["cpu_percent"] = cpu_percent(before, cpu_snapshot(probe), time.time() - t0)
     return out
+
+
+def soak_budget(n: int) -> float:
+    """Seconds --soak N may take: SOAK_BASE_S + N / SOAK_FLOOR_RUNS_PER_S."""
+    return SOAK_BASE_S + n / SOAK_FLOOR_RUNS_PER_S
+
+
+async def not_succeeded_since(conn: Any, since: float, cap: int = 5000) -> int:
+    """How many noop executions created at or after `since` ended otherwise than succeeded
+    (failed, cancelled, timed out), counted up to `cap`."""
+    query = {
+        "job": JOB,
+        "status": "failed,cancelled,timed_out",
+        "createdAfter": iso(since - 0.002),
+        "limit": "500",
+    }
+    count = 0
+    while count < cap:
+        r = await conn.request("GET", f"{LIST}?{urllib.parse.urlencode(query)}")
+        if r.status != 200:
+            raise BenchError(f"listing executions: HTTP {r.status}: {r.body[:200]!r}")
+        page = r.json()
+        count += len(page["items"])
+        if not page.get("nextCursor"):
+            break
+        query["cursor"] = page["nextCursor"]
+    return count
+
+
+async def phase_soak(
+    clients: Clients,
+    n: int,
+    concurrency: int,
+    probe: Probe | None,
+    budget: float,
+    sample_every: int,
+) -> dict[str, Any]:
+    """`n` no-op runs (202 execute) over `concurrency` connections, in chunks of at most
+    SOAK_CHUNK, each chunk drained before the next; the server's and the workers' resident
+    memory sampled before the first, every `sample_every` runs and at the end (each sample
+    taken with nothing queued). Stops submitting when the budget is spent."""
+    deadline = time.monotonic() + budget
+    conns = [clients.connection() for _ in range(max(1, concurrency))]
+    poll = clients.connection()
+    chunk = max(1, min(SOAK_CHUNK, sample_every))
+    start = time.time()
+    t0 = time.monotonic()
+    before = cpu_snapshot(probe)
+
+    def sample(runs: int) -> dict[str, Any]:
+        mem = memory_snapshot(probe) or {}
+        return {"runs": runs, "t_s": round(time.monotonic() - t0, 1), **mem}
+
+    samples = [sample(0)]
+    sent = accepted = errors = 0
+    first_error: str | None = None
+    drained = True
+    next_sample = sample_every
+    while sent < n and time.monotonic() < deadline:
+        size = min(chunk, n - sent, next_sample - sent)
+        out = await blast(
+            clients, size, concurrency, EXECUTE, None, deadline - time.monotonic(), conns
+        )
+        sent += out.sent
+        accepted += out.ok
+        errors += out.errors
+        first_error = first_error or out.first_error
+        drained, _ = await drain(poll, out.ids[-1] if out.ids else None, deadline)
+        if not drained or out.sent < size:
+            break
+        if sent >= next_sample:
+            samples.append(sample(sent))
+            next_sample += sample_every
+    if not drained:  # the budget ran out with runs queued: give them a minute
+        drained, _ = await drain(poll, None, time.monotonic() + 60)
+    if samples[-1]["runs"] != sent:
+        samples.append(sample(sent))
+    wall = time.time() - start
+    cpu = cpu_percent(before, cpu_snapshot(probe), wall)
+    not_succeeded = await not_succeeded_since(poll, start)
+    # Growth: from the sample after the first `sample_every` runs (the start-up allocations
+    # are done by then) to the last; with a single sample after the start, from the start.
+    first = samples[1] if len(samples) > 2 else samples[0]
+    last = samples[-1]
+    growth = None
+    if "server_mb" in first and "server_mb" in last:
+        growth = round(last["server_mb"] - first["server_mb"], 1)
+    return {
+        "runs": n,
+        "sent": sent,
+        "accepted": accepted,
+        "errors": errors,
+        "first_error": first_error,
+        "not_succeeded": not_succeeded,
+        "drained": drained,
+        "wall_s": round(wall, 1),
+        "runs_per_s": round(accepted / wall, 1) if wall > 0 else float("nan"),
+        "budget_s": round(budget, 1),
+        "sample_every": sample_every,
+        "samples": samples,
+        "server_mb": last.get("server_mb"),
+        "workers_mb": last.get("workers_mb"),
+        "growth_from": first["runs"],
+        "growth_mb": growth,
+        "cpu_percent": cpu,
+    }
 
 
 # -- the setups ---------------------------------------------------------------------------
@@ -1133,6 +1330,30 @@ def table_rows(res: dict[str, Any]) -> list[Row]:
                 f"{k['median_ms']:.1f} / {k['p99_ms']:.1f} ms", "p99 <= 50 ms",
                 verdict(k["errors"] == 0 and k["p99_ms"] <= TARGETS["list_p99_ms"]),
             ))  # fmt: skip
+    for phase, mem in (res.get("memory") or {}).items():
+        when = "at start" if phase == "start" else f"after {phase}"
+        rows.append(
+            (
+                f"m.{phase}",
+                f"m  server resident memory {when}",
+                f"{mem['server_mb']:.1f} MB",
+                "",
+                "",
+            )
+        )
+    if s := res.get("soak"):
+        mb = s.get("server_mb")
+        rows += [
+            ("s.n", "soak  runs submitted", f"{s['sent']} of {s['runs']}", "", ""),
+            ("s.rss", f"soak  server resident memory after {s['sent']:,} runs",
+             f"{mb:.1f} MB" if mb is not None else "-", f"< {SOAK_TARGET_MB:g} MB",
+             verdict(mb is not None and mb < SOAK_TARGET_MB)),
+            ("s.growth", f"soak  server memory growth, after {s['growth_from']:,} runs -> end",
+             f"{s['growth_mb']:+.1f} MB" if s["growth_mb"] is not None else "-", "", ""),
+            ("s.errors", "soak  errors, runs not succeeded",
+             f"{s['errors']}, {s['not_succeeded']}", "0, 0",
+             verdict(s["errors"] == 0 and s["not_succeeded"] == 0)),
+        ]  # fmt: skip
     return rows
 
 
@@ -1277,8 +1498,71 @@ def print_details(res: dict[str, Any]) -> None:
                 f"p99 {k['p99_ms']:.1f} ms, max {k['max_ms']:.1f} ms, {k['items']} items a page"
                 + (f"; {k['errors']} errors, first: {k['first_error']}" if k["errors"] else "")
             )
+    if mem := res.get("memory"):
+        print("  memory (VmRSS, MB = MiB; workers: the sum over the processes below the server")
+        print("  and celery's workers, shared pages counted in each):")
+        for phase, m in mem.items():
+            when = "at start" if phase == "start" else f"after {phase}"
+            print(
+                f"     {when:9s} server {m['server_mb']:7.1f}   workers {m['workers_mb']:7.1f} "
+                f"({m['workers']} processes)"
+            )
+    if s := res.get("soak"):
+        print(
+            f"  soak: {s['accepted']:,} of {s['runs']:,} runs accepted in {s['wall_s']:.0f}s "
+            f"({s['runs_per_s']:.0f} runs/s, budget {s['budget_s']:.0f}s, chunks of "
+            f"{min(SOAK_CHUNK, s['sample_every']):,} drained in turn); "
+            f"cpu {cpu_text(s['cpu_percent'])}"
+        )
+        print("     runs done   server MB   workers MB   seconds")
+        for p in s["samples"]:
+            print(
+                f"     {p['runs']:>9,}   {p.get('server_mb', float('nan')):9.1f}   "
+                f"{p.get('workers_mb', float('nan')):10.1f}   {p['t_s']:7.1f}"
+            )
+        if s["first_error"]:
+            print(f"     first error: {s['first_error']}")
+    if prof := res.get("profile"):
+        print_profile(prof)
     for note in res.get("notes", []):
         print(f"  note: {note}")
+
+
+def print_profile(prof: dict[str, Any]) -> None:
+    """Per phase: the server's and the workers' samples, the CPU (seconds holding the GIL)
+    per request and per run, and the top functions by inclusive share."""
+    if "skipped" in prof:
+        print(f"  profile: skipped: {prof['skipped']}")
+        return
+    print(
+        "  profile (py-spy --gil, 200 Hz; share = of the group's samples whose stack holds the "
+        "function; the project's and libraries' frames only):"
+    )
+    for phase, p in prof.items():
+        print(f"  profile {phase}: {', '.join(p['files'])}")
+        for err in p["errors"]:
+            print(f"     problem: {err}")
+        for group, per, count in (
+            ("server", "request", p["requests"]),
+            ("workers", "run", p["runs"]),
+        ):
+            g = p[group]
+            if not g["samples"]:
+                continue
+            each = f", {1000 * g['seconds'] / count:.2f} ms per {per}" if count else ""
+            print(
+                f"     {group}: {g['samples']} samples = {g['seconds']:.1f}s holding the GIL"
+                f"{each} ({count} {per}s"
+                + (f", {g['processes']} processes" if group == "workers" else "")
+                + ")"
+            )
+            for name, share, folded, outer in g["top"]:
+                callers = (
+                    f"  (+{folded} caller{'s' if folded > 1 else ''}, outermost {100 * outer:.1f}%)"
+                    if folded
+                    else ""
+                )
+                print(f"       {100 * share:5.1f}%  {name}{callers}")
 
 
 def print_report(report: dict[str, Any]) -> None:
@@ -1288,6 +1572,11 @@ def print_report(report: dict[str, Any]) -> None:
         f"workers={env['workers']}  concurrency={env['concurrency']}  client={env['client']}  "
         f"commit={env['commit']}  load average {env['loadavg']}"
     )
+    if env.get("calibration_ms") is not None:
+        print(
+            f"calibration: {env['calibration_ms']:.0f} ms (best of {CALIBRATION_ROUNDS} of a "
+            "fixed pure-Python loop; lower is a faster machine; bench/README.md)"
+        )
     table = side_by_side(report["setups"])
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     line = "  ".join("-" * w for w in widths)
@@ -1363,15 +1652,41 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--timeout", type=float, help="limit per setup in seconds (180; 240 with phase d)"
     )
+    p.add_argument(
+        "--soak",
+        type=int,
+        default=0,
+        help="after the phases, N more no-op runs in drained chunks of 2000, the server's "
+        "memory sampled every --soak-sample runs, against 150 MB (0: none)",
+    )
+    p.add_argument(
+        "--soak-sample", type=int, default=10_000, help="soak: runs between samples (10000)"
+    )
+    p.add_argument(
+        "--profile",
+        metavar="DIR",
+        help="record each phase with py-spy into DIR/<setup>-<phase>-server.txt and print "
+        "the top functions of the server and the workers",
+    )
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument("--strict", action="store_true", help="exit 1 if any row is a MISS")
     args = p.parse_args(argv)
     if args.only is None:
         args.only = "abcd" if args.stored else "abc"
-    if set(args.only) - set("abcd") or not args.only:
-        p.error("--only takes letters among a, b, c, d")
+    if args.only == "none":
+        args.only = ""
+    if set(args.only) - set("abcd") or (not args.only and not args.soak):
+        p.error("--only takes letters among a, b, c, d (or none, with --soak)")
+    if args.soak < 0 or args.soak_sample < 1:
+        p.error("--soak takes a count of runs, --soak-sample a positive count")
+    if (args.soak or args.profile) and args.url:
+        p.error("--soak and --profile read the server's processes: they do not go with --url")
     if args.timeout is None:
         args.timeout = 180.0 + (BUDGET["d"] if "d" in args.only else 0.0)
+        if args.soak:
+            args.timeout += soak_budget(args.soak) + 90
+        if args.profile:
+            args.timeout += 10.0 * len(args.only)
     args.setups = [s.strip() for s in args.setups.split(",") if s.strip()]
     if not args.setups or set(args.setups) - set(SETUPS):
         p.error(f"--setups takes a comma list among {', '.join(SETUPS)}")
@@ -1437,6 +1752,7 @@ def environment(args: argparse.Namespace) -> dict[str, Any]:
         "client": args.client,
         "commit": git_commit(),
         "loadavg": round(os.getloadavg()[0], 2),
+        "calibration_ms": calibrate(),
     }
 
 
@@ -1467,17 +1783,30 @@ async def bench(args: argparse.Namespace, server: Server | None, host: str, port
     }
     clients = Clients(args.client, host, port, args.concurrency, key)
     notes = res["notes"]
+    profiler = Profiler(args, server, res)
+
+    def remember(phase: str) -> None:
+        if (mem := memory_snapshot(procs)) is not None:
+            res.setdefault("memory", {})[phase] = mem
+
+    remember("start")
     try:
         if "a" in args.only:
+            await profiler.start("a")
             a = res["sync"] = await phase_sync(
                 clients, args.requests, args.warmup, procs, BUDGET["a"]
             )
+            await profiler.stop("a", a["sent"] + args.warmup, a["sent"] + args.warmup)
+            remember("a")
             if a["sent"] < a["requests"]:
                 notes.append(f"a: {a['sent']} of {a['requests']} sent in {BUDGET['a']:g}s")
         if "b" in args.only:
+            await profiler.start("b")
             b = res["throughput"] = await phase_throughput(
                 clients, args.runs, args.concurrency, procs, BUDGET["b"]
             )
+            await profiler.stop("b", b["submitted"], b["submitted"] - b["not_succeeded"])
+            remember("b")
             if b["not_submitted"]:
                 notes.append(
                     f"b: {b['submitted']} of {b['runs']} runs submitted within the "
@@ -1486,9 +1815,12 @@ async def bench(args: argparse.Namespace, server: Server | None, host: str, port
             if not b["drained"]:
                 notes.append(f"b: runs still active after the {BUDGET['b']:g}s budget")
         if "c" in args.only:
+            await profiler.start("c")
             c = res["accept"] = await phase_accept(
                 clients, args.accepts, args.concurrency, procs, BUDGET["c"]
             )
+            await profiler.stop("c", c["sent"], c["accepted"])
+            remember("c")
             if c["sent"] < c["requests"]:
                 notes.append(
                     f"c: {c['sent']} of {c['requests']} requests sent within the "
@@ -1500,17 +1832,103 @@ async def bench(args: argparse.Namespace, server: Server | None, host: str, port
                     "the server was stopped with them queued"
                 )
         if "d" in args.only:
+            await profiler.start("d")
             d = res["listing"] = await phase_listing(clients, args.listings, procs, BUDGET["d"])
+            listed = sum(k["ok"] + k["errors"] for k in d["kinds"].values())
+            await profiler.stop("d", listed, 0)
+            remember("d")
             for k in d["kinds"].values():
                 if k["ok"] + k["errors"] < args.listings:
                     notes.append(
                         f"d: {k['label']}: {k['ok'] + k['errors']} of {args.listings} requests "
                         f"within its {BUDGET['d'] / len(LISTINGS):g}s share of the budget"
                     )
+        if args.soak:
+            budget = soak_budget(args.soak)
+            s = res["soak"] = await phase_soak(
+                clients, args.soak, args.concurrency, procs, budget, args.soak_sample
+            )
+            if s["sent"] < s["runs"]:
+                notes.append(
+                    f"soak: {s['sent']:,} of {s['runs']:,} runs submitted within its "
+                    f"{budget:g}s budget; the memory figures are after those"
+                )
+            if not s["drained"]:
+                notes.append("soak: runs still queued at the end")
     finally:
+        await profiler.abort()
         await clients.close()
     res["elapsed_s"] = round(time.monotonic() - start, 1)
     return res
+
+
+# --profile: how many times a setup's phase was recorded (--rounds), for the file names.
+_PROFILED: dict[str, int] = {}
+
+
+class Profiler:
+    """--profile DIR: py-spy on the server (and the processes below it) and on celery's
+    workers during each phase; the summary of each phase goes to res["profile"][phase].
+    Does nothing without --profile; says why when py-spy is absent."""
+
+    def __init__(self, args: argparse.Namespace, server: Server | None, res: dict) -> None:
+        self.dir = Path(args.profile) if getattr(args, "profile", None) else None
+        self.server = server
+        self.res = res
+        self.rec: profiles.Recording | None = None
+        self.exe: str | None = None
+        self.stem_now = ""
+        if self.dir is None or server is None:
+            return
+        self.exe = profiles.py_spy()
+        if self.exe is None:
+            res["profile"] = {"skipped": "py-spy not installed (pip install py-spy)"}
+        else:
+            res["profile"] = {}
+
+    def stem(self, phase: str) -> str:
+        assert self.server is not None
+        name = self.server.setup
+        if self.server.stored is not None:
+            name += f"@{self.server.stored}"
+        stem = f"{name}-{phase}"
+        _PROFILED[stem] = _PROFILED.get(stem, 0) + 1
+        return stem if _PROFILED[stem] == 1 else f"{stem}-round{_PROFILED[stem]}"
+
+    async def start(self, phase: str) -> None:
+        if self.exe is None or self.dir is None or self.server is None:
+            return
+        assert self.server.proc is not None
+        self.stem_now = self.stem(phase)
+        self.rec = await asyncio.to_thread(
+            profiles.start,
+            self.exe,
+            self.dir,
+            self.stem_now,
+            self.server.proc.pid,
+            [w.pid for w in self.server.worker_procs],
+        )
+
+    async def stop(self, phase: str, requests: int, runs: int) -> None:
+        rec, self.rec = self.rec, None
+        if rec is None:
+            return
+        errors = await asyncio.to_thread(rec.stop)
+        files = [(path, i == 0) for i, (_, path) in enumerate(rec.procs)]
+        summary = await asyncio.to_thread(profiles.summarise, files)
+        summary.update(
+            files=[str(p) for p, _ in files if p.exists()],
+            requests=requests,
+            runs=runs,
+            errors=errors,
+        )
+        self.res["profile"][phase] = summary
+
+    async def abort(self) -> None:
+        """A phase that failed: stop its recording, keep no summary."""
+        rec, self.rec = self.rec, None
+        if rec is not None:
+            await asyncio.to_thread(rec.stop)
 
 
 def _interrupted(signum: int, frame: Any) -> None:
