@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
@@ -47,15 +48,24 @@ def await_with_spinner(
 
 
 def follow_run(
-    client: Client, execution_id: str, timeout: float | None, after: int = 0, out: Any = None
+    client: Client,
+    execution_id: str,
+    timeout: float | None,
+    after: int = 0,
+    out: Any = None,
+    emit: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
-    """Print the run's log lines until it ends (or `timeout` passes); return the execution."""
+    """Print the run's log lines (or hand each to `emit`) until it ends (or `timeout`
+    passes); return the execution."""
     failure: list[BaseException] = []
 
     def pump() -> None:
         try:
             for line in client.follow_logs(execution_id, after=after):
-                print_line(line, out)
+                if emit is not None:
+                    emit(line)
+                else:
+                    print_line(line, out)
         except BaseException as exc:  # handed to the main thread
             failure.append(exc)
 
@@ -146,6 +156,17 @@ def executions_show(
     print_json_or(execution, as_json, _print_execution)
 
 
+# Said on stderr (the command still exits 0) when retention removed the run's log lines.
+LOGS_PRUNED = (
+    "· the log lines of this run were removed by the retention policy (how long they are "
+    "kept: JOBPORT_LOG_RETENTION_DAYS on the server, or the job's retention.logDays)"
+)
+
+
+def _json_line(value: dict[str, Any]) -> None:
+    print(json.dumps(value, ensure_ascii=False, separators=(",", ":")), flush=True)
+
+
 @executions_app.command("logs")
 def executions_logs(
     ctx: typer.Context,
@@ -155,25 +176,51 @@ def executions_logs(
     iteration: Annotated[
         int | None, typer.Option("--item", min=0, help="Only this foreach item's lines.")
     ] = None,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="JSON Lines: each log line as the server gave it, then one object with "
+            "nextAfter, status, finished and logsPruned.",
+        ),
+    ] = False,
     url: UrlOption = None,
 ) -> None:
-    """A run's log lines: its steps' output on stdout/stderr, jobport's notes as '· '."""
+    """A run's log lines: its steps' output on stdout/stderr, jobport's notes as '· '.
+
+    When retention removed the run's log lines, a note on stderr says so (exit 0)."""
+    seen = after
+
+    def emit(line: dict[str, Any]) -> None:
+        nonlocal seen
+        seen = max(seen, int(line.get("seq", seen)))
+        if as_json:
+            _json_line(line)
+        else:
+            print_line(line)
+
     with session(ctx, url) as client:
         if follow and iteration is None:
             try:
-                follow_run(client, execution_id, None, after=after)
+                follow_run(client, execution_id, None, after=after, emit=emit)
             except KeyboardInterrupt:
                 raise typer.Exit(130) from None
-            return
+            # The stream has ended; one page after it says how (and whether the lines
+            # were pruned, which the stream's end does not hand over).
+            after, follow = seen, False
         while True:
             page = client.logs(execution_id, after=after, limit=1000, iteration=iteration)
             for line in page["items"]:
-                print_line(line)
+                emit(line)
             if page["finished"] or (not page["items"] and not follow):
-                return
+                break
             if not page["items"]:
                 time.sleep(0.5)
             after = page["nextAfter"]
+    if as_json:
+        _json_line({k: v for k, v in page.items() if k != "items"})
+    if page.get("logsPruned"):
+        typer.echo(LOGS_PRUNED, err=True)
 
 
 def _item_row(item: dict[str, Any]) -> list[str]:

@@ -369,8 +369,9 @@ class Operations(Base[TransportT], Generic[R, TransportT]):
     def logs(
         self, execution_id: str, after: int = 0, limit: int = 1000, iteration: int | None = None
     ) -> R:
-        """Log lines after seq `after`: `{items, nextAfter, status, finished}`; with
-        `iteration`, only that foreach item's."""
+        """Log lines after seq `after`: `{items, nextAfter, status, finished, logsPruned}`;
+        with `iteration`, only that foreach item's. `logsPruned` is true when retention
+        removed the run's lines (the run stays): `items` is then empty, not a silent run."""
         path = common.path("executions", execution_id, "logs")
         params = common.query(after=after, limit=limit, iteration=iteration)
         return self._call("GET", path, params=params)
