@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: run test fuzz lint format bench bench-compare bench-stored bench-transfer bench-iteration clean
+.PHONY: run test fuzz lint format bench bench-compare bench-stored bench-transfer bench-iteration bench-memory clean
 
 $(BIN)/jobport: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -73,6 +73,12 @@ bench-compare: $(VENV)/.dev
 STORED ?= 0,100000,1000000
 bench-stored: $(VENV)/.dev
 	$(BIN)/python bench/run.py --setups sqlite+local --stored $(STORED)
+
+# The server's memory: phases a-c on sqlite+local, then SOAK more no-op runs in drained chunks,
+# its RSS every 10,000 runs, against 150 MB (~15-30 min at 100,000; SOAK=20000 for a look).
+SOAK ?= 100000
+bench-memory: $(VENV)/.dev
+	$(BIN)/python bench/run.py --setups sqlite+local --soak $(SOAK)
 
 # The transfer step: 1,000,000 rows SQLite to SQLite and PostgreSQL to PostgreSQL (~1 min).
 bench-transfer: $(VENV)/.dev
