@@ -137,10 +137,12 @@ async def serving(settings: Settings, *, demo: bool = False) -> AsyncIterator[Ru
     from jobport.engine.dispatcher import Dispatcher
     from jobport.scheduler import Scheduler
     from jobport.services.retention import Pruner
+    from jobport.services.starts import StartQueue
 
     rt = open_runtime(settings)
     rt.audit = AuditTrail(rt.db)
     rt.audit.start()
+    rt.starts = StartQueue(rt)
     scheduler: Scheduler | None = None
     pruner: Pruner | None = None
     listener = None
@@ -151,6 +153,7 @@ async def serving(settings: Settings, *, demo: bool = False) -> AsyncIterator[Ru
             seed(rt)
         rt.dispatcher = Dispatcher(settings, rt.db, _executor(settings, rt.db))
         await rt.dispatcher.start()
+        rt.starts.start_threads()
         listener = _listen(rt)
         if settings.scheduler_enabled:
             scheduler = Scheduler(rt)
@@ -166,6 +169,7 @@ async def serving(settings: Settings, *, demo: bool = False) -> AsyncIterator[Ru
             await asyncio.to_thread(scheduler.stop)
         if listener is not None:
             await asyncio.to_thread(listener.stop)
+        await asyncio.to_thread(rt.starts.stop)
         if rt.dispatcher is not None:
             await rt.dispatcher.stop()
         rt.audit.stop()

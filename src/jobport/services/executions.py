@@ -131,16 +131,60 @@ def start(
     return started.execution, started.created
 
 
-def start_in(conn: Connection, project_ref: str, job_ref: str, request: StartRequest) -> Started:
+def start_batch(
+    rt: Runtime, starts: list[tuple[str, str, StartRequest]]
+) -> list[tuple[Execution, bool]]:
+    """Several starts in one write transaction (services/starts.py, group commit), each
+    project and job read once. Raises if any one fails: nothing of the batch is stored then."""
+    lookups = Lookups()
+    with rt.db.write() as conn:
+        started = [start_in(conn, p, j, request, lookups) for p, j, request in starts]
+    for one in started:
+        if one.created:
+            announce(rt, one)
+    return [(one.execution, one.created) for one in started]
+
+
+class Lookups:
+    """The projects and jobs (with their parsed spec) one transaction has read, by reference:
+    a batch of starts of one job reads it once."""
+
+    def __init__(self) -> None:
+        self._projects: dict[str, dict[str, Any]] = {}
+        self._jobs: dict[tuple[str, str], tuple[dict[str, Any], JobSpec]] = {}
+
+    def project(self, conn: Connection, ref: str) -> dict[str, Any]:
+        project = self._projects.get(ref)
+        if project is None:
+            project = self._projects[ref] = project_store.get(conn, ref)
+        return project
+
+    def job(self, conn: Connection, project_id: str, ref: str) -> tuple[dict[str, Any], JobSpec]:
+        key = (project_id, ref)
+        found = self._jobs.get(key)
+        if found is None:
+            job = job_store.get(conn, project_id, ref)
+            found = self._jobs[key] = (job, JobSpec.model_validate(job["spec"]))
+        return found
+
+
+def start_in(
+    conn: Connection,
+    project_ref: str,
+    job_ref: str,
+    request: StartRequest,
+    lookups: Lookups | None = None,
+) -> Started:
     """start() inside the caller's write transaction, so a schedule's fire and its run commit
-    together. The caller announces the run with announce() after the commit."""
+    together. The caller announces the run with announce() after the commit. `lookups`
+    shares the project and job reads of one transaction between several starts."""
     parameters = dict(request.parameters)
     mode, execution_id = request.mode, request.execution_id
     idempotency_key = request.idempotency_key
     replaced: list[tuple[str, str]] = []
-    project = project_store.get(conn, project_ref)
-    job = job_store.get(conn, project["id"], job_ref)
-    spec = JobSpec.model_validate(job["spec"])
+    lookups = lookups or Lookups()
+    project = lookups.project(conn, project_ref)
+    job, spec = lookups.job(conn, project["id"], job_ref)
     if spec.concurrency_policy != "allow":
         # forbid and replace look at the job's other runs: one start at a time per job (a
         # row lock on PostgreSQL). An `allow` job takes none, so its starts go in parallel;

@@ -22,6 +22,7 @@ class Runtime:
     dispatcher: Dispatcher | None = None  # None: store-only use (CLI --local, tests)
     access: Any = None  # services.access.AccessState, set by services.access.bootstrap
     audit: Any = None  # services.audit.AuditTrail, set by the API app
+    starts: Any = None  # services.starts.StartQueue (group commit), set by boot.serving
     _cipher: Cipher | None = field(default=None, repr=False)
     _cipher_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 

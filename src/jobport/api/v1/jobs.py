@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Response
@@ -19,6 +18,7 @@ from jobport.domain.executions import FINAL_STATUSES, StartRequest, Trigger
 from jobport.domain.jobs import Job, JobSpec
 from jobport.services import executions as execution_service
 from jobport.services import jobs as job_service
+from jobport.services import starts
 from jobport.services.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1/projects/{project}/jobs", tags=["jobs"])
@@ -175,9 +175,8 @@ async def execute_job(
     caller: Principal = require("jobs:execute"),
 ) -> JSONResponse:
     body = body or wire.ExecuteRequest()
-    # Off the event loop: the insert may wait for the database's write lock.
-    execution, created = await asyncio.to_thread(
-        execution_service.start,
+    # Committed by the server's start queue with the starts of other requests (group commit).
+    execution, created = await starts.start(
         rt,
         project,
         job,

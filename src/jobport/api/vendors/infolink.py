@@ -24,7 +24,7 @@ from jobport.api.v1 import wire
 from jobport.domain.access import KEY_PREFIX, Principal
 from jobport.domain.executions import Execution, StartRequest, Status, Trigger, infer_schema
 from jobport.errors import BadRequest, Conflict, NotFound, Unauthenticated
-from jobport.services import audit
+from jobport.services import audit, starts
 from jobport.services import executions as execution_service
 from jobport.services import jobs as job_service
 from jobport.services import projects as project_service
@@ -277,9 +277,7 @@ async def execute_job(
         principal=caller.label,
     )
     try:
-        execution, _created = await asyncio.to_thread(
-            execution_service.start, rt, app_id, op.scenario, start_request
-        )
+        execution, _created = await starts.start(rt, app_id, op.scenario, start_request)
     except NotFound as exc:
         if exc.code != "job_not_found":
             raise

@@ -30,6 +30,7 @@ from jobport.errors import APIError, JobportError
 from jobport.services import executions as execution_service
 from jobport.services import jobs as job_service
 from jobport.services import projects as project_service
+from jobport.services import starts
 
 router = APIRouter()
 
@@ -410,8 +411,7 @@ async def run_job(
             request, who, found_project, found, status=422, errors=errors, values=values
         )
     try:
-        execution, _ = await asyncio.to_thread(
-            execution_service.start,
+        execution, _ = await starts.start(
             who.rt,
             found_project.id,
             found.id,

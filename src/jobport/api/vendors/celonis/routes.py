@@ -38,6 +38,7 @@ from jobport.errors import Conflict, NotFound
 from jobport.services import executions as execution_service
 from jobport.services import jobs as job_service
 from jobport.services import projects as project_service
+from jobport.services import starts
 from jobport.services.runtime import Runtime
 
 router = APIRouter(include_in_schema=False)
@@ -69,9 +70,7 @@ class ExecutionConfiguration(BaseModel):
 
 
 async def _start(rt: Runtime, project: str, job: str, mode: str, caller: Principal) -> Execution:
-    # Off the event loop: the insert may wait for the database's write lock.
-    execution, _ = await asyncio.to_thread(
-        execution_service.start,
+    execution, _ = await starts.start(
         rt,
         project,
         job,
