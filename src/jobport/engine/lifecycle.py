@@ -50,34 +50,48 @@ def conclude(
     log_lines: list[dict[str, Any]] | None = None,
     log_bytes: int = 0,
     iteration: dict[str, Any] | None = None,
+    claimed: dict[str, Any] | None = None,
 ) -> Concluded:
     """Move a running (or cancelling) execution to its final status, in one transaction.
 
     A cancel request wins over any other ending but success is not claimed after it:
-    `cancelling` always ends `cancelled`.
+    `cancelling` always ends `cancelled`. `claimed` is the row as the worker claimed it:
+    its fields that never change after the claim spare reading it again when it is still
+    `running` (the usual case: one UPDATE then, no SELECT).
     """
+    values: dict[str, Any] = {
+        "finished_at": utcnow(),
+        "result": clean(result),
+        "error_code": error_code,
+        "error_message": clean_text(error_message) if error_message else None,
+    }
+    if steps is not None:
+        values["steps"] = clean(steps)
+    if iteration is not None:
+        values["iteration"] = clean(iteration)
     with db.write() as conn:
-        row = execution_store.find(conn, execution_id)
-        if row is None:
-            return Concluded(execution_id, "", None)
-        current = Status(row["status"])
-        if current.is_final or current == Status.QUEUED:
-            return Concluded(execution_id, row["job_id"], None)
-        if current == Status.CANCELLING and status != Status.CANCELLED:
-            status, result = Status.CANCELLED, None
-            error_code, error_message = ErrorCode.CANCELLED, "cancelled on request"
-        values: dict[str, Any] = {
-            "finished_at": utcnow(),
-            "result": clean(result),
-            "error_code": error_code,
-            "error_message": clean_text(error_message) if error_message else None,
-        }
-        if steps is not None:
-            values["steps"] = clean(steps)
-        if iteration is not None:
-            values["iteration"] = clean(iteration)
-        if not execution_store.transition(conn, execution_id, status, [current], **values):
-            return Concluded(execution_id, row["job_id"], None)
+        if claimed is not None and execution_store.transition(
+            conn, execution_id, status, [Status.RUNNING], **values
+        ):
+            row = claimed
+            if status in (Status.FAILED, Status.TIMED_OUT):  # a retry counts its log lines
+                row = execution_store.find(conn, execution_id) or claimed
+        else:
+            row = execution_store.find(conn, execution_id)
+            if row is None:
+                return Concluded(execution_id, "", None)
+            current = Status(row["status"])
+            if current.is_final or current == Status.QUEUED:
+                return Concluded(execution_id, row["job_id"], None)
+            if current == Status.CANCELLING and status != Status.CANCELLED:
+                status = Status.CANCELLED
+                values.update(
+                    result=None,
+                    error_code=ErrorCode.CANCELLED,
+                    error_message="cancelled on request",
+                )
+            if not execution_store.transition(conn, execution_id, status, [current], **values):
+                return Concluded(execution_id, row["job_id"], None)
         started = row["started_at"]
         metrics.run_finished(
             project_store.name_of(conn, row["project_id"]),

@@ -35,28 +35,32 @@ class Claim:
     not_before: dt.datetime | None = None  # when not_due: when it is
 
 
+class _OverLimit(Exception):
+    """Raised inside a claim's transaction to undo it: the job's maxConcurrent is reached."""
+
+
 def claim(db: Database, execution_id: str, worker: str) -> Claim:
     """Compare-and-set queued → running, honouring not-before and the job's maxConcurrent."""
-    with db.write() as conn:
-        row = execution_store.find(conn, execution_id)
-        if row is None or row["status"] != Status.QUEUED:
-            return Claim(None, "gone")
-        now = utcnow()
-        if row["not_before"] > now:
-            return Claim(None, "not_due", row["not_before"])
-        limit = row["spec"].get("maxConcurrent")
-        if limit:
-            execution_store.lock_job(conn, row["job_id"])
-            if execution_store.running_count(conn, row["job_id"]) >= limit:
-                return Claim(None, "blocked")
-        values = {"worker": worker, "started_at": now, "heartbeat_at": now}
-        if not execution_store.transition(
-            conn, execution_id, Status.RUNNING, [Status.QUEUED], **values
-        ):
-            return Claim(None, "gone")
-        row.update(status=Status.RUNNING.value, **values)
-        since = max(row["created_at"], row["not_before"])
-        project = project_store.name_of(conn, row["project_id"])
+    now = utcnow()
+    try:
+        with db.write() as conn:
+            row = execution_store.claim_due(conn, execution_id, worker, now)
+            if row is None:  # why not: gone, or not due yet
+                found = execution_store.find(conn, execution_id)
+                if found is None or found["status"] != Status.QUEUED:
+                    return Claim(None, "gone")
+                return Claim(None, "not_due", found["not_before"])
+            limit = row["spec"].get("maxConcurrent")
+            if limit:
+                # After the job's lock (PostgreSQL) the count holds every run claimed before
+                # this one committed, and this one.
+                execution_store.lock_job(conn, row["job_id"])
+                if execution_store.running_count(conn, row["job_id"]) > limit:
+                    raise _OverLimit
+            project = project_store.name_of(conn, row["project_id"])
+    except _OverLimit:  # rolled back: it stays queued
+        return Claim(None, "blocked")
+    since = max(row["created_at"], row["not_before"])
     metrics.run_started(project, row["job_name"], (now - since).total_seconds())
     return Claim(row, "claimed")
 
@@ -164,6 +168,7 @@ class Worker:
             log_lines=lines,
             log_bytes=nbytes,
             iteration=run.iteration,
+            claimed=execution,
         )
         return got, done, outcome.stuck
 

@@ -7,7 +7,7 @@ import functools
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from jobport.domain.executions import ACTIVE, Status
@@ -201,6 +201,34 @@ def transition(
     if target.is_final:  # other nodes wake whoever waits for it (store/notify.py)
         notify.publish(conn, "final", execution_id)
     return True
+
+
+_CLAIM = (
+    update(executions)
+    .where(
+        executions.c.id == bindparam("claim_id"),
+        executions.c.status == Status.QUEUED.value,
+        executions.c.not_before <= bindparam("claim_now", type_=executions.c.not_before.type),
+    )
+    .values(
+        status=Status.RUNNING.value,
+        worker=bindparam("claim_worker"),
+        started_at=bindparam("claim_now", type_=executions.c.started_at.type),
+        heartbeat_at=bindparam("claim_now", type_=executions.c.heartbeat_at.type),
+    )
+    .returning(*executions.c)
+)
+
+
+def claim_due(
+    conn: Connection, execution_id: str, worker: str, now: dt.datetime
+) -> dict[str, Any] | None:
+    """Compare-and-set queued → running of a run that is due, in one prebuilt statement:
+    the row as it is now, or None (not queued any more, or not due yet)."""
+    row = conn.execute(
+        _CLAIM, {"claim_id": execution_id, "claim_worker": worker, "claim_now": now}
+    ).first()
+    return dict(row._mapping) if row else None
 
 
 def running_count(conn: Connection, job_id: str) -> int:
