@@ -70,8 +70,8 @@ def conclude(
     if iteration is not None:
         values["iteration"] = clean(iteration)
     with db.write() as conn:
-        if claimed is not None and execution_store.transition(
-            conn, execution_id, status, [Status.RUNNING], **values
+        if claimed is not None and execution_store.finish_running(
+            conn, execution_id, status, **values
         ):
             row = claimed
             if status in (Status.FAILED, Status.TIMED_OUT):  # a retry counts its log lines

@@ -62,6 +62,23 @@ class _RunningStep:
         )
 
 
+_SPECS: dict[str, tuple[dict[str, Any], JobSpec]] = {}  # job id: (its stored spec, parsed)
+
+
+def _spec_of(execution: dict[str, Any]) -> JobSpec:
+    """The run's JobSpec, parsed once per job and spec in this worker (runs of one job
+    mostly carry the same spec; a changed one is parsed again)."""
+    stored = execution["spec"]
+    known = _SPECS.get(execution["job_id"])
+    if known is not None and known[0] == stored:
+        return known[1]
+    spec = JobSpec.model_validate(stored)
+    if len(_SPECS) > 1000:
+        _SPECS.clear()
+    _SPECS[execution["job_id"]] = (stored, spec)
+    return spec
+
+
 class Run:
     """One execution in progress inside a worker."""
 
@@ -76,7 +93,7 @@ class Run:
     ) -> None:
         self.execution = execution
         self.connections = connections
-        self.spec = JobSpec.model_validate(execution["spec"])
+        self.spec = _spec_of(execution)
         self.logs = logs
         self.grace = grace_seconds
         self.states = {s["name"]: s for s in initial_step_states(execution["spec"])}

@@ -231,6 +231,40 @@ def claim_due(
     return dict(row._mapping) if row else None
 
 
+_FINISH = (
+    update(executions)
+    .where(
+        executions.c.id == bindparam("finish_id"),
+        executions.c.status == Status.RUNNING.value,
+    )
+    .values(
+        status=bindparam("finish_status"),
+        finished_at=bindparam("finish_at", type_=executions.c.finished_at.type),
+        result=bindparam("finish_result", type_=executions.c.result.type),
+        error_code=bindparam("finish_error_code"),
+        error_message=bindparam("finish_error_message"),
+        steps=bindparam("finish_steps", type_=executions.c.steps.type),
+    )
+)
+_FINISHED = {"finished_at", "result", "error_code", "error_message", "steps"}
+
+
+def finish_running(conn: Connection, execution_id: str, target: Status, **values: Any) -> bool:
+    """transition(running → target) with the values a worker ends a run with, in one
+    prebuilt statement (the hot path of every run's end); other values: transition()."""
+    if values.keys() != _FINISHED:
+        return transition(conn, execution_id, target, [Status.RUNNING], **values)
+    params = {f"finish_{k}": v for k, v in values.items()}
+    params["finish_at"] = params.pop("finish_finished_at")
+    result = conn.execute(
+        _FINISH, {"finish_id": execution_id, "finish_status": target.value, **params}
+    )
+    if result.rowcount != 1:
+        return False
+    notify.publish(conn, "final", execution_id)
+    return True
+
+
 def running_count(conn: Connection, job_id: str) -> int:
     return conn.execute(
         select(func.count())

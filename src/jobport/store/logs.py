@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from jobport.store.tables import execution_logs, executions
 
@@ -16,13 +16,18 @@ def append(conn: Connection, execution_id: str, lines: list[dict[str, Any]], nby
         return
     _insert_many(conn, execution_id, lines)
     conn.execute(
-        update(executions)
-        .where(executions.c.id == execution_id)
-        .values(
-            log_lines=executions.c.log_lines + len(lines),
-            log_bytes=executions.c.log_bytes + nbytes,
-        )
+        _COUNT, {"count_id": execution_id, "count_lines": len(lines), "count_bytes": nbytes}
     )
+
+
+_COUNT = (  # built once: every batch of lines bumps its run's counters
+    update(executions)
+    .where(executions.c.id == bindparam("count_id"))
+    .values(
+        log_lines=executions.c.log_lines + bindparam("count_lines"),
+        log_bytes=executions.c.log_bytes + bindparam("count_bytes"),
+    )
+)
 
 
 _COLUMNS = "execution_id, seq, at, step, stream, level, text, iteration"
