@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -91,4 +92,67 @@ def test_sqlite_readers_do_not_block_a_writer(tmp_path: Path) -> None:
         assert project_store.find(reader, "new") is None  # the reader keeps its snapshot
     with db.read() as conn:
         assert project_store.find(conn, "new") is not None
+    db.dispose()
+
+
+def _hold_write_lock(path: Path, seconds: float, held: threading.Event) -> None:
+    """Another process's writer, as SQLite sees it: a second connection in BEGIN IMMEDIATE."""
+    import sqlite3
+
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    held.set()
+    time.sleep(seconds)
+    other.execute("COMMIT")
+    other.close()
+
+
+def test_a_sqlite_writer_gets_the_lock_within_milliseconds_of_its_release(
+    tmp_path: Path,
+) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'busy.db'}")
+    db.upgrade()
+    held = threading.Event()
+    holder = threading.Thread(
+        target=_hold_write_lock, args=(tmp_path / "busy.db", 0.25, held), daemon=True
+    )
+    holder.start()
+    held.wait(5)
+    began = time.monotonic()
+    with db.write() as conn:
+        add_project(conn)
+    waited = time.monotonic() - began
+    holder.join(5)
+    # SQLite's own busy handler tries at 228 ms, then at 328 ms (its pauses grow to 100 ms);
+    # the pauses here are at most 1 ms.
+    assert 0.24 <= waited < 0.3
+    with db.read() as conn:  # the connection's busy timeout is back for other statements
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
+    db.dispose()
+
+
+def test_a_sqlite_writer_gives_up_after_the_busy_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    from jobport.store import db as db_module
+
+    monkeypatch.setattr(db_module, "BUSY_TIMEOUT_MS", 200)
+    db = Database(f"sqlite:///{tmp_path / 'busy.db'}")
+    db.upgrade()
+    held = threading.Event()
+    holder = threading.Thread(
+        target=_hold_write_lock, args=(tmp_path / "busy.db", 1.0, held), daemon=True
+    )
+    holder.start()
+    held.wait(5)
+    began = time.monotonic()
+    with pytest.raises(Exception) as refused, db.write():
+        pass
+    assert 0.18 <= time.monotonic() - began < 0.6
+    assert isinstance(refused.value.__cause__ or refused.value, sqlite3.OperationalError) or (
+        "locked" in str(refused.value)
+    )
+    holder.join(5)
     db.dispose()

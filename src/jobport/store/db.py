@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -114,16 +116,58 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor = dbapi_conn.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
+        raw = conn.connection.dbapi_connection
         if conn.get_execution_options().get("jobport_readonly"):
-            conn.exec_driver_sql("BEGIN")
+            raw.execute("BEGIN")
         else:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            begin_immediate(raw)
+
+
+BUSY_TIMEOUT_MS = 30_000
+_FIRST_PAUSE = 0.0001
+_LONGEST_PAUSE = 0.001
+
+
+def begin_immediate(raw: Any) -> None:
+    """BEGIN IMMEDIATE, waiting for SQLite's one writer lock at most BUSY_TIMEOUT_MS.
+
+    SQLite's own busy handler sleeps 1, 2, 5, 10, 15, 20, 25... ms between tries. While the
+    server committed batch after batch of starts (services/starts.py), a worker process
+    retrying that way found the lock taken every time: no run ran until the requests
+    stopped (bench/run.py, phase b: the workers at 0% CPU while the server accepted). Here
+    the waits are 0.1 ms doubling up to 1 ms, so every writer of the file gets its turn
+    within about a millisecond of the lock coming free.
+    """
+    raw.execute("PRAGMA busy_timeout=0")
+    try:
+        deadline = None
+        pause = _FIRST_PAUSE
+        while True:
+            try:
+                raw.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if not _busy(exc):
+                    raise
+                now = time.monotonic()
+                if deadline is None:
+                    deadline = now + BUSY_TIMEOUT_MS / 1000
+                elif now > deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, _LONGEST_PAUSE)
+    finally:
+        raw.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+
+
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY or ("locked" in str(exc))
 
 
 @contextlib.contextmanager
