@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from jobport import __version__, boot, console
 from jobport.api import docs, errors, health, metrics, oauth, openapi, postman
 from jobport.api.audit_trail import AuditMiddleware
+from jobport.api.fastpath import FastPath
 from jobport.api.guard import InputGuard
 from jobport.api.methods import AllowedMethods
 from jobport.api.responses import JSONResponse
@@ -94,7 +95,9 @@ def create_app(
     app.include_router(losant.router)
     console.install(app)
 
-    # Innermost: OPTIONS and 405 pass the middleware above (input checks, audit) like any call.
+    # Innermost: the usual execute served without FastAPI's per-request work (api/fastpath.py).
+    app.add_middleware(FastPath)
+    # OPTIONS and 405 pass the middleware above (input checks, audit) like any call.
     app.add_middleware(AllowedMethods)
     app.add_middleware(AuditMiddleware)
     app.add_middleware(InputGuard, limit=settings.max_body_bytes)

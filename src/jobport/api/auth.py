@@ -98,6 +98,20 @@ def authenticate(request: Request) -> Principal:
     return principal
 
 
+def allowed(request: Request, scope: str, *, deferred: bool = False) -> Principal:
+    """The authenticated caller, holding `scope` (see require()); raises Unauthenticated or
+    Forbidden. For routes served without FastAPI's dependencies (api/fastpath.py)."""
+    principal = authenticate(request)
+    rt: Runtime = request.app.state.runtime
+    if deferred:
+        if principal.project_ids(scope) == set():
+            authorization.check(principal, scope, None)
+    else:
+        project = request.path_params.get("project")
+        request.state.project_id = authorization.authorize(rt, principal, scope, project)
+    return principal
+
+
 def require(scope: str, *, deferred: bool = False) -> Any:
     """A route dependency: the authenticated caller, holding `scope`.
 
@@ -113,15 +127,7 @@ def require(scope: str, *, deferred: bool = False) -> Any:
         _key: Any = Security(_api_key),
         _token: Any = Security(_client_credentials, scopes=[scope]),
     ) -> Principal:
-        principal = authenticate(request)
-        rt: Runtime = request.app.state.runtime
-        if deferred:
-            if principal.project_ids(scope) == set():
-                authorization.check(principal, scope, None)
-        else:
-            project = request.path_params.get("project")
-            request.state.project_id = authorization.authorize(rt, principal, scope, project)
-        return principal
+        return allowed(request, scope, deferred=deferred)
 
     caller.jobport_scope = scope  # type: ignore[attr-defined]
     return Depends(caller)

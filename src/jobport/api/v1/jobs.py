@@ -174,6 +174,20 @@ async def execute_job(
     rt: Runtime = Depends(wire.runtime),
     caller: Principal = require("jobs:execute"),
 ) -> JSONResponse:
+    return await start_run(rt, project, job, body, wait, idempotency_key, caller)
+
+
+async def start_run(
+    rt: Runtime,
+    project: str,
+    job: str,
+    body: wire.ExecuteRequest | None,
+    wait: float | None,
+    idempotency_key: str | None,
+    caller: Principal,
+) -> JSONResponse:
+    """What POST .../execute does once its input is read and its caller allowed (the route
+    above, and api/fastpath.py for the usual requests)."""
     body = body or wire.ExecuteRequest()
     # Committed by the server's start queue with the starts of other requests (group commit).
     execution, created = await starts.start(
