@@ -164,3 +164,35 @@ def test_concurrent_requests_each_get_their_own_run(db: Database, writers: int) 
     assert sorted(created) == sorted(f"run-{i}" for i in range(150))
     assert {execution.id for execution, _ in results} == set(created)
     assert runs_of(db, job["id"]) == 150
+
+
+def test_when_the_batchs_insert_fails_each_start_is_made_alone(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    from jobport.store import executions as execution_store
+
+    rt = Runtime(Settings(database_url=db.url), db)
+    with db.write() as conn:
+        project = add_project(conn)
+        job = add_job(conn, project)
+    real = execution_store.insert_executions
+    failures = []
+
+    def fails_once(conn: Any, rows: list[dict[str, Any]]) -> None:
+        if rows and not failures:
+            failures.append(len(rows))
+            real(conn, rows)  # written, then the batch's transaction is rolled back
+            raise IntegrityError("INSERT", {}, Exception("the job was deleted meanwhile"))
+        real(conn, rows)
+
+    monkeypatch.setattr(execution_store, "insert_executions", fails_once)
+    results = asyncio.run(
+        queued_then_committed(
+            StartQueue(rt, writers=1), [(project["id"], job["id"], request())] * 8
+        )
+    )
+    assert failures == [8]
+    assert all(created for _, created in results)
+    assert runs_of(db, job["id"]) == 8  # the rolled-back batch left nothing

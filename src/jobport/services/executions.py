@@ -136,9 +136,10 @@ def start_batch(
 ) -> list[tuple[Execution, bool]]:
     """Several starts in one write transaction (services/starts.py, group commit), each
     project and job read once. Raises if any one fails: nothing of the batch is stored then."""
-    lookups = Lookups()
+    lookups, plain = Lookups(), []
     with rt.db.write() as conn:
-        started = [start_in(conn, p, j, request, lookups) for p, j, request in starts]
+        started = [start_in(conn, p, j, request, lookups, plain) for p, j, request in starts]
+        execution_store.insert_executions(conn, plain)  # one statement for the plain starts
     for one in started:
         if one.created:
             announce(rt, one)
@@ -174,10 +175,14 @@ def start_in(
     job_ref: str,
     request: StartRequest,
     lookups: Lookups | None = None,
+    plain: list[dict[str, Any]] | None = None,
 ) -> Started:
     """start() inside the caller's write transaction, so a schedule's fire and its run commit
     together. The caller announces the run with announce() after the commit. `lookups`
-    shares the project and job reads of one transaction between several starts."""
+    shares the project and job reads of one transaction between several starts. Given
+    `plain`, a start that cannot clash (an `allow` job, no executionId, no Idempotency-Key:
+    a fresh id) leaves its row there for the caller to insert with the others, before the
+    commit; an insert that fails then fails them all."""
     parameters = dict(request.parameters)
     mode, execution_id = request.mode, request.execution_id
     idempotency_key = request.idempotency_key
@@ -231,6 +236,14 @@ def start_in(
         schedule_fire_at=request.schedule_fire_at,
         context=context,
     )
+    if (
+        plain is not None
+        and spec.concurrency_policy == "allow"
+        and execution_id is None
+        and idempotency_key is None
+    ):
+        plain.append(row)
+        return Started(Execution.from_row(row), True, replaced)
     try:
         execution_store.insert_execution(conn, row)
     except execution_store.DuplicateExecution:
