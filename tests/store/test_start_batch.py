@@ -196,3 +196,26 @@ def test_when_the_batchs_insert_fails_each_start_is_made_alone(
     assert failures == [8]
     assert all(created for _, created in results)
     assert runs_of(db, job["id"]) == 8  # the rolled-back batch left nothing
+
+
+def test_a_hand_out_that_fails_after_the_commit_starts_nothing_twice(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jobport.services import executions as execution_service
+
+    rt = Runtime(Settings(database_url=db.url), db)
+    with db.write() as conn:
+        project = add_project(conn)
+        job = add_job(conn, project)
+
+    def broken(_rt: Any, _started: Any) -> None:
+        raise RuntimeError("the dispatcher is gone")
+
+    monkeypatch.setattr(execution_service, "announce", broken)
+    results = asyncio.run(
+        queued_then_committed(
+            StartQueue(rt, writers=1), [(project["id"], job["id"], request())] * 5
+        )
+    )
+    assert all(created for _, created in results)
+    assert runs_of(db, job["id"]) == 5  # queued once each; the sweep hands them out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +33,8 @@ from jobport.store import items as item_store
 from jobport.store import jobs as job_store
 from jobport.store import logs as log_store
 from jobport.store import projects as project_store
+
+log = logging.getLogger("jobport.executions")
 
 _CALLER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,199}$")
 
@@ -140,9 +143,13 @@ def start_batch(
     with rt.db.write() as conn:
         started = [start_in(conn, p, j, request, lookups, plain) for p, j, request in starts]
         execution_store.insert_executions(conn, plain)  # one statement for the plain starts
+    # Committed: from here nothing may raise, or the caller would start them all again.
     for one in started:
         if one.created:
-            announce(rt, one)
+            try:
+                announce(rt, one)
+            except Exception:  # the sweep hands out a queued run nobody was given
+                log.exception("could not hand out execution %s", one.execution.id)
     return [(one.execution, one.created) for one in started]
 
 
