@@ -152,3 +152,15 @@ def test_a_claim_sets_every_step_pending(db: Database) -> None:
         ("load", "pending"),
     ]
     assert stored["steps"] == got.execution["steps"]
+
+
+def test_max_concurrent_admits_the_oldest_queued_run_first(db: Database) -> None:
+    """Two workers handed a job's runs at once: the younger does not take the one place."""
+    job = new_job(db, max_concurrent=1)
+    with db.write() as conn:
+        first, second = add_execution(conn, job), add_execution(conn, job)
+    assert claim(db, second["id"], "node-b:1").reason == "blocked"
+    assert claim(db, first["id"], "node-a:1").reason == "claimed"
+    with db.write() as conn:
+        execution_store.transition(conn, first["id"], Status.SUCCEEDED, [Status.RUNNING])
+    assert claim(db, second["id"], "node-b:1").reason == "claimed"

@@ -53,9 +53,12 @@ def claim(db: Database, execution_id: str, worker: str) -> Claim:
             limit = row["spec"].get("maxConcurrent")
             if limit:
                 # After the job's lock (PostgreSQL) the count holds every run claimed before
-                # this one committed, and this one.
+                # this one committed, and this one. Oldest first: the due runs queued before
+                # this one take the free places before it (two workers handed a batch of a
+                # job's runs at once would otherwise start whichever came first).
                 execution_store.lock_job(conn, row["job_id"])
-                if execution_store.running_count(conn, row["job_id"]) > limit:
+                taken = execution_store.running_count(conn, row["job_id"])
+                if taken > limit or taken + execution_store.older_due_count(conn, row, now) > limit:
                     raise _OverLimit
             project = project_store.name_of(conn, row["project_id"])
     except _OverLimit:  # rolled back: it stays queued

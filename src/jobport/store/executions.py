@@ -265,6 +265,23 @@ def finish_running(conn: Connection, execution_id: str, target: Status, **values
     return True
 
 
+def older_due_count(conn: Connection, row: dict[str, Any], now: dt.datetime) -> int:
+    """How many queued runs of the row's job, due by `now`, were created before it."""
+    older = (executions.c.created_at < row["created_at"]) | (
+        (executions.c.created_at == row["created_at"]) & (executions.c.id < row["id"])
+    )
+    return conn.execute(
+        select(func.count())
+        .select_from(executions)
+        .where(
+            executions.c.job_id == row["job_id"],
+            executions.c.status == Status.QUEUED.value,
+            executions.c.not_before <= now,
+            older,
+        )
+    ).scalar_one()
+
+
 def running_count(conn: Connection, job_id: str) -> int:
     return conn.execute(
         select(func.count())
