@@ -27,6 +27,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from jobport.api import auth
+from jobport.api.guard import replay
 from jobport.api.v1 import jobs, wire
 from jobport.errors import JobportError
 
@@ -56,16 +57,16 @@ class FastPath:
         body = await _read(receive)
         if body is None:
             return  # the client went away
-        replay = _replay(body, receive)
+        replayed = replay(body, receive)
         # A body must say it is JSON (the route refuses it otherwise, and says why).
         parsed = _execute_request(body) if declared_json or not body else False
         if parsed is False:
-            await self.app(scope, replay, send)
+            await self.app(scope, replayed, send)
             return
         project, job = match.group(1), match.group(2)
         scope["path_params"] = {"project": project, "job": job}
         scope["route"] = self._execute_route(scope["app"])  # what the audit names the action
-        request = Request(scope, replay)
+        request = Request(scope, replayed)
         try:
             caller = auth.allowed(request, "jobs:execute")
             response = await jobs.start_run(
@@ -73,7 +74,7 @@ class FastPath:
             )
         except JobportError as exc:
             response = await request.app.exception_handlers[JobportError](request, exc)
-        await response(scope, replay, send)
+        await response(scope, replayed, send)
 
     def _execute_route(self, app: Any) -> Any:
         """The route of execute_job, as the router would have put it in the scope."""
@@ -142,17 +143,3 @@ async def _read(receive: Receive) -> bytes | None:
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
             return b"".join(chunks)
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    """A receive() that gives the body once, then whatever the client sends next."""
-    sent = False
-
-    async def replayed() -> Any:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replayed

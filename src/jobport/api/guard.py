@@ -41,7 +41,7 @@ class InputGuard:
             if refusal is None:
                 refusal = _body_problem(scope, body or b"", self.max_depth)
             if refusal is None:
-                receive = _replay(body or b"", receive)
+                receive = replay(body or b"", receive)
         if refusal is not None:
             status, code, field, reason = refusal
             if code == "invalid_json":
@@ -136,7 +136,7 @@ def _not_json(constant: str) -> Any:
     raise ValueError(f"{constant} is not a JSON value")
 
 
-def _replay(body: bytes, receive: Any) -> Any:
+def replay(body: bytes, receive: Any) -> Any:
     """A receive() that gives the body once, then whatever the client sends next."""
     sent = False
 
