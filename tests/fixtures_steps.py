@@ -108,3 +108,10 @@ def record(path: str, value: str) -> str:
     finally:
         os.close(fd)
     return value
+
+
+def thread_ident() -> int:
+    """The step thread's identity (a worker reuses its step threads across runs)."""
+    import threading
+
+    return threading.get_ident()

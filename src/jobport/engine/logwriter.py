@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -13,10 +15,75 @@ from jobport.store import logs as log_store
 from jobport.store.db import Database
 
 MAX_LINE_CHARS = 64 * 1024
+log = logging.getLogger("jobport.logs")
+
+
+class _Flusher:
+    """The one thread of a process that writes its open LogWriters' lines in the background.
+
+    One for all of them rather than one per run: a worker runs thousands of short runs, and
+    a thread started and joined for each was a tenth of its time. It is started on first
+    use in each process (a fork copies no thread), and waits the shortest interval of the
+    writers it serves, or until one is full.
+    """
+
+    def __init__(self) -> None:
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
+        self._cond = threading.Condition()
+        self._writers: dict[LogWriter, None] = {}  # in the order they came
+        self._running = False
+        self._poked = False
+        self._interval = 0.0  # what the thread waits at most between turns
+
+    def attach(self, writer: LogWriter) -> None:
+        with self._cond:
+            self._writers[writer] = None
+            if not self._running:
+                self._running = True
+                self._interval = writer.interval
+                threading.Thread(target=self._run, name="log-flusher", daemon=True).start()
+            elif writer.interval < self._interval:
+                self._interval = writer.interval
+                self._cond.notify()  # waiting longer than this writer allows
+
+    def detach(self, writer: LogWriter) -> None:
+        with self._cond:
+            self._writers.pop(writer, None)
+
+    def poke(self) -> None:
+        """A writer is full: flush now rather than at the interval."""
+        with self._cond:
+            self._poked = True
+            self._cond.notify()
+
+    def _run(self) -> None:
+        cond = self._cond  # this process's, even if a fork resets the attribute
+        while True:
+            with cond:
+                if not self._poked:
+                    # Not woken for each writer that comes (a wake per run costs the run
+                    # more than the thread does): when idle it waits the last interval.
+                    cond.wait(self._interval)
+                self._poked = False
+                writers = list(self._writers)
+                if writers:
+                    self._interval = min(w.interval for w in writers)
+            for writer in writers:
+                try:
+                    writer.flush()
+                except Exception:  # the lines went back to its buffer: drain() writes them
+                    log.exception("writing the log of %s failed", writer.execution_id)
+
+
+_FLUSHER = _Flusher()
 
 
 class LogWriter:
-    """Collects lines from any thread; a flusher thread writes them every `interval`.
+    """Collects lines from any thread; the process's flusher thread writes them every
+    `interval`, or sooner when `batch_lines` wait.
 
     The last batch is not written by `close()` but handed over with `drain()` so that it
     lands in the same transaction as the execution's final status.
@@ -53,11 +120,12 @@ class LogWriter:
         self._truncated = False
         self._cond = threading.Condition()
         self._closed = False
-        self._flusher: threading.Thread | None = None
+        self._started = False
 
     def start(self) -> None:
-        self._flusher = threading.Thread(target=self._run, name="log-flusher", daemon=True)
-        self._flusher.start()
+        """Have the background flusher write this writer's lines until drain()."""
+        self._started = True
+        _FLUSHER.attach(self)
 
     def add(
         self,
@@ -74,8 +142,9 @@ class LogWriter:
         with the next batch."""
         with self._cond:
             self._items.append(ended)
-            if len(self._items) >= self.batch_lines:
-                self._cond.notify()
+            full = len(self._items) >= self.batch_lines
+        if full and self._started:
+            _FLUSHER.poke()
 
     def add_many(
         self,
@@ -120,8 +189,9 @@ class LogWriter:
                         "iteration": iteration,
                     }
                 )
-            if len(self._buffer) >= self.batch_lines:
-                self._cond.notify()
+            full = len(self._buffer) >= self.batch_lines
+        if full and self._started:
+            _FLUSHER.poke()
 
     @property
     def dropped(self) -> int:
@@ -132,20 +202,25 @@ class LogWriter:
         self._buffer, self._buffer_bytes = [], 0
         return lines, nbytes
 
-    def _run(self) -> None:
-        while True:
+    def flush(self) -> None:
+        """Write what waits now (the flusher's turn), unless drain() has begun. If the write
+        fails the lines go back, first in the buffer, for the next turn or drain()."""
+        with self._write_lock:
             with self._cond:
-                full = max(len(self._buffer), len(self._items)) >= self.batch_lines
-                if not self._closed and not full:
-                    self._cond.wait(self.interval)
                 if self._closed:
                     return
-            with self._write_lock:
+                lines, nbytes = self._take()
+                ended, self._items = self._items, []
+            if not (lines or ended):
+                return
+            try:
+                self._write(lines, nbytes, ended)
+            except BaseException:
                 with self._cond:
-                    lines, nbytes = self._take()
-                    ended, self._items = self._items, []
-                if lines or ended:
-                    self._write(lines, nbytes, ended)
+                    self._buffer[:0] = lines
+                    self._buffer_bytes += nbytes
+                    self._items[:0] = ended
+                raise
 
     def _write(self, lines: list[dict[str, Any]], nbytes: int, ended: list[dict[str, Any]]) -> None:
         with self.db.write() as conn:
@@ -163,12 +238,11 @@ class LogWriter:
                 self._write([], 0, ended)
 
     def drain(self) -> tuple[list[dict[str, Any]], int]:
-        """Stop the flusher and return what it had not written yet."""
+        """Stop the background writes and return what they had not written yet. A write in
+        progress ends first: flush_items() waits for the write lock it holds."""
         with self._cond:
             self._closed = True
-            self._cond.notify()
-        if self._flusher is not None:
-            self._flusher.join()
+        _FLUSHER.detach(self)
         self.flush_items()  # before the run's end is written: its summary counts these
         with self._cond:
             if self._dropped > 1:

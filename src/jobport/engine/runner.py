@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import os
 import threading
 import time
 import traceback
@@ -49,6 +50,46 @@ def _interrupt_thread(thread_id: int) -> None:
     )
 
 
+# A stop's interrupt and a step's end never cross: an interrupt is sent, under this lock,
+# only to a step still inside its call and not yet sealed, and a step thread seals its step
+# under it before it takes another step; an interrupt sent before that is raised in the
+# thread by then, and absorbed.
+_INTERRUPTS = threading.Lock()
+
+# Step threads are kept for the next run: starting and joining a thread pool for every run
+# was a fifth of a worker's time on short runs. Made on first use in each process (a fork
+# copies no thread). A run waits only on its own futures; a stuck step keeps its thread, and
+# its worker process is replaced.
+_POOL: tuple[int, ThreadPoolExecutor] | None = None
+MAX_STEP_THREADS = 64
+
+
+def _step_pool() -> ThreadPoolExecutor:
+    global _POOL
+    if _POOL is None or _POOL[0] != os.getpid():
+        _POOL = (os.getpid(), ThreadPoolExecutor(MAX_STEP_THREADS, thread_name_prefix="step"))
+    return _POOL[1]
+
+
+def _seal(rs: _RunningStep) -> None:
+    """After a step: no interrupt meant for it may reach this thread's next step.
+
+    One sent before the seal (at most one: _stop_step) was sent before this thread took the
+    lock, so it is raised here, at the latest when the lock's release returns (a call
+    checks for it), and absorbed. It is not cleared with PyThreadState_SetAsyncExc(id,
+    NULL): that leaves the interpreter's pending flag set, and every thread of the process
+    then takes the slow path of the eval loop for good (seen here: a main thread spinning
+    in Condition.wait under a profiler).
+    """
+    while True:
+        try:
+            with _INTERRUPTS:
+                rs.sealed = True
+            return
+        except StepInterrupted:  # the interrupt, spent here
+            continue
+
+
 class _RunningStep:
     def __init__(self, step: Step, stop: threading.Event) -> None:
         self.step = step
@@ -56,6 +97,7 @@ class _RunningStep:
         self.reason: Status | None = None
         self.thread_id: int | None = None
         self.in_call = False  # inside the step kind's run(): safe to interrupt
+        self.sealed = False  # its thread has moved on: never interrupt it again
         self.stop_at: float | None = None
         self.deadline: float | None = (
             time.monotonic() + step.timeout_seconds if step.timeout_seconds else None
@@ -140,13 +182,19 @@ class Run:
             self._stop_step(rs, reason)
 
     def _stop_step(self, rs: _RunningStep, reason: Status) -> None:
-        if rs.stop.is_set():
-            return
-        rs.reason = reason
-        rs.stop_at = time.monotonic()
-        rs.stop.set()
-        if rs.step.kind == "python" and rs.thread_id is not None and rs.in_call:
-            _interrupt_thread(rs.thread_id)
+        with _INTERRUPTS:  # once per step, and never after its thread sealed it
+            if rs.stop.is_set():
+                return
+            rs.reason = reason
+            rs.stop_at = time.monotonic()
+            rs.stop.set()
+            if (
+                rs.step.kind == "python"
+                and rs.thread_id is not None
+                and rs.in_call
+                and not rs.sealed
+            ):
+                _interrupt_thread(rs.thread_id)
 
     def context_base(self) -> dict[str, Any]:
         """What every template of this run sees (params, mode, context, execution, job)."""
@@ -201,7 +249,7 @@ class Run:
         waiting = [s.name for s in spec.steps if s.name in names]
         futures: dict[Future[None], str] = {}
         failed: dict[str, tuple[str, str]] = {}  # step -> (error code, message)
-        pool = ThreadPoolExecutor(max_workers=min(len(spec.steps), 32), thread_name_prefix="step")
+        pool = _step_pool()
         stuck = False
         try:
             while True:
@@ -228,7 +276,7 @@ class Run:
                         rs = _RunningStep(by_name[name], threading.Event())
                         with self._lock:
                             self._running[name] = rs
-                        futures[pool.submit(self._run_step, rs, failed)] = name
+                        futures[pool.submit(self._step_thread, rs, failed)] = name
                 if not futures:
                     break
                 done, _ = wait(list(futures), timeout=0.05, return_when=FIRST_COMPLETED)
@@ -263,7 +311,8 @@ class Run:
                     stuck = True
                     break
         finally:
-            pool.shutdown(wait=not stuck, cancel_futures=True)
+            for fut in futures:  # only after a stuck step or an error of ours
+                fut.cancel()
         for name in waiting:
             self._set_state(
                 name,
@@ -311,6 +360,12 @@ class Run:
             return Outcome(status, None, code, f"step {name!r}: {message}", steps, stuck)
         result = to_result(self._results.get(result_step(self.spec)))
         return Outcome(Status.SUCCEEDED, result, None, None, steps, stuck)
+
+    def _step_thread(self, rs: _RunningStep, failed: dict[str, tuple[str, str]]) -> None:
+        try:
+            self._run_step(rs, failed)
+        finally:
+            _seal(rs)
 
     def _run_step(self, rs: _RunningStep, failed: dict[str, tuple[str, str]]) -> None:
         step = rs.step
