@@ -7,6 +7,8 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import Connection
+
 from jobport import metrics
 from jobport.domain.clock import utcnow
 from jobport.domain.executions import (
@@ -42,6 +44,17 @@ def conclude(
     db: Database,
     execution_id: str,
     status: Status,
+    **values: Any,
+) -> Concluded:
+    """conclude_in(), in a transaction of its own."""
+    with db.write() as conn:
+        return conclude_in(conn, execution_id, status, **values)
+
+
+def conclude_in(
+    conn: Connection,
+    execution_id: str,
+    status: Status,
     *,
     result: Any = None,
     error_code: str | None = None,
@@ -52,7 +65,9 @@ def conclude(
     iteration: dict[str, Any] | None = None,
     claimed: dict[str, Any] | None = None,
 ) -> Concluded:
-    """Move a running (or cancelling) execution to its final status, in one transaction.
+    """Move a running (or cancelling) execution to its final status, with its last log
+    lines and its retry, in the caller's write transaction (a worker claims its next run in
+    the same one: engine/worker.py).
 
     A cancel request wins over any other ending but success is not claimed after it:
     `cancelling` always ends `cancelled`. `claimed` is the row as the worker claimed it:
@@ -69,67 +84,64 @@ def conclude(
         values["steps"] = clean(steps)
     if iteration is not None:
         values["iteration"] = clean(iteration)
-    with db.write() as conn:
-        if claimed is not None and execution_store.finish_running(
-            conn, execution_id, status, **values
-        ):
-            row = claimed
-            if status in (Status.FAILED, Status.TIMED_OUT):  # a retry counts its log lines
-                row = execution_store.find(conn, execution_id) or claimed
-        else:
-            row = execution_store.find(conn, execution_id)
-            if row is None:
-                return Concluded(execution_id, "", None)
-            current = Status(row["status"])
-            if current.is_final or current == Status.QUEUED:
-                return Concluded(execution_id, row["job_id"], None)
-            if current == Status.CANCELLING and status != Status.CANCELLED:
-                status = Status.CANCELLED
-                values.update(
-                    result=None,
-                    error_code=ErrorCode.CANCELLED,
-                    error_message="cancelled on request",
-                )
-            if not execution_store.transition(conn, execution_id, status, [current], **values):
-                return Concluded(execution_id, row["job_id"], None)
-        started = row["started_at"]
-        metrics.run_finished(
-            project_store.name_of(conn, row["project_id"]),
-            row["job_name"],
-            status.value,
-            (values["finished_at"] - started).total_seconds() if started else None,
-        )
-        if status == Status.SUCCEEDED:
-            for step, mark in watermarks(row["spec"], values["result"], steps).items():
-                connection_store.set_watermark(
-                    conn, row["job_id"], step, mark, execution_id, values["finished_at"]
-                )
-        lines = list(log_lines or [])
-        retry_id, retry_at = None, None
-        if status in (Status.FAILED, Status.TIMED_OUT) and row["attempt"] <= row["spec"].get(
-            "retries", 0
-        ):
-            spec = JobSpec.model_validate(row["spec"])
-            delay = retry_delay(row["attempt"], spec.retry_delay_seconds, spec.retry_backoff)
-            retry_id = new_id()
-            retry_at = utcnow() + dt.timedelta(seconds=delay)
-            execution_store.insert_execution(conn, _retry_row(row, retry_id, retry_at))
-            seq = (lines[-1]["seq"] if lines else row["log_lines"]) + 1
-            text = f"retrying as execution {retry_id} in {delay:g}s (attempt {row['attempt'] + 1})"
-            lines.append(
-                {
-                    "seq": seq,
-                    "at": utcnow(),
-                    "step": None,
-                    "stream": "system",
-                    "level": "warning",
-                    "text": text,
-                }
+    if claimed is not None and execution_store.finish_running(conn, execution_id, status, **values):
+        row = claimed
+        if status in (Status.FAILED, Status.TIMED_OUT):  # a retry counts its log lines
+            row = execution_store.find(conn, execution_id) or claimed
+    else:
+        row = execution_store.find(conn, execution_id)
+        if row is None:
+            return Concluded(execution_id, "", None)
+        current = Status(row["status"])
+        if current.is_final or current == Status.QUEUED:
+            return Concluded(execution_id, row["job_id"], None)
+        if current == Status.CANCELLING and status != Status.CANCELLED:
+            status = Status.CANCELLED
+            values.update(
+                result=None,
+                error_code=ErrorCode.CANCELLED,
+                error_message="cancelled on request",
             )
-            log_bytes += len(text) + 1
-        log_store.append(conn, execution_id, lines, log_bytes)
-        limited = bool(row["spec"].get("maxConcurrent"))
-        return Concluded(execution_id, row["job_id"], status, retry_id, retry_at, limited)
+        if not execution_store.transition(conn, execution_id, status, [current], **values):
+            return Concluded(execution_id, row["job_id"], None)
+    started = row["started_at"]
+    metrics.run_finished(
+        project_store.name_of(conn, row["project_id"]),
+        row["job_name"],
+        status.value,
+        (values["finished_at"] - started).total_seconds() if started else None,
+    )
+    if status == Status.SUCCEEDED:
+        for step, mark in watermarks(row["spec"], values["result"], steps).items():
+            connection_store.set_watermark(
+                conn, row["job_id"], step, mark, execution_id, values["finished_at"]
+            )
+    lines = list(log_lines or [])
+    retry_id, retry_at = None, None
+    if status in (Status.FAILED, Status.TIMED_OUT) and row["attempt"] <= row["spec"].get(
+        "retries", 0
+    ):
+        spec = JobSpec.model_validate(row["spec"])
+        delay = retry_delay(row["attempt"], spec.retry_delay_seconds, spec.retry_backoff)
+        retry_id = new_id()
+        retry_at = utcnow() + dt.timedelta(seconds=delay)
+        execution_store.insert_execution(conn, _retry_row(row, retry_id, retry_at))
+        seq = (lines[-1]["seq"] if lines else row["log_lines"]) + 1
+        text = f"retrying as execution {retry_id} in {delay:g}s (attempt {row['attempt'] + 1})"
+        lines.append(
+            {
+                "seq": seq,
+                "at": utcnow(),
+                "step": None,
+                "stream": "system",
+                "level": "warning",
+                "text": text,
+            }
+        )
+        log_bytes += len(text) + 1
+    log_store.append(conn, execution_id, lines, log_bytes)
+    limited = bool(row["spec"].get("maxConcurrent"))
+    return Concluded(execution_id, row["job_id"], status, retry_id, retry_at, limited)
 
 
 def watermarks(

@@ -1,4 +1,5 @@
-"""A worker: claims executions one at a time, runs them, beats while it does, concludes."""
+"""A worker: claims executions one at a time, runs them, beats while it does, concludes
+(claiming the next one in the same transaction when one is waiting)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import datetime as dt
 import logging
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
+
+from sqlalchemy import Connection
 
 from jobport import metrics
 from jobport.domain.clock import utcnow
@@ -17,7 +20,7 @@ from jobport.domain.executions import ErrorCode, Status
 from jobport.domain.values import clean
 from jobport.engine import capture, isolation, reaper
 from jobport.engine.connections import ConnectionSource
-from jobport.engine.lifecycle import Concluded, conclude
+from jobport.engine.lifecycle import Concluded, conclude_in
 from jobport.engine.logwriter import LogWriter
 from jobport.engine.runner import Outcome, Run
 from jobport.settings import Settings
@@ -33,6 +36,20 @@ class Claim:
     execution: dict[str, Any] | None
     reason: str  # claimed | gone | not_due | blocked
     not_before: dt.datetime | None = None  # when not_due: when it is
+    project: str = ""  # when claimed: the project's name, for metrics
+
+
+@dataclass(frozen=True)
+class Ran:
+    """What Worker.run() did: the run's claim and end, and the next run it was handed."""
+
+    claim: Claim
+    done: Concluded | None
+    stuck: bool  # a step ignored its stop: the worker process must be replaced
+    next_id: str | None = None  # taken from `following` once this run had run
+    # Its claim, made in the transaction that concluded this run; None: not claimed (the
+    # caller claims it as usual).
+    next_claim: Claim | None = None
 
 
 class _OverLimit(Exception):
@@ -44,28 +61,41 @@ def claim(db: Database, execution_id: str, worker: str) -> Claim:
     now = utcnow()
     try:
         with db.write() as conn:
-            row = execution_store.claim_due(conn, execution_id, worker, now)
-            if row is None:  # why not: gone, or not due yet
-                found = execution_store.find(conn, execution_id)
-                if found is None or found["status"] != Status.QUEUED:
-                    return Claim(None, "gone")
-                return Claim(None, "not_due", found["not_before"])
-            limit = row["spec"].get("maxConcurrent")
-            if limit:
-                # After the job's lock (PostgreSQL) the count holds every run claimed before
-                # this one committed, and this one. Oldest first: the due runs queued before
-                # this one take the free places before it (two workers handed a batch of a
-                # job's runs at once would otherwise start whichever came first).
-                execution_store.lock_job(conn, row["job_id"])
-                taken = execution_store.running_count(conn, row["job_id"])
-                if taken > limit or taken + execution_store.older_due_count(conn, row, now) > limit:
-                    raise _OverLimit
-            project = project_store.name_of(conn, row["project_id"])
+            got = claim_in(conn, execution_id, worker, now)
     except _OverLimit:  # rolled back: it stays queued
         return Claim(None, "blocked")
-    since = max(row["created_at"], row["not_before"])
-    metrics.run_started(project, row["job_name"], (now - since).total_seconds())
-    return Claim(row, "claimed")
+    _started(got, now)
+    return got
+
+
+def claim_in(conn: Connection, execution_id: str, worker: str, now: dt.datetime) -> Claim:
+    """claim() in the caller's write transaction; raises _OverLimit when the job's
+    maxConcurrent is reached, and the caller rolls the claim back."""
+    row = execution_store.claim_due(conn, execution_id, worker, now)
+    if row is None:  # why not: gone, or not due yet
+        found = execution_store.find(conn, execution_id)
+        if found is None or found["status"] != Status.QUEUED:
+            return Claim(None, "gone")
+        return Claim(None, "not_due", found["not_before"])
+    limit = row["spec"].get("maxConcurrent")
+    if limit:
+        # After the job's lock (PostgreSQL) the count holds every run claimed before
+        # this one committed, and this one. Oldest first: the due runs queued before
+        # this one take the free places before it (two workers handed a batch of a
+        # job's runs at once would otherwise start whichever came first).
+        execution_store.lock_job(conn, row["job_id"])
+        taken = execution_store.running_count(conn, row["job_id"])
+        if taken > limit or taken + execution_store.older_due_count(conn, row, now) > limit:
+            raise _OverLimit
+    return Claim(row, "claimed", project=project_store.name_of(conn, row["project_id"]))
+
+
+def _started(got: Claim, now: dt.datetime) -> None:
+    """Count a committed claim in the metrics."""
+    row = got.execution
+    if row is not None:
+        since = max(row["created_at"], row["not_before"])
+        metrics.run_started(got.project, row["job_name"], (now - since).total_seconds())
 
 
 class Worker:
@@ -122,9 +152,25 @@ class Worker:
 
     def run_one(self, execution_id: str) -> tuple[Claim, Concluded | None, bool]:
         """Claim and run one execution. Returns (claim, conclusion, worker must exit)."""
-        got = claim(self.db, execution_id, self.name)
+        ran = self.run(execution_id)
+        return ran.claim, ran.done, ran.stuck
+
+    def run(
+        self,
+        execution_id: str,
+        *,
+        claimed: Claim | None = None,
+        following: Callable[[], str | None] | None = None,
+    ) -> Ran:
+        """Claim (unless `claimed` already is its claim) and run one execution.
+
+        `following` gives the id of the run to take next, if one is waiting: it is asked
+        once this run has run, and that run is claimed in the transaction that ends this
+        one. A pool busy with short runs then writes once per run rather than twice.
+        """
+        got = claimed if claimed is not None else claim(self.db, execution_id, self.name)
         if got.execution is None:
-            return got, None, False
+            return Ran(got, None, False)
         execution = got.execution
         logs = LogWriter(
             self.db,
@@ -160,20 +206,40 @@ class Worker:
             with self._lock:
                 self._current = None
         lines, nbytes = logs.drain()
-        done = conclude(
-            self.db,
-            execution_id,
-            outcome.status,
-            result=outcome.result,
-            error_code=outcome.error_code,
-            error_message=outcome.error_message,
-            steps=outcome.steps,
-            log_lines=lines,
-            log_bytes=nbytes,
-            iteration=run.iteration,
-            claimed=execution,
-        )
-        return got, done, outcome.stuck
+        # Not after a stuck step: this process ends, and a run claimed now would wait for
+        # the heartbeat timeout to be declared lost.
+        next_id = following() if following is not None and not outcome.stuck else None
+        now = utcnow()
+        with self.db.write() as conn:
+            done = conclude_in(
+                conn,
+                execution_id,
+                outcome.status,
+                result=outcome.result,
+                error_code=outcome.error_code,
+                error_message=outcome.error_message,
+                steps=outcome.steps,
+                log_lines=lines,
+                log_bytes=nbytes,
+                iteration=run.iteration,
+                claimed=execution,
+            )
+            next_claim = self._claim_beside(conn, next_id, now) if next_id else None
+        if next_claim is not None:
+            _started(next_claim, now)
+        return Ran(got, done, outcome.stuck, next_id, next_claim)
+
+    def _claim_beside(self, conn: Connection, execution_id: str, now: dt.datetime) -> Claim | None:
+        """claim_in() in a savepoint of another write: over the limit (or on an error of
+        its own) only the claim is undone. None: not claimed, for the caller to claim."""
+        try:
+            with conn.begin_nested():
+                return claim_in(conn, execution_id, self.name, now)
+        except _OverLimit:
+            return Claim(None, "blocked")
+        except Exception:
+            log.exception("claiming %s beside the end of the previous run failed", execution_id)
+            return None
 
 
 @contextlib.contextmanager

@@ -47,42 +47,88 @@ def worker_process(index: int, settings_data: dict[str, Any], tasks: Any, events
         _serve(worker, tasks, events)
 
 
+class _Following:
+    """Worker.run's `following`: the next id waiting in the queue, if any, without waiting
+    for one. It keeps what it took, so that no id is dropped whatever the run did."""
+
+    def __init__(self, tasks: Any) -> None:
+        self.tasks = tasks
+        self.taken: list[str] = []
+        self.stopping = False  # it took the stop meant for this process: stop after the run
+
+    def __call__(self) -> str | None:
+        if self.stopping:
+            return None
+        try:
+            next_id = self.tasks.get_nowait()
+        except queue.Empty:
+            return None
+        if next_id is None:
+            self.stopping = True
+            return None
+        self.taken.append(next_id)
+        return next_id
+
+
 def _serve(worker: Any, tasks: Any, events: Any) -> None:
     events.put(("ready", worker.name))
     parent = os.getppid()
+    following = _Following(tasks)
+    ahead: list[tuple[str, Any]] = []  # the next run to take: (id, its claim or None)
     while True:
-        try:
-            execution_id = tasks.get(timeout=1.0)
-        except queue.Empty:
-            if os.getppid() != parent:
-                return
-            continue
-        if execution_id is None:
+        if ahead:
+            execution_id, claimed = ahead.pop()
+        elif following.stopping:
             return
+        else:
+            try:
+                execution_id = tasks.get(timeout=1.0)
+            except queue.Empty:
+                if os.getppid() != parent:
+                    return
+                continue
+            if execution_id is None:
+                return
+            claimed = None
+        ran = None
         try:
-            got, done, must_exit = worker.run_one(execution_id)
+            ran = worker.run(execution_id, claimed=claimed, following=following)
         except Exception as exc:
             log.exception("worker failed on %s", execution_id)
             events.put(("lost", execution_id, f"worker error: {exc}"))
-            continue
-        if got.execution is None:
-            events.put(("skipped", execution_id, got.reason, None))
-            continue
-        if done is not None:
-            events.put(
-                (
-                    "finished",
-                    execution_id,
-                    done.status and done.status.value,
-                    done.job_id,
-                    done.retry_id,
-                    done.retry_at.isoformat() if done.retry_at else None,
-                    done.limited,
-                )
-            )
-        if must_exit:
+        else:
+            _report(events, execution_id, ran)
+        # The id taken for next is never dropped: claimed with this run's end, or, when
+        # that did not happen (this run failed, say), taken next and claimed as usual.
+        for next_id in following.taken:
+            next_claim = ran.next_claim if ran is not None and ran.next_id == next_id else None
+            if next_claim is not None and next_claim.execution is None:
+                events.put(("skipped", next_id, next_claim.reason, None))
+            else:
+                ahead.append((next_id, next_claim))
+        following.taken.clear()
+        if ran is not None and ran.stuck:
             # A Python step ignored the stop: end this process (and its threads) for good.
             os._exit(3)
+
+
+def _report(events: Any, execution_id: str, ran: Any) -> None:
+    """Tell the server how a run it handed out went."""
+    got, done = ran.claim, ran.done
+    if got.execution is None:
+        events.put(("skipped", execution_id, got.reason, None))
+    elif done is not None:
+        events.put(
+            (
+                "finished",
+                execution_id,
+                done.status and done.status.value,
+                done.job_id,
+                done.retry_id,
+                done.retry_at.isoformat() if done.retry_at else None,
+                done.limited,
+            )
+        )
 
 
 class LocalExecutor:
