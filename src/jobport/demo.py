@@ -13,14 +13,14 @@ import datetime as dt
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jobport.domain.projects import Project
 from jobport.errors import Conflict
-from jobport.services import connections as connection_service
-from jobport.services import jobs as job_service
-from jobport.services import projects as project_service
-from jobport.services.runtime import Runtime
+
+if TYPE_CHECKING:  # the services are imported by seed() alone: a worker running one of
+    # the callables below needs none of them (nor their imports: croniter, the schedules)
+    from jobport.domain.projects import Project
+    from jobport.services.runtime import Runtime
 
 # Every demo job says exactly what a caller may pass: anything else is refused with 422.
 NO_PARAMETERS: dict[str, Any] = {"type": "object", "additionalProperties": False}
@@ -251,6 +251,10 @@ def make_data(folder: Path = DATA_FOLDER) -> tuple[Path, Path]:
 
 
 def seed(rt: Runtime) -> Project:
+    from jobport.services import connections as connection_service
+    from jobport.services import jobs as job_service
+    from jobport.services import projects as project_service
+
     """Create the demo project, its connections and jobs, and the data its data jobs use;
     leaves existing ones as they are."""
     project, _ = project_service.ensure(rt, "demo", "Demo jobs seeded by `make run`.")

@@ -17,6 +17,7 @@ from typing import Any
 
 from jobport.engine import isolation
 from jobport.engine.executors import EventSink
+from jobport.engine.steps import STEP_MODULES
 from jobport.settings import Settings
 
 log = logging.getLogger("jobport.executor")
@@ -27,7 +28,12 @@ log = logging.getLogger("jobport.executor")
 # fork server's life to the server's (see there).
 _ctx = mp.get_context("forkserver")
 _ctx.set_forkserver_preload(
-    ["jobport.engine.executors.forkserver_preload", "jobport.engine.worker", "jobport.store.db"]
+    [
+        "jobport.engine.executors.forkserver_preload",
+        "jobport.engine.worker",
+        "jobport.store.db",
+        *STEP_MODULES,  # else each worker imports them on its first run
+    ]
 )
 
 

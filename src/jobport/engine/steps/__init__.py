@@ -66,6 +66,12 @@ class StepContext:
         return self.stop.is_set()
 
 
+# Imported by kinds() when first asked; the local pool's fork server imports them ahead.
+STEP_MODULES = tuple(
+    f"jobport.engine.steps.{kind}" for kind in ("command", "http", "python", "sql", "transfer")
+)
+
+
 def kinds() -> dict[str, ModuleType]:
     from jobport.engine.steps import command, http, python, sql, transfer
 
