@@ -79,6 +79,31 @@ def test_success_stores_result_steps_and_last_log_lines(db: Database) -> None:
     assert (row["log_lines"], row["log_bytes"]) == (5, nbytes(log_lines(1, 5)))
 
 
+@pytest.mark.parametrize("status", [Status.SUCCEEDED, Status.FAILED])
+def test_the_counters_hold_the_last_lines_on_the_workers_path(db: Database, status: Status) -> None:
+    """A worker passes the row it claimed: the ending UPDATE counts the last lines (and
+    a retry's notice is counted on top), with no UPDATE of the counters of their own."""
+    run = start_run(db, logged=3, retries=1)
+    last = log_lines(4, 2)
+    done = conclude(
+        db,
+        run["id"],
+        status,
+        steps=run["steps"],  # as a worker does: else it is not the prebuilt UPDATE
+        log_lines=last,
+        log_bytes=nbytes(last),
+        claimed=stored(db, run["id"]),
+    )
+    assert done.status == status and (done.retry_id is not None) == (status == Status.FAILED)
+    row, lines = stored(db, run["id"]), logs(db, run["id"])
+    assert [ln["seq"] for ln in lines] == list(range(1, len(lines) + 1))
+    assert len(lines) == (6 if status == Status.FAILED else 5)
+    assert (row["log_lines"], row["log_bytes"]) == (
+        len(lines),
+        sum(len(ln["text"]) + 1 for ln in lines),
+    )
+
+
 def test_status_and_last_logs_commit_together_or_not_at_all(db: Database) -> None:
     run = start_run(db, logged=3)
     clashing = log_lines(3, 2)  # seq 3 is already stored

@@ -84,11 +84,20 @@ def conclude_in(
         values["steps"] = clean(steps)
     if iteration is not None:
         values["iteration"] = clean(iteration)
-    if claimed is not None and execution_store.finish_running(conn, execution_id, status, **values):
+    lines = list(log_lines or [])
+    counted = (
+        execution_store.finish_running(
+            conn, execution_id, status, log_counts=(len(lines), log_bytes), **values
+        )
+        if claimed is not None
+        else None
+    )
+    if counted is not None:
         row = claimed
         if status in (Status.FAILED, Status.TIMED_OUT):  # a retry counts its log lines
             row = execution_store.find(conn, execution_id) or claimed
     else:
+        counted = (0, 0)
         row = execution_store.find(conn, execution_id)
         if row is None:
             return Concluded(execution_id, "", None)
@@ -116,7 +125,6 @@ def conclude_in(
             connection_store.set_watermark(
                 conn, row["job_id"], step, mark, execution_id, values["finished_at"]
             )
-    lines = list(log_lines or [])
     retry_id, retry_at = None, None
     if status in (Status.FAILED, Status.TIMED_OUT) and row["attempt"] <= row["spec"].get(
         "retries", 0
@@ -139,7 +147,7 @@ def conclude_in(
             }
         )
         log_bytes += len(text) + 1
-    log_store.append(conn, execution_id, lines, log_bytes)
+    log_store.append(conn, execution_id, lines, log_bytes, counted)
     limited = bool(row["spec"].get("maxConcurrent"))
     return Concluded(execution_id, row["job_id"], status, retry_id, retry_at, limited)
 

@@ -244,25 +244,42 @@ _FINISH = (
         error_code=bindparam("finish_error_code"),
         error_message=bindparam("finish_error_message"),
         steps=bindparam("finish_steps", type_=executions.c.steps.type),
+        log_lines=executions.c.log_lines + bindparam("finish_lines"),
+        log_bytes=executions.c.log_bytes + bindparam("finish_bytes"),
     )
 )
 _FINISHED = {"finished_at", "result", "error_code", "error_message", "steps"}
 
 
-def finish_running(conn: Connection, execution_id: str, target: Status, **values: Any) -> bool:
+def finish_running(
+    conn: Connection,
+    execution_id: str,
+    target: Status,
+    *,
+    log_counts: tuple[int, int],
+    **values: Any,
+) -> tuple[int, int] | None:
     """transition(running → target) with the values a worker ends a run with, in one
-    prebuilt statement (the hot path of every run's end); other values: transition()."""
+    prebuilt statement (the hot path of every run's end); other values: transition().
+
+    `log_counts` (lines, bytes) are the last log lines': the prebuilt statement adds them
+    to the run's counters too, sparing log_store.append its UPDATE. Returns what it added
+    (`log_counts` or (0, 0)), None when the run was not running.
+    """
     if values.keys() != _FINISHED:
-        return transition(conn, execution_id, target, [Status.RUNNING], **values)
+        if not transition(conn, execution_id, target, [Status.RUNNING], **values):
+            return None
+        return (0, 0)
     params = {f"finish_{k}": v for k, v in values.items()}
     params["finish_at"] = params.pop("finish_finished_at")
+    params["finish_lines"], params["finish_bytes"] = log_counts
     result = conn.execute(
         _FINISH, {"finish_id": execution_id, "finish_status": target.value, **params}
     )
     if result.rowcount != 1:
-        return False
+        return None
     notify.publish(conn, "final", execution_id)
-    return True
+    return log_counts
 
 
 def older_due_count(conn: Connection, row: dict[str, Any], now: dt.datetime) -> int:

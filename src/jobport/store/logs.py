@@ -10,14 +10,23 @@ from sqlalchemy import Connection, bindparam, select, update
 from jobport.store.tables import execution_logs, executions
 
 
-def append(conn: Connection, execution_id: str, lines: list[dict[str, Any]], nbytes: int) -> None:
-    """Insert `lines` (each with seq, at, step, stream, level, text) and bump the counters."""
+def append(
+    conn: Connection,
+    execution_id: str,
+    lines: list[dict[str, Any]],
+    nbytes: int,
+    counted: tuple[int, int] = (0, 0),
+) -> None:
+    """Insert `lines` (each with seq, at, step, stream, level, text) and bump the counters,
+    less the (lines, bytes) the caller `counted` already (a run's ending UPDATE does)."""
     if not lines:
         return
     _insert_many(conn, execution_id, lines)
-    conn.execute(
-        _COUNT, {"count_id": execution_id, "count_lines": len(lines), "count_bytes": nbytes}
-    )
+    more_lines, more_bytes = len(lines) - counted[0], nbytes - counted[1]
+    if more_lines or more_bytes:
+        conn.execute(
+            _COUNT, {"count_id": execution_id, "count_lines": more_lines, "count_bytes": more_bytes}
+        )
 
 
 _COUNT = (  # built once: every batch of lines bumps its run's counters
