@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from jobport.domain.executions import ErrorCode, Status
 from jobport.engine.lifecycle import Concluded, conclude, conclude_lost
 from jobport.store import executions as execution_store
 from jobport.store import logs as log_store
+from jobport.store import notify
 from jobport.store.db import Database
 
 from .rows import add_execution, add_job, add_project, log_lines, nbytes, running
@@ -246,3 +248,31 @@ def test_a_lost_worker_fails_the_run_and_its_running_step(db: Database) -> None:
         "error",
         "worker lost: no heartbeat for 30s",
     )
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("db", ["postgresql"], indirect=True)  # NOTIFY is PostgreSQL's
+@pytest.mark.parametrize("claimed", [True, False], ids=["worker's path", "other path"])
+def test_other_nodes_are_told_a_run_ended_once_it_commits(db: Database, claimed: bool) -> None:
+    """Whichever way a run ends, listeners hear `final` with its id (the worker's path
+    sends it from its UPDATE's RETURNING)."""
+    heard: list[str] = []
+    listener = notify.Listener(db.url)
+    listener.subscribe("final", heard.append)
+    listener.start()
+    try:
+        assert listener.connected.wait(10)
+        run = start_run(db)
+        conclude(
+            db,
+            run["id"],
+            Status.SUCCEEDED,
+            steps=run["steps"],
+            claimed=stored(db, run["id"]) if claimed else None,
+        )
+        deadline = time.monotonic() + 10
+        while run["id"] not in heard and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert heard == [run["id"]]
+    finally:
+        listener.stop()
