@@ -43,6 +43,21 @@ def test_log_batches_are_read_back_by_cursor(db: Database, execution: dict[str, 
     assert (stored["log_lines"], stored["log_bytes"]) == (12, nbytes(first) + nbytes(second))
 
 
+@pytest.mark.parametrize("count", [1, 199, 200, 201, 450])
+def test_a_batch_of_any_size_is_stored_whole_and_in_order(
+    db: Database, execution: dict[str, Any], count: int
+) -> None:
+    """PostgreSQL takes a batch in multi-row INSERTs of 200 lines: around those edges too."""
+    lines = [{**ln, "iteration": ln["seq"] % 3 or None} for ln in log_lines(1, count)]
+    with db.write() as conn:
+        log_store.append(conn, execution["id"], lines, nbytes(lines))
+    with db.read() as conn:
+        back = log_store.read(conn, execution["id"], after=0, limit=1000)
+        stored = execution_store.get(conn, execution["id"])
+    assert back == [{"execution_id": execution["id"], **ln} for ln in lines]
+    assert (stored["log_lines"], stored["log_bytes"]) == (count, nbytes(lines))
+
+
 def test_an_empty_batch_changes_nothing(db: Database, execution: dict[str, Any]) -> None:
     with db.write() as conn:
         log_store.append(conn, execution["id"], [], 0)

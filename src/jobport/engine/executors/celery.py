@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import importlib
 import logging
 import os
 import queue
@@ -35,6 +36,7 @@ from typing import Any
 
 from jobport.domain.clock import utcnow
 from jobport.engine.executors import EventSink
+from jobport.engine.steps import STEP_MODULES
 from jobport.settings import Settings
 from jobport.store import executions as execution_store
 from jobport.store.db import Database
@@ -267,6 +269,8 @@ def run_worker(
         db.upgrade()
     finally:
         db.dispose()  # nothing open in this process when the pool forks
+    for module in ("jobport.engine.worker", *STEP_MODULES):  # imported once, before the
+        importlib.import_module(module)  # pool forks, rather than in each child's first run
     app = make_app(settings)
     _Child.settings, _Child.app = settings, app
     signals.worker_process_init.connect(_child_start, weak=False)
