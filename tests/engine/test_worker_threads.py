@@ -172,7 +172,7 @@ def test_one_flusher_thread_writes_every_open_log(sqlite: Database) -> None:
 
 
 def test_a_background_write_that_fails_keeps_its_lines_for_the_runs_end(
-    sqlite: Database, monkeypatch: pytest.MonkeyPatch
+    sqlite: Database, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     job = python_job(sqlite, "fixtures_steps:thread_ident")
     (execution_id,) = queue(sqlite, job, 1)
@@ -199,3 +199,5 @@ def test_a_background_write_that_fails_keeps_its_lines_for_the_runs_end(
         stored = [ln["text"] for ln in log_store.read(conn, execution_id, after=0, limit=10)]
     assert failures == [1, 1]
     assert stored + [ln["text"] for ln in lines] == ["first", "second"]
+    said = [r for r in caplog.records if r.getMessage().startswith("writing the log of")]
+    assert len(said) == 1  # once per run, not at every interval

@@ -75,7 +75,9 @@ class _Flusher:
                 try:
                     writer.flush()
                 except Exception:  # the lines went back to its buffer: drain() writes them
-                    log.exception("writing the log of %s failed", writer.execution_id)
+                    if not writer.write_failed:  # said once per run, not every interval
+                        log.exception("writing the log of %s failed", writer.execution_id)
+                    writer.write_failed = True
 
 
 _FLUSHER = _Flusher()
@@ -121,6 +123,7 @@ class LogWriter:
         self._cond = threading.Condition()
         self._closed = False
         self._started = False
+        self.write_failed = False  # a background write failed (its lines were kept)
 
     def start(self) -> None:
         """Have the background flusher write this writer's lines until drain()."""

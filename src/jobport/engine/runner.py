@@ -311,8 +311,13 @@ class Run:
                     stuck = True
                     break
         finally:
-            for fut in futures:  # only after a stuck step or an error of ours
+            # Steps left only after a stuck step or an error of ours: those not started
+            # never start, and the others are waited for (the pool is the process's, and
+            # the next run must not share it with them), unless one ignored its stop.
+            for fut in futures:
                 fut.cancel()
+            if futures and not stuck:
+                wait(list(futures))
         for name in waiting:
             self._set_state(
                 name,
