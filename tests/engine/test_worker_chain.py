@@ -77,6 +77,10 @@ def test_the_next_run_is_claimed_in_the_write_that_ends_this_one(sqlite: Databas
     assert ran.next_id == second and ran.next_claim is not None
     assert ran.next_claim.execution is not None and ran.next_claim.execution["id"] == second
     assert status(sqlite, first) == "succeeded" and status(sqlite, second) == "running"
+    with sqlite.read() as conn:
+        ended, started = (execution_store.find(conn, i) for i in (first, second))
+    assert ended is not None and started is not None
+    assert started["started_at"] >= ended["finished_at"]  # maxConcurrent: 1 holds
     counted[0] = 0
     then = worker.run(second, claimed=ran.next_claim)
     assert counted == [1]  # two runs, three writes (four before)

@@ -209,7 +209,6 @@ class Worker:
         # Not after a stuck step: this process ends, and a run claimed now would wait for
         # the heartbeat timeout to be declared lost.
         next_id = following() if following is not None and not outcome.stuck else None
-        now = utcnow()
         with self.db.write() as conn:
             done = conclude_in(
                 conn,
@@ -224,6 +223,7 @@ class Worker:
                 iteration=run.iteration,
                 claimed=execution,
             )
+            now = utcnow()  # after this run's finishedAt: the next starts once it ended
             next_claim = self._claim_beside(conn, next_id, now) if next_id else None
         if next_claim is not None:
             _started(next_claim, now)
