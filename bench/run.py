@@ -102,13 +102,16 @@ SOAK_TARGET_MB = 150.0
 CALIBRATION_N = 1_500_000
 CALIBRATION_ROUNDS = 5
 
+# Issue 15's targets: a, b and c on SQLite (sqlite+local, or a server given with --url);
+# on PostgreSQL, with the local pool or Celery, b alone (POSTGRES_RUNS_PER_S).
 TARGETS = {
-    "sync_median_ms": 10.0,
-    "sync_p99_ms": 50.0,
-    "runs_per_s": 500.0,
-    "accepted_per_s": 1000.0,
+    "sync_median_ms": 5.0,
+    "sync_p99_ms": 20.0,
+    "runs_per_s": 1000.0,
+    "accepted_per_s": 2000.0,
     "list_p99_ms": 50.0,
 }
+POSTGRES_RUNS_PER_S = 500.0
 
 # Phase d's requests: a label and the query of `GET .../executions`. The status filters
 # pick 5% of the stored runs (failed), 0.1% (timed_out; bench/stored.py) and none (the
@@ -1299,15 +1302,22 @@ Row = tuple[str, str, str, str, str]
 
 def table_rows(res: dict[str, Any]) -> list[Row]:
     rows: list[Row] = []
+    postgres = str(res.get("setup", "")).startswith("postgres")
+
+    def judged(ok: bool) -> str:  # a and c have targets on SQLite only
+        return "" if postgres else verdict(ok)
+
     if a := res.get("sync"):
         ok = a["errors"] == 0
         rows += [
             ("a.n", "a  sync round trips measured", f"{a['ok']} of {a['requests']}", "", ""),
-            ("a.median", "a  sync round trip, median", f"{a['median_ms']:.1f} ms", "<= 10 ms",
-             verdict(a["median_ms"] <= TARGETS["sync_median_ms"] and ok)),
+            ("a.median", "a  sync round trip, median", f"{a['median_ms']:.1f} ms",
+             f"<= {TARGETS['sync_median_ms']:g} ms (sqlite)",
+             judged(a["median_ms"] <= TARGETS["sync_median_ms"] and ok)),
             ("a.p90", "a  sync round trip, p90", f"{a['p90_ms']:.1f} ms", "", ""),
-            ("a.p99", "a  sync round trip, p99", f"{a['p99_ms']:.1f} ms", "<= 50 ms",
-             verdict(a["p99_ms"] <= TARGETS["sync_p99_ms"] and ok)),
+            ("a.p99", "a  sync round trip, p99", f"{a['p99_ms']:.1f} ms",
+             f"<= {TARGETS['sync_p99_ms']:g} ms (sqlite)",
+             judged(a["p99_ms"] <= TARGETS["sync_p99_ms"] and ok)),
             ("a.max", "a  sync round trip, max", f"{a['max_ms']:.1f} ms", "", ""),
             ("a.errors", "a  sync errors (non-200 or not succeeded)", str(a["errors"]), "0",
              verdict(ok)),
@@ -1316,7 +1326,9 @@ def table_rows(res: dict[str, Any]) -> list[Row]:
         rows += [
             ("b.n", "b  runs submitted", f"{b['submitted']} of {b['runs']}", "", ""),
             ("b.rate", "b  end-to-end throughput", f"{b['runs_per_s']:.0f} runs/s",
-             ">= 500 runs/s", verdict(b["runs_per_s"] >= TARGETS["runs_per_s"])),
+             f">= {TARGETS['runs_per_s']:g}, postgres {POSTGRES_RUNS_PER_S:g} runs/s",
+             verdict(b["runs_per_s"] >= (POSTGRES_RUNS_PER_S if postgres
+                                         else TARGETS["runs_per_s"]))),
             ("b.bad", "b  runs not succeeded (of those submitted)", str(b["not_succeeded"]),
              "0", verdict(b["not_succeeded"] == 0)),
         ]  # fmt: skip
@@ -1324,7 +1336,8 @@ def table_rows(res: dict[str, Any]) -> list[Row]:
         rows += [
             ("c.n", "c  execute requests sent", f"{c['sent']} of {c['requests']}", "", ""),
             ("c.rate", "c  accepted execute requests", f"{c['accepted_per_s']:.0f} req/s",
-             ">= 1000 req/s", verdict(c["accepted_per_s"] >= TARGETS["accepted_per_s"])),
+             f">= {TARGETS['accepted_per_s']:g} req/s (sqlite)",
+             judged(c["accepted_per_s"] >= TARGETS["accepted_per_s"])),
             ("c.errors", "c  errors (non-2xx + transport)", str(c["errors"]), "0",
              verdict(c["errors"] == 0)),
         ]  # fmt: skip
