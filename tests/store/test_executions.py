@@ -416,3 +416,18 @@ def test_several_statuses_are_listed_merged_newest_first_across_pages(
             break
     assert got == wanted
     assert len(wanted) == 7
+
+
+def test_the_queues_of_runs_still_queued(db: Database) -> None:
+    """What the Celery publisher reads for each batch: each run's job queue ("default"
+    when the job names none), for the runs still queued only."""
+    with db.write() as conn:
+        project = add_project(conn)
+        named = add_job(conn, project, queue="etl-heavy")
+        plain = add_job(conn, project)
+        first, second = add_execution(conn, named), add_execution(conn, plain)
+        started = add_execution(conn, named, **running())
+        queues = execution_store.queues_of_queued(
+            conn, [first["id"], second["id"], started["id"], "no-such-run"]
+        )
+    assert queues == {first["id"]: "etl-heavy", second["id"]: "default"}
