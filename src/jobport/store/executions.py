@@ -15,6 +15,7 @@ from jobport.domain.ids import object_id, object_ref
 from jobport.domain.pages import Page
 from jobport.errors import NotFound
 from jobport.store import notify
+from jobport.store.driver import DriverStatement
 from jobport.store.pagination import fetch_rows, page_of
 from jobport.store.tables import executions, jobs
 
@@ -218,6 +219,7 @@ _CLAIM = (
     )
     .returning(*executions.c)
 )
+_CLAIM_DRIVER = DriverStatement(_CLAIM, ("claim_id", "claim_worker", "claim_now"))
 
 
 def claim_due(
@@ -225,9 +227,10 @@ def claim_due(
 ) -> dict[str, Any] | None:
     """Compare-and-set queued → running of a run that is due, in one prebuilt statement:
     the row as it is now, or None (not queued any more, or not due yet)."""
-    row = conn.execute(
-        _CLAIM, {"claim_id": execution_id, "claim_worker": worker, "claim_now": now}
-    ).first()
+    params = {"claim_id": execution_id, "claim_worker": worker, "claim_now": now}
+    if conn.dialect.name == "sqlite":  # under the write lock: store/driver.py
+        return _CLAIM_DRIVER.first(conn, params)
+    row = conn.execute(_CLAIM, params).first()
     return dict(row._mapping) if row else None
 
 
@@ -249,6 +252,20 @@ _FINISH = (
     )
 )
 _FINISHED = {"finished_at", "result", "error_code", "error_message", "steps"}
+_FINISH_DRIVER = DriverStatement(
+    _FINISH,
+    (
+        "finish_id",
+        "finish_status",
+        "finish_at",
+        "finish_result",
+        "finish_error_code",
+        "finish_error_message",
+        "finish_steps",
+        "finish_lines",
+        "finish_bytes",
+    ),
+)
 # On PostgreSQL the same UPDATE sends the `final` notice (store/notify.py) from its
 # RETURNING, sparing a round trip per run; like any NOTIFY, it is delivered on commit.
 _FINISH_NOTIFYING = _FINISH.returning(func.pg_notify(notify.CHANNEL, "final:" + executions.c.id))
@@ -281,7 +298,7 @@ def finish_running(
         if len(conn.execute(_FINISH_NOTIFYING, params).all()) != 1:
             return None
         return log_counts
-    if conn.execute(_FINISH, params).rowcount != 1:
+    if _FINISH_DRIVER.rowcount(conn, params) != 1:  # SQLite: under the write lock
         return None
     notify.publish(conn, "final", execution_id)  # nothing to send on SQLite, today
     return log_counts
