@@ -21,7 +21,7 @@ from jobport.services import access
 from jobport.services.audit import AuditTrail
 from jobport.services.runtime import Runtime
 from jobport.settings import Settings
-from jobport.store.db import Database
+from jobport.store.db import Checkpointer, Database
 
 
 def _say_to_stderr(text: str) -> None:
@@ -145,8 +145,11 @@ async def serving(settings: Settings, *, demo: bool = False) -> AsyncIterator[Ru
     rt.starts = StartQueue(rt)
     scheduler: Scheduler | None = None
     pruner: Pruner | None = None
+    checkpointer = Checkpointer.of(rt.db)
     listener = None
     try:
+        if checkpointer is not None:
+            checkpointer.start()
         if demo:
             from jobport.demo import seed
 
@@ -163,6 +166,8 @@ async def serving(settings: Settings, *, demo: bool = False) -> AsyncIterator[Ru
             pruner.start()
         yield rt
     finally:
+        if checkpointer is not None:
+            await asyncio.to_thread(checkpointer.stop)
         if pruner is not None:
             await asyncio.to_thread(pruner.stop)
         if scheduler is not None:

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from jobport.store import projects as project_store
-from jobport.store.db import Database, normalise_url
+from jobport.store.db import Checkpointer, Database, normalise_url
 from jobport.store.tables import projects
 
 from .rows import add_project
@@ -156,3 +156,40 @@ def test_a_sqlite_writer_gives_up_after_the_busy_timeout(
     )
     holder.join(5)
     db.dispose()
+
+
+def _wal_after_writes(tmp_path: Path, name: str, checkpointing: bool) -> int:
+    db = Database(f"sqlite:///{tmp_path / name}")
+    db.upgrade()
+    checkpointer = Checkpointer(str(tmp_path / name), interval=0.01) if checkpointing else None
+    if checkpointer is not None:
+        checkpointer.start()
+    try:
+        for i in range(400):
+            with db.write() as conn:
+                add_project(conn, f"p{i}", description="x" * 2000)
+            if i % 50 == 0:
+                time.sleep(0.03)  # turns for the checkpointer
+    finally:
+        if checkpointer is not None:
+            checkpointer.stop()
+        size = (tmp_path / f"{name}-wal").stat().st_size
+        db.dispose()
+    return size
+
+
+def test_a_servers_checkpointer_keeps_the_wal_short_without_the_writers_doing_it(
+    tmp_path: Path,
+) -> None:
+    """Writers checkpoint themselves only past WAL_AUTOCHECKPOINT_PAGES; the server's
+    thread copies the WAL back meanwhile, so the file never grows that far."""
+    alone = _wal_after_writes(tmp_path, "alone.db", checkpointing=False)
+    helped = _wal_after_writes(tmp_path, "helped.db", checkpointing=True)
+    assert alone > 3 * 1024 * 1024  # 400 commits of a few pages each, none copied back
+    assert helped < alone / 4, (helped, alone)
+
+
+def test_only_a_sqlite_file_gets_a_checkpointer(tmp_path: Path) -> None:
+    assert Checkpointer.of(Database(f"sqlite:///{tmp_path / 'a.db'}")) is not None
+    assert Checkpointer.of(Database("sqlite:///:memory:")) is None
+    assert Checkpointer.of(Database("postgresql://nobody@127.0.0.1:1/none")) is None

@@ -118,6 +118,9 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
+        # A server checkpoints in the background (Checkpointer); a writer does it itself
+        # only past this many pages, if that thread falls behind or no server runs.
+        cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -130,6 +133,54 @@ def _configure_sqlite(engine: Engine) -> None:
 
 
 BUSY_TIMEOUT_MS = 30_000
+WAL_AUTOCHECKPOINT_PAGES = 10_000  # 40 MB of WAL at SQLite's 4 KB pages (its default: 1,000)
+
+
+class Checkpointer:
+    """Copies the SQLite WAL back into the database file from a thread of its own.
+
+    With SQLite's automatic checkpoint, the writer whose commit crosses 1,000 WAL pages
+    copies them (and syncs the file) while it still holds the one write lock: a worker's
+    commit cost 139 us on average with it, 103 us without (engine/worker.py holds the
+    lock for a whole run's end). A PASSIVE checkpoint takes no write lock: writers go on
+    meanwhile. Run by a server (boot.serving), every `interval` seconds.
+    """
+
+    def __init__(self, path: str, interval: float = 0.1) -> None:
+        self.path = path
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @classmethod
+    def of(cls, db: Database) -> Checkpointer | None:
+        """One for a SQLite file; None for PostgreSQL or an in-memory database."""
+        path = make_url(db.url).database if db.is_sqlite else None
+        if not path or path == ":memory:" or path.startswith("file:"):
+            return None
+        return cls(path)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="jobport-checkpoint", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        try:
+            while not self._stop.wait(self.interval):
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error as exc:  # the writers' own checkpoint still bounds it
+                    log.warning("background WAL checkpoint failed: %s", exc)
+        finally:
+            conn.close()
+
+
 _FIRST_PAUSE = 0.0001
 _LONGEST_PAUSE = 0.001
 
