@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from jobport.domain.clock import utcnow
 from jobport.domain.executions import Status
@@ -164,3 +165,48 @@ def test_max_concurrent_admits_the_oldest_queued_run_first(db: Database) -> None
     with db.write() as conn:
         execution_store.transition(conn, first["id"], Status.SUCCEEDED, [Status.RUNNING])
     assert claim(db, second["id"], "node-b:1").reason == "claimed"
+
+
+def test_the_one_statement_claim_takes_only_due_runs_of_jobs_without_a_limit(
+    db: Database,
+) -> None:
+    free, limited = new_job(db), new_job(db, maxConcurrent=3)
+    with db.write() as conn:
+        due = add_execution(conn, free)
+        later = add_execution(conn, free, not_before=utcnow() + dt.timedelta(hours=1))
+        held = add_execution(conn, limited)
+    with db.write() as conn:
+        now = utcnow()
+        row = execution_store.claim_unlimited(conn, due["id"], "w:1", now)
+        assert row is not None and row["status"] == "running" and row["worker"] == "w:1"
+        assert execution_store.claim_unlimited(conn, later["id"], "w:1", now) is None
+        assert execution_store.claim_unlimited(conn, held["id"], "w:1", now) is None
+        assert execution_store.claim_unlimited(conn, due["id"], "w:2", now) is None  # taken
+        assert execution_store.find(conn, held["id"])["status"] == "queued"
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("db", ["postgresql"], indirect=True)  # SQLite writes BEGIN IMMEDIATE
+def test_on_postgresql_a_run_without_a_limit_is_claimed_without_a_transaction(
+    db: Database,
+) -> None:
+    """One round trip (its UPDATE in autocommit) rather than BEGIN, UPDATE, COMMIT; a
+    limited run tries that, then takes the transaction its count and lock need."""
+    free, limited = new_job(db), new_job(db, maxConcurrent=1)
+    with db.write() as conn:
+        first, second = add_execution(conn, free), add_execution(conn, limited)
+    autocommits: list[bool] = []
+
+    def seen(conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.startswith("UPDATE executions"):
+            autocommits.append(bool(conn.connection.dbapi_connection.autocommit))
+
+    event.listen(db.engine, "before_cursor_execute", seen)
+    try:
+        assert claim(db, first["id"], "w:1").reason == "claimed"
+        assert autocommits == [True]
+        autocommits.clear()
+        assert claim(db, second["id"], "w:1").reason == "claimed"
+        assert autocommits == [True, False]
+    finally:
+        event.remove(db.engine, "before_cursor_execute", seen)

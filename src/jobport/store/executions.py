@@ -220,6 +220,9 @@ _CLAIM = (
     .returning(*executions.c)
 )
 _CLAIM_DRIVER = DriverStatement(_CLAIM, ("claim_id", "claim_worker", "claim_now"))
+# The same, only for a run whose job has no maxConcurrent: then the statement alone
+# decides the claim, and it needs no transaction of its own.
+_CLAIM_UNLIMITED = _CLAIM.where(executions.c.spec["maxConcurrent"].as_string().is_(None))
 
 
 def claim_due(
@@ -231,6 +234,18 @@ def claim_due(
     if conn.dialect.name == "sqlite":  # under the write lock: store/driver.py
         return _CLAIM_DRIVER.first(conn, params)
     row = conn.execute(_CLAIM, params).first()
+    return dict(row._mapping) if row else None
+
+
+def claim_unlimited(
+    conn: Connection, execution_id: str, worker: str, now: dt.datetime
+) -> dict[str, Any] | None:
+    """claim_due() of a run whose job has no maxConcurrent, in one statement that may run
+    in autocommit (PostgreSQL: one round trip, no BEGIN and COMMIT): the row, or None when
+    it did not apply (gone, not due, limited: claim_due() in a transaction says which)."""
+    row = conn.execute(
+        _CLAIM_UNLIMITED, {"claim_id": execution_id, "claim_worker": worker, "claim_now": now}
+    ).first()
     return dict(row._mapping) if row else None
 
 
