@@ -988,8 +988,13 @@ class Server:
         broker: str = "redis",
         stored: int | None = None,
         templates: Any = None,
+        celery_pool: bool = False,
     ) -> None:
         self.port = port
+        # celery setups: one `jobport worker --concurrency <workers>` (one Celery consumer
+        # and its pool, bench/compare.py's baseline's shape) rather than <workers> workers of
+        # concurrency 1 (as on as many hosts).
+        self.celery_pool = celery_pool
         # --stored: the database starts as a copy of `templates`' one with `stored` runs
         # (bench/stored.py), and the server does not prune (JOBPORT_PRUNE_INTERVAL_SECONDS=0).
         self.stored = stored
@@ -1022,10 +1027,12 @@ class Server:
                 "before the start, pruning off"
             )
         if self.executor == "celery":
-            return (
-                f"{self.database}, {self.workers} x `jobport worker --concurrency 1`, "
-                f"{self.broker} broker, queue {self.queue}"
+            shape = (
+                f"1 x `jobport worker --concurrency {self.workers}`"
+                if self.celery_pool
+                else f"{self.workers} x `jobport worker --concurrency 1`"
             )
+            return f"{self.database}, {shape}, {self.broker} broker, queue {self.queue}"
         return f"{self.database}, local pool of {self.workers}"
 
     def probe(self) -> Probe | None:
@@ -1178,10 +1185,11 @@ class Server:
             raise BenchError(
                 f"moving {JOB} to queue {self.queue}: HTTP {r.status}: {r.body[:300]!r}"
             )
-        for i in range(self.workers):
+        processes, concurrency = (1, self.workers) if self.celery_pool else (self.workers, 1)
+        for i in range(processes):
             cmd = [
                 sys.executable, "-m", "jobport.cli", "worker", "--queues", self.queue,
-                "--concurrency", "1", "--metrics-bind", "", "--log-level", "warning",
+                "--concurrency", str(concurrency), "--metrics-bind", "", "--log-level", "warning",
             ]  # fmt: skip
             self.worker_procs.append(self._spawn(cmd, Path(self.tmp.name) / f"worker-{i}.log"))
         await asyncio.to_thread(self._wait_workers, 60.0)
@@ -1648,6 +1656,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--broker", choices=sorted(BROKERS), default="redis", help="for celery setups (redis)"
     )
+    p.add_argument(
+        "--celery-pool",
+        action="store_true",
+        help="celery setups: one `jobport worker --concurrency WORKERS` (one consumer and its "
+        "pool, the shape of bench/compare.py's Celery baseline) instead of WORKERS workers of "
+        "concurrency 1",
+    )
     p.add_argument("--url", help="use this running server (http://127.0.0.1:PORT) instead")
     p.add_argument(
         "--key",
@@ -1974,7 +1989,13 @@ def measure_setup(
     """One column's measurement: start the setup's server (unless --url), run the phases,
     stop it. (result, whether it failed)."""
     run = loop_runner(args)
-    server = None if args.url else Server(port, args.workers, name, args.broker, stored, templates)
+    server = (
+        None
+        if args.url
+        else Server(
+            port, args.workers, name, args.broker, stored, templates, celery_pool=args.celery_pool
+        )
+    )
     failed = False
     try:
         if server is not None:
