@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from jobport.domain.clock import utcnow
 from jobport.domain.executions import ErrorCode, Status
-from jobport.engine.lifecycle import Concluded, conclude, conclude_lost
+from jobport.engine.lifecycle import Concluded, conclude, conclude_alone, conclude_lost
 from jobport.store import executions as execution_store
 from jobport.store import logs as log_store
 from jobport.store import notify
@@ -276,3 +276,87 @@ def test_other_nodes_are_told_a_run_ended_once_it_commits(db: Database, claimed:
         assert heard == [run["id"]]
     finally:
         listener.stop()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("db", ["postgresql"], indirect=True)  # one statement: PostgreSQL's CTE
+def test_a_usual_end_on_postgresql_is_one_statement_with_its_lines_and_notice(
+    db: Database,
+) -> None:
+    run = start_run(db, logged=3)
+    steps = [{**run["steps"][0], "status": "succeeded"}]
+    last = [{**ln, "iteration": 7 if ln["seq"] == 4 else None} for ln in log_lines(4, 2)]
+    last[1]["step"] = None
+    heard: list[str] = []
+    listener = notify.Listener(db.url)
+    listener.subscribe("final", heard.append)
+    listener.start()
+    try:
+        assert listener.connected.wait(10)
+        done = conclude_alone(
+            db,
+            run["id"],
+            Status.SUCCEEDED,
+            result=RESULT,
+            steps=steps,
+            log_lines=last,
+            log_bytes=nbytes(last),
+            claimed=stored(db, run["id"]),
+        )
+        deadline = time.monotonic() + 10
+        while not heard and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        listener.stop()
+    assert done == Concluded(run["id"], run["job_id"], Status.SUCCEEDED)
+    assert heard == [run["id"]]
+    row, lines = stored(db, run["id"]), logs(db, run["id"])
+    assert row["status"] == "succeeded" and row["result"] == RESULT and row["steps"] == steps
+    assert [(ln["seq"], ln["step"], ln["iteration"]) for ln in lines[3:]] == [
+        (4, "main", 7),
+        (5, None, None),
+    ]
+    assert lines[3]["at"] == last[0]["at"] and lines[4]["text"] == last[1]["text"]
+    assert (row["log_lines"], row["log_bytes"]) == (5, nbytes(log_lines(1, 5)))
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("db", ["postgresql"], indirect=True)
+def test_an_end_that_is_not_the_usual_one_is_left_to_the_transaction(db: Database) -> None:
+    """A cancel requested meanwhile, a retry to insert or a watermark to record: nothing is
+    changed, and conclude() (in its transaction) decides."""
+    cancelled = start_run(db, logged=1)
+    with db.write() as conn:
+        execution_store.transition(conn, cancelled["id"], Status.CANCELLING, [Status.RUNNING])
+    retried = start_run(db, retries=2)
+    for run, status in ((cancelled, Status.SUCCEEDED), (retried, Status.FAILED)):
+        claimed = stored(db, run["id"])
+        line = log_lines(claimed["log_lines"] + 1, 1)
+        assert (
+            conclude_alone(
+                db,
+                run["id"],
+                status,
+                steps=run["steps"],
+                log_lines=line,
+                log_bytes=nbytes(line),
+                claimed=claimed,
+            )
+            is None
+        )
+        after = stored(db, run["id"])
+        assert after["status"] == claimed["status"] and after["log_lines"] == claimed["log_lines"]
+    marked = start_run(db)
+    result = {"watermarkAfter": "2026-12-01"}
+    assert (
+        conclude_alone(
+            db,
+            marked["id"],
+            Status.SUCCEEDED,
+            result=result,
+            steps=marked["steps"],
+            claimed=stored(db, marked["id"]),
+        )
+        is None
+    )
+    assert stored(db, marked["id"])["status"] == "running"

@@ -74,16 +74,7 @@ def conclude_in(
     its fields that never change after the claim spare reading it again when it is still
     `running` (the usual case: one UPDATE then, no SELECT).
     """
-    values: dict[str, Any] = {
-        "finished_at": utcnow(),
-        "result": clean(result),
-        "error_code": error_code,
-        "error_message": clean_text(error_message) if error_message else None,
-    }
-    if steps is not None:
-        values["steps"] = clean(steps)
-    if iteration is not None:
-        values["iteration"] = clean(iteration)
+    values = _final_values(result, error_code, error_message, steps, iteration)
     lines = list(log_lines or [])
     counted = (
         execution_store.finish_running(
@@ -150,6 +141,70 @@ def conclude_in(
     log_store.append(conn, execution_id, lines, log_bytes, counted)
     limited = bool(row["spec"].get("maxConcurrent"))
     return Concluded(execution_id, row["job_id"], status, retry_id, retry_at, limited)
+
+
+def _final_values(
+    result: Any,
+    error_code: str | None,
+    error_message: str | None,
+    steps: list[dict[str, Any]] | None,
+    iteration: dict[str, Any] | None,
+) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "finished_at": utcnow(),
+        "result": clean(result),
+        "error_code": error_code,
+        "error_message": clean_text(error_message) if error_message else None,
+    }
+    if steps is not None:
+        values["steps"] = clean(steps)
+    if iteration is not None:
+        values["iteration"] = clean(iteration)
+    return values
+
+
+def conclude_alone(
+    db: Database,
+    execution_id: str,
+    status: Status,
+    *,
+    result: Any = None,
+    error_code: str | None = None,
+    error_message: str | None = None,
+    steps: list[dict[str, Any]] | None = None,
+    log_lines: list[dict[str, Any]] | None = None,
+    log_bytes: int = 0,
+    iteration: dict[str, Any] | None = None,
+    claimed: dict[str, Any],
+) -> Concluded | None:
+    """A worker's usual end on PostgreSQL in one statement, in autocommit
+    (store/executions.finish_with_lines): a run still running, with no retry to insert and
+    no watermark to record. None when it is not that case, or the run was not running any
+    more (a cancel, say): then conclude() decides, in its transaction."""
+    if not db.is_postgres or iteration is not None or steps is None:
+        return None
+    spec = claimed["spec"]
+    if status in (Status.FAILED, Status.TIMED_OUT) and claimed["attempt"] <= spec.get("retries", 0):
+        return None
+    values = _final_values(result, error_code, error_message, steps, None)
+    if status == Status.SUCCEEDED and watermarks(spec, values["result"], steps):
+        return None
+    with db.autocommit() as conn:
+        if not execution_store.finish_with_lines(
+            conn, execution_id, status, values, list(log_lines or []), log_bytes
+        ):
+            return None
+        project = project_store.name_of(conn, claimed["project_id"])
+    started = claimed["started_at"]
+    metrics.run_finished(
+        project,
+        claimed["job_name"],
+        status.value,
+        (values["finished_at"] - started).total_seconds() if started else None,
+    )
+    return Concluded(
+        execution_id, claimed["job_id"], status, limited=bool(spec.get("maxConcurrent"))
+    )
 
 
 def watermarks(

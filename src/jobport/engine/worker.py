@@ -20,7 +20,7 @@ from jobport.domain.executions import ErrorCode, Status
 from jobport.domain.values import clean
 from jobport.engine import capture, isolation, reaper
 from jobport.engine.connections import ConnectionSource
-from jobport.engine.lifecycle import Concluded, conclude_in
+from jobport.engine.lifecycle import Concluded, conclude_alone, conclude_in
 from jobport.engine.logwriter import LogWriter
 from jobport.engine.runner import Outcome, Run
 from jobport.settings import Settings
@@ -221,6 +221,22 @@ class Worker:
         # Not after a stuck step: this process ends, and a run claimed now would wait for
         # the heartbeat timeout to be declared lost.
         next_id = following() if following is not None and not outcome.stuck else None
+        if next_id is None:  # PostgreSQL: the usual end in one round trip, else as below
+            alone = conclude_alone(
+                self.db,
+                execution_id,
+                outcome.status,
+                result=outcome.result,
+                error_code=outcome.error_code,
+                error_message=outcome.error_message,
+                steps=outcome.steps,
+                log_lines=lines,
+                log_bytes=nbytes,
+                iteration=run.iteration,
+                claimed=execution,
+            )
+            if alone is not None:
+                return Ran(got, alone, outcome.stuck)
         with self.db.write() as conn:
             done = conclude_in(
                 conn,

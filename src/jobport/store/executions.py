@@ -7,7 +7,7 @@ import functools
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Integer, String, bindparam, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from jobport.domain.executions import ACTIVE, Status
@@ -17,7 +17,7 @@ from jobport.errors import NotFound
 from jobport.store import notify
 from jobport.store.driver import DriverStatement
 from jobport.store.pagination import fetch_rows, page_of
-from jobport.store.tables import executions, jobs
+from jobport.store.tables import execution_logs, executions, jobs
 
 _ACTIVE = [s.value for s in ACTIVE]
 _RUNNING = [Status.RUNNING.value, Status.CANCELLING.value]
@@ -317,6 +317,66 @@ def finish_running(
         return None
     notify.publish(conn, "final", execution_id)  # nothing to send on SQLite, today
     return log_counts
+
+
+def finish_with_lines(
+    conn: Connection,
+    execution_id: str,
+    target: Status,
+    values: dict[str, Any],
+    lines: list[dict[str, Any]],
+    nbytes: int,
+) -> bool:
+    """PostgreSQL: finish_running() and the last lines' INSERT in one statement (a
+    data-modifying CTE), which may run in autocommit: one round trip for a run's end
+    instead of BEGIN, UPDATE, INSERT, COMMIT. The lines are inserted only if the run was
+    still running; False (and nothing changed) if it was not."""
+    if values.keys() != _FINISHED:
+        raise ValueError(f"finish_with_lines takes exactly {sorted(_FINISHED)}")
+    binds = [
+        bindparam("id", execution_id),
+        bindparam("status", target.value),
+        bindparam("finished_at", values["finished_at"], type_=executions.c.finished_at.type),
+        bindparam("result", values["result"], type_=executions.c.result.type),
+        bindparam("error_code", values["error_code"]),
+        bindparam("error_message", values["error_message"]),
+        bindparam("steps", values["steps"], type_=executions.c.steps.type),
+        bindparam("nlines", len(lines)),
+        bindparam("nbytes", nbytes),
+    ]
+    rows = []
+    for i, ln in enumerate(lines):
+        rows.append(
+            f"(CAST(:seq_{i} AS INTEGER), CAST(:at_{i} AS TIMESTAMP), :step_{i}, "
+            f":stream_{i}, :level_{i}, :text_{i}, CAST(:iteration_{i} AS INTEGER))"
+        )
+        binds += [
+            bindparam(f"seq_{i}", ln["seq"]),
+            bindparam(f"at_{i}", ln["at"], type_=execution_logs.c.at.type),
+            bindparam(f"step_{i}", ln["step"], type_=String),
+            bindparam(f"stream_{i}", ln["stream"], type_=String),
+            bindparam(f"level_{i}", ln["level"], type_=String),
+            bindparam(f"text_{i}", ln["text"], type_=String),
+            bindparam(f"iteration_{i}", ln.get("iteration"), type_=Integer),
+        ]
+    logged = (
+        ", logged AS (INSERT INTO execution_logs"
+        " (execution_id, seq, at, step, stream, level, text, iteration)"
+        " SELECT fin.id, v.seq, v.at, v.step, v.stream, v.level, v.text, v.iteration"
+        f" FROM fin CROSS JOIN (VALUES {', '.join(rows)})"
+        " AS v (seq, at, step, stream, level, text, iteration))"
+        if rows
+        else ""
+    )
+    statement = text(
+        "WITH fin AS (UPDATE executions SET status = :status, finished_at = :finished_at,"
+        " result = :result, error_code = :error_code, error_message = :error_message,"
+        " steps = :steps, log_lines = log_lines + :nlines, log_bytes = log_bytes + :nbytes"
+        f" WHERE id = :id AND status = '{Status.RUNNING.value}'"
+        f" RETURNING id, pg_notify('{notify.CHANNEL}', 'final:' || id))"
+        f"{logged} SELECT count(*) FROM fin"
+    ).bindparams(*binds)
+    return bool(conn.execute(statement).scalar_one())
 
 
 def older_due_count(conn: Connection, row: dict[str, Any], now: dt.datetime) -> int:
