@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from jobport.store import db as db_module
 from jobport.store import projects as project_store
 from jobport.store.db import Checkpointer, Database, normalise_url
 from jobport.store.tables import projects
@@ -193,3 +194,30 @@ def test_only_a_sqlite_file_gets_a_checkpointer(tmp_path: Path) -> None:
     assert Checkpointer.of(Database(f"sqlite:///{tmp_path / 'a.db'}")) is not None
     assert Checkpointer.of(Database("sqlite:///:memory:")) is None
     assert Checkpointer.of(Database("postgresql://nobody@127.0.0.1:1/none")) is None
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("db", ["postgresql"], indirect=True)  # SQLite has no connection to lose
+def test_a_connection_busy_a_moment_ago_is_not_pinged_and_an_idle_dead_one_is_replaced(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pings: list[int] = []
+    real_ping = db_module.ping
+    monkeypatch.setattr(db_module, "ping", lambda conn: pings.append(1) or real_ping(conn))
+    monkeypatch.setattr(db_module, "PING_AFTER_IDLE", 0.2)
+
+    def backend() -> int:
+        with db.read() as conn:
+            return int(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
+
+    pid = backend()
+    for _ in range(20):  # a busy connection: no ping (a round trip each, before)
+        assert backend() == pid
+    assert pings == []
+    other = Database(db.url, pool=False)  # the server drops it while it sits in the pool
+    with other.write() as conn:
+        conn.exec_driver_sql(f"SELECT pg_terminate_backend({pid})")
+    other.dispose()
+    time.sleep(0.3)
+    fresh = backend()  # pinged, found dead, replaced: the caller sees nothing of it
+    assert fresh != pid and pings == [1]
