@@ -233,6 +233,18 @@ def project(api: httpx2.Client) -> str:
     return name
 
 
+@pytest.fixture
+def sqlite(tmp_path: Path) -> Iterator[Any]:
+    """A migrated, empty SQLite file, for tests that drive the store or a worker in this
+    process."""
+    from jobport.store.db import Database
+
+    db = Database(f"sqlite:///{tmp_path / 'jobport.db'}")
+    db.upgrade()
+    yield db
+    db.dispose()
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A throwaway PostgreSQL database for this test run, dropped at the end."""

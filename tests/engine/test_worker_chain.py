@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import queue
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,14 +29,6 @@ sys.path.insert(0, str(Path(__file__).parent.parent / "store"))
 from rows import add_execution, add_job, add_project
 
 NOOP = [{"name": "go", "kind": "python", "config": {"callable": "jobport.demo:noop"}}]
-
-
-@pytest.fixture
-def sqlite(tmp_path: Path) -> Iterator[Database]:
-    db = Database(f"sqlite:///{tmp_path / 'w.db'}")
-    db.upgrade()
-    yield db
-    db.dispose()
 
 
 def new_job(db: Database, **spec: Any) -> dict[str, Any]:

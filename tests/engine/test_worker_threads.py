@@ -10,7 +10,6 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +28,6 @@ from jobport.store.db import Database
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "store"))
 from rows import add_execution, add_job, add_project
-
-
-@pytest.fixture
-def sqlite(tmp_path: Path) -> Iterator[Database]:
-    db = Database(f"sqlite:///{tmp_path / 'w.db'}")
-    db.upgrade()
-    yield db
-    db.dispose()
 
 
 def python_job(db: Database, call: str, **kwargs: Any) -> dict[str, Any]:

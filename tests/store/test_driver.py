@@ -4,8 +4,6 @@ own execution stores and reads, and their errors are SQLAlchemy's."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,14 +17,6 @@ from jobport.store.db import Database
 from jobport.store.tables import executions, projects
 
 from .rows import add_execution, add_job, add_project, project_row
-
-
-@pytest.fixture
-def sqlite(tmp_path: Path) -> Iterator[Database]:
-    db = Database(f"sqlite:///{tmp_path / 'd.db'}")
-    db.upgrade()
-    yield db
-    db.dispose()
 
 
 def _claim(now: dt.datetime) -> Any:

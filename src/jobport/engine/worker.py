@@ -221,36 +221,22 @@ class Worker:
         # Not after a stuck step: this process ends, and a run claimed now would wait for
         # the heartbeat timeout to be declared lost.
         next_id = following() if following is not None and not outcome.stuck else None
+        ending: dict[str, Any] = {
+            "result": outcome.result,
+            "error_code": outcome.error_code,
+            "error_message": outcome.error_message,
+            "steps": outcome.steps,
+            "log_lines": lines,
+            "log_bytes": nbytes,
+            "iteration": run.iteration,
+            "claimed": execution,
+        }
         if next_id is None:  # PostgreSQL: the usual end in one round trip, else as below
-            alone = conclude_alone(
-                self.db,
-                execution_id,
-                outcome.status,
-                result=outcome.result,
-                error_code=outcome.error_code,
-                error_message=outcome.error_message,
-                steps=outcome.steps,
-                log_lines=lines,
-                log_bytes=nbytes,
-                iteration=run.iteration,
-                claimed=execution,
-            )
+            alone = conclude_alone(self.db, execution_id, outcome.status, **ending)
             if alone is not None:
                 return Ran(got, alone, outcome.stuck)
         with self.db.write() as conn:
-            done = conclude_in(
-                conn,
-                execution_id,
-                outcome.status,
-                result=outcome.result,
-                error_code=outcome.error_code,
-                error_message=outcome.error_message,
-                steps=outcome.steps,
-                log_lines=lines,
-                log_bytes=nbytes,
-                iteration=run.iteration,
-                claimed=execution,
-            )
+            done = conclude_in(conn, execution_id, outcome.status, **ending)
             now = utcnow()  # after this run's finishedAt: the next starts once it ended
             next_claim = self._claim_beside(conn, next_id, now) if next_id else None
         if next_claim is not None:
