@@ -196,11 +196,11 @@ def test_only_a_sqlite_file_gets_a_checkpointer(tmp_path: Path) -> None:
     assert Checkpointer.of(Database("postgresql://nobody@127.0.0.1:1/none")) is None
 
 
-@pytest.mark.postgres
-@pytest.mark.parametrize("db", ["postgresql"], indirect=True)  # SQLite has no connection to lose
+@pytest.mark.postgres  # SQLite has no connection to lose
 def test_a_connection_busy_a_moment_ago_is_not_pinged_and_an_idle_dead_one_is_replaced(
-    db: Database, monkeypatch: pytest.MonkeyPatch
+    migrated_postgres: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    db = Database(migrated_postgres.url)  # a pool of its own: one connection, its backend known
     pings: list[int] = []
     real_ping = db_module.ping
     monkeypatch.setattr(db_module, "ping", lambda conn: pings.append(1) or real_ping(conn))
@@ -220,4 +220,5 @@ def test_a_connection_busy_a_moment_ago_is_not_pinged_and_an_idle_dead_one_is_re
     other.dispose()
     time.sleep(0.3)
     fresh = backend()  # pinged, found dead, replaced: the caller sees nothing of it
+    db.dispose()
     assert fresh != pid and pings == [1]

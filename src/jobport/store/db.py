@@ -44,7 +44,9 @@ class Database:
         if self.is_sqlite:
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         else:
-            kwargs.update(pool_size=10, max_overflow=20)
+            # LIFO: a busy process keeps reusing its warm connections (which need no ping,
+            # below); the others age, and are pinged before their next use.
+            kwargs.update(pool_size=10, max_overflow=20, pool_use_lifo=True)
         if not pool:
             kwargs = {k: v for k, v in kwargs.items() if not k.startswith("pool")}
             kwargs.pop("max_overflow", None)
