@@ -251,12 +251,12 @@ def make_data(folder: Path = DATA_FOLDER) -> tuple[Path, Path]:
 
 
 def seed(rt: Runtime) -> Project:
+    """Create the demo project, its connections and jobs, and the data its data jobs use;
+    leaves existing ones as they are."""
     from jobport.services import connections as connection_service
     from jobport.services import jobs as job_service
     from jobport.services import projects as project_service
 
-    """Create the demo project, its connections and jobs, and the data its data jobs use;
-    leaves existing ones as they are."""
     project, _ = project_service.ensure(rt, "demo", "Demo jobs seeded by `make run`.")
     source, warehouse = make_data()
     for name, path, what in (

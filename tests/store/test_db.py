@@ -222,3 +222,16 @@ def test_a_connection_busy_a_moment_ago_is_not_pinged_and_an_idle_dead_one_is_re
     fresh = backend()  # pinged, found dead, replaced: the caller sees nothing of it
     db.dispose()
     assert fresh != pid and pings == [1]
+
+
+def test_a_checkpoint_that_keeps_failing_is_said_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    broken = tmp_path / "not-a-database.db"
+    broken.write_bytes(b"this is not an SQLite file" * 100)
+    checkpointer = Checkpointer(str(broken), interval=0.01)
+    checkpointer.start()
+    time.sleep(0.2)  # about twenty turns, each failing
+    checkpointer.stop()
+    said = [r for r in caplog.records if "background WAL checkpoint failed" in r.getMessage()]
+    assert len(said) == 1

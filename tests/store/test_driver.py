@@ -78,6 +78,15 @@ def test_a_savepoint_undoes_only_its_own_statements(sqlite: Database) -> None:
     assert names == {"kept", "also-kept"}
 
 
+def test_a_savepoints_name_must_be_an_identifier(sqlite: Database) -> None:
+    with (
+        sqlite.write() as conn,
+        pytest.raises(ValueError, match="identifier"),
+        driver.savepoint(conn, "x; DROP TABLE projects"),
+    ):
+        pass
+
+
 def test_only_qmark_dialects_are_taken() -> None:
     from sqlalchemy.dialects import postgresql
 

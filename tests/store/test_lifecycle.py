@@ -346,6 +346,21 @@ def test_an_end_that_is_not_the_usual_one_is_left_to_the_transaction(db: Databas
         )
         after = stored(db, run["id"])
         assert after["status"] == claimed["status"] and after["log_lines"] == claimed["log_lines"]
+    long_end = start_run(db)
+    many = log_lines(1, 201)  # more than one statement's parameters should carry
+    assert (
+        conclude_alone(
+            db,
+            long_end["id"],
+            Status.SUCCEEDED,
+            steps=long_end["steps"],
+            log_lines=many,
+            log_bytes=nbytes(many),
+            claimed=stored(db, long_end["id"]),
+        )
+        is None
+    )
+    assert stored(db, long_end["id"])["status"] == "running" and logs(db, long_end["id"]) == []
     marked = start_run(db)
     result = {"watermarkAfter": "2026-12-01"}
     assert (

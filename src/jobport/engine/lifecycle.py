@@ -181,7 +181,13 @@ def conclude_alone(
     (store/executions.finish_with_lines): a run still running, with no retry to insert and
     no watermark to record. None when it is not that case, or the run was not running any
     more (a cancel, say): then conclude() decides, in its transaction."""
-    if not db.is_postgres or iteration is not None or steps is None:
+    lines = list(log_lines or [])
+    if (
+        not db.is_postgres
+        or iteration is not None
+        or steps is None
+        or len(lines) > log_store.ROWS_PER_INSERT  # a long last batch: the usual INSERTs
+    ):
         return None
     spec = claimed["spec"]
     if status in (Status.FAILED, Status.TIMED_OUT) and claimed["attempt"] <= spec.get("retries", 0):
@@ -191,7 +197,7 @@ def conclude_alone(
         return None
     with db.autocommit() as conn:
         if not execution_store.finish_with_lines(
-            conn, execution_id, status, values, list(log_lines or []), log_bytes
+            conn, execution_id, status, values, lines, log_bytes
         ):
             return None
         project = project_store.name_of(conn, claimed["project_id"])

@@ -224,12 +224,16 @@ class Checkpointer:
 
     def _run(self) -> None:
         conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        failing = False
         try:
             while not self._stop.wait(self.interval):
                 try:
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    failing = False
                 except sqlite3.Error as exc:  # the writers' own checkpoint still bounds it
-                    log.warning("background WAL checkpoint failed: %s", exc)
+                    if not failing:  # said once, not ten times a second
+                        log.warning("background WAL checkpoint failed: %s", exc)
+                    failing = True
         finally:
             conn.close()
 

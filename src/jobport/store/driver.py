@@ -112,6 +112,8 @@ def savepoint(conn: Connection, name: str) -> Iterator[None]:
     """A SAVEPOINT on the driver's connection: released when the block ends, rolled back
     to (and the exception raised on) when it raises. What begin_nested() does, without
     its bookkeeping (a worker takes one under the write lock for every run)."""
+    if not name.isidentifier():  # it is part of the SQL text
+        raise ValueError(f"a savepoint's name is an identifier, not {name!r}")
     raw = conn.connection.dbapi_connection
     assert raw is not None
 

@@ -14,6 +14,7 @@ from jobport.domain.executions import ACTIVE, Status
 from jobport.domain.ids import object_id, object_ref
 from jobport.domain.pages import Page
 from jobport.errors import NotFound
+from jobport.store import logs as log_store
 from jobport.store import notify
 from jobport.store.driver import DriverStatement
 from jobport.store.pagination import fetch_rows, page_of
@@ -333,6 +334,8 @@ def finish_with_lines(
     still running; False (and nothing changed) if it was not."""
     if values.keys() != _FINISHED:
         raise ValueError(f"finish_with_lines takes exactly {sorted(_FINISHED)}")
+    if len(lines) > log_store.ROWS_PER_INSERT:  # each line is 7 parameters of one statement
+        raise ValueError(f"finish_with_lines takes at most {log_store.ROWS_PER_INSERT} lines")
     binds = [
         bindparam("id", execution_id),
         bindparam("status", target.value),

@@ -71,17 +71,17 @@ def _insert_many(conn: Connection, execution_id: str, lines: list[dict[str, Any]
     if sqlite:  # sqlite3's executemany is one C loop
         conn.exec_driver_sql(f"INSERT INTO execution_logs ({_COLUMNS}) VALUES {row}", rows)
         return
-    # PostgreSQL: a multi-row INSERT per _ROWS_PER_INSERT lines, one round trip each;
+    # PostgreSQL: a multi-row INSERT per ROWS_PER_INSERT lines, one round trip each;
     # psycopg's executemany pipelines one statement per row, costly for the few lines most
     # batches hold (a run's last ones).
-    for start in range(0, len(rows), _ROWS_PER_INSERT):
-        chunk = rows[start : start + _ROWS_PER_INSERT]
+    for start in range(0, len(rows), ROWS_PER_INSERT):
+        chunk = rows[start : start + ROWS_PER_INSERT]
         values = ", ".join([row] * len(chunk))
         flat = tuple(value for line in chunk for value in line)
         conn.exec_driver_sql(f"INSERT INTO execution_logs ({_COLUMNS}) VALUES {values}", flat)
 
 
-_ROWS_PER_INSERT = 200  # 1,600 parameters, far under PostgreSQL's 65,535
+ROWS_PER_INSERT = 200  # 1,600 parameters, far under PostgreSQL's 65,535
 
 
 _SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
