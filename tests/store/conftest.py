@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import delete
@@ -100,3 +102,30 @@ def empty_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Databas
         database = Database(request.getfixturevalue("new_postgres_database")(), pool=False)
     yield database
     database.dispose()
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A statement as psycopg sent it: its SQL, its parameters, whether in autocommit."""
+
+    sql: str
+    params: Any
+    autocommit: bool
+
+
+@pytest.fixture
+def sent_to_postgres(monkeypatch: pytest.MonkeyPatch) -> list[Sent]:
+    """Every statement psycopg executes during the test, whether through SQLAlchemy or on the
+    driver's cursor (store/driver.py, which SQLAlchemy's cursor events do not see)."""
+    import psycopg
+
+    seen: list[Sent] = []
+    real = psycopg.Cursor.execute
+
+    def execute(self: Any, query: Any, params: Any = None, **kwargs: Any) -> Any:
+        sql = query if isinstance(query, str) else str(query)
+        seen.append(Sent(sql, params, bool(self.connection.autocommit)))
+        return real(self, query, params, **kwargs)
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", execute)
+    return seen

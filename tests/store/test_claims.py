@@ -10,7 +10,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from sqlalchemy import event
 
 from jobport.domain.clock import utcnow
 from jobport.domain.executions import Status
@@ -18,6 +17,7 @@ from jobport.engine.worker import Claim, claim
 from jobport.store import executions as execution_store
 from jobport.store.db import Database
 
+from .conftest import Sent
 from .rows import add_execution, add_job, add_project
 
 RACERS = 8
@@ -188,25 +188,19 @@ def test_the_one_statement_claim_takes_only_due_runs_of_jobs_without_a_limit(
 @pytest.mark.postgres
 @pytest.mark.parametrize("db", ["postgresql"], indirect=True)  # SQLite writes BEGIN IMMEDIATE
 def test_on_postgresql_a_run_without_a_limit_is_claimed_without_a_transaction(
-    db: Database,
+    db: Database, sent_to_postgres: list[Sent]
 ) -> None:
     """One round trip (its UPDATE in autocommit) rather than BEGIN, UPDATE, COMMIT; a
     limited run tries that, then takes the transaction its count and lock need."""
     free, limited = new_job(db), new_job(db, maxConcurrent=1)
     with db.write() as conn:
         first, second = add_execution(conn, free), add_execution(conn, limited)
-    autocommits: list[bool] = []
 
-    def seen(conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if statement.startswith("UPDATE executions"):
-            autocommits.append(bool(conn.connection.dbapi_connection.autocommit))
+    def autocommits() -> list[bool]:
+        return [s.autocommit for s in sent_to_postgres if s.sql.startswith("UPDATE executions")]
 
-    event.listen(db.engine, "before_cursor_execute", seen)
-    try:
-        assert claim(db, first["id"], "w:1").reason == "claimed"
-        assert autocommits == [True]
-        autocommits.clear()
-        assert claim(db, second["id"], "w:1").reason == "claimed"
-        assert autocommits == [True, False]
-    finally:
-        event.remove(db.engine, "before_cursor_execute", seen)
+    assert claim(db, first["id"], "w:1").reason == "claimed"
+    assert autocommits() == [True]
+    sent_to_postgres.clear()
+    assert claim(db, second["id"], "w:1").reason == "claimed"
+    assert autocommits() == [True, False]

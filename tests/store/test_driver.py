@@ -28,12 +28,12 @@ def _claim(now: dt.datetime) -> Any:
     )
 
 
-def test_a_row_comes_back_as_sqlalchemy_reads_it(sqlite: Database) -> None:
+def test_a_row_comes_back_as_sqlalchemy_reads_it(db: Database) -> None:
     """JSON columns decoded, times aware UTC, the same dict as a Core execution's row."""
     now = utcnow()
     statement = _claim(now)
     fast = driver.DriverStatement(statement, ("i", "w", "t"))
-    with sqlite.write() as conn:
+    with db.write() as conn:
         job = add_job(conn, add_project(conn), parameters={"day": "mon", "n": [1, 2]})
         first, second = add_execution(conn, job), add_execution(conn, job)
         by_core = dict(
@@ -48,17 +48,17 @@ def test_a_row_comes_back_as_sqlalchemy_reads_it(sqlite: Database) -> None:
     }
     assert by_driver["started_at"] == now and by_driver["started_at"].tzinfo is not None
     assert by_driver["parameters"] == {"day": "mon", "n": [1, 2]}
-    with sqlite.read() as conn:  # and stored as Core stores it: read back the same
+    with db.read() as conn:  # and stored as Core stores it: read back the same
         assert execution_store.find(conn, second["id"])["started_at"] == now
 
 
-def test_rowcount_and_errors_are_sqlalchemys(sqlite: Database) -> None:
+def test_rowcount_and_errors_are_sqlalchemys(db: Database) -> None:
     taken = project_row("taken")
     rename = driver.DriverStatement(
         update(projects).where(projects.c.id == bindparam("i")).values(name=bindparam("n")),
         ("i", "n"),
     )
-    with sqlite.write() as conn:
+    with db.write() as conn:
         conn.execute(insert(projects), [taken, project_row("other")])
         assert rename.rowcount(conn, {"i": "no-such-project", "n": "x"}) == 0
         with pytest.raises(IntegrityError):  # not sqlite3.IntegrityError
@@ -87,9 +87,33 @@ def test_a_savepoints_name_must_be_an_identifier(sqlite: Database) -> None:
         pass
 
 
-def test_only_qmark_dialects_are_taken() -> None:
-    from sqlalchemy.dialects import postgresql
+def test_only_qmark_and_pyformat_dialects_are_taken() -> None:
+    from sqlalchemy.dialects import mysql
 
     fast = driver.DriverStatement(_claim(utcnow()), ("i", "w", "t"))
-    with pytest.raises(ValueError, match="qmark"):
-        fast._compile(postgresql.psycopg.dialect())
+    with pytest.raises(ValueError, match="qmark or pyformat"):
+        fast._compile(mysql.mysqldb.dialect())
+
+
+def test_a_text_statement_with_typed_binds_stores_what_core_stores(db: Database) -> None:
+    """A text() statement's typed bindparams go through their types (JSON encoded, times
+    as Core writes them), and scalar() gives the first column."""
+    from sqlalchemy import String, text
+
+    now = utcnow()
+    statement = text(
+        "UPDATE executions SET result = :result, finished_at = :at WHERE id = :i RETURNING id"
+    ).bindparams(
+        bindparam("result", type_=executions.c.result.type),
+        bindparam("at", type_=executions.c.finished_at.type),
+        bindparam("i", type_=String),
+    )
+    fast = driver.DriverStatement(statement, ("result", "at", "i"))
+    with db.write() as conn:
+        run = add_execution(conn, add_job(conn, add_project(conn)))
+        result = {"rows": 3, "names": ["a", "b"], "none": None}
+        assert fast.scalar(conn, {"result": result, "at": now, "i": run["id"]}) == run["id"]
+        assert fast.scalar(conn, {"result": result, "at": now, "i": "no-such-run"}) is None
+    with db.read() as conn:
+        found = execution_store.find(conn, run["id"])
+    assert found["result"] == result and found["finished_at"] == now

@@ -15,6 +15,7 @@ from jobport.errors import NotFound
 from jobport.store import executions as execution_store
 from jobport.store.db import Database
 
+from .conftest import Sent
 from .rows import add_execution, add_job, add_project, execution_row, running
 
 T0 = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
@@ -436,14 +437,14 @@ def test_the_queues_of_runs_still_queued(db: Database) -> None:
 @pytest.mark.postgres
 @pytest.mark.parametrize("db", ["postgresql"], indirect=True)
 def test_statements_that_find_a_run_by_id_use_the_primary_key_whatever_is_queued(
-    db: Database,
+    db: Database, sent_to_postgres: list[Sent]
 ) -> None:
     """PostgreSQL's statistics usually say that no run is queued or running. With them, a
     claim (`id = ... AND status = 'queued' AND not_before <= ...`) was planned on
     ix_executions_status_not_before and read the entry of every queued run, dead ones
     included: a backlog of N runs cost N per claim. Each statement that finds a run by its
     id is planned here, with such statistics and a backlog, and must take the primary key."""
-    from sqlalchemy import event, text
+    from sqlalchemy import text
 
     with db.write() as conn:
         project = add_project(conn)
@@ -455,37 +456,26 @@ def test_statements_that_find_a_run_by_id_use_the_primary_key_whatever_is_queued
     with db.write() as conn:
         backlog = [add_execution(conn, job) for _ in range(300)]
         runs = [add_execution(conn, job, **running("w:1")) for _ in range(3)]
-    seen: list[tuple[str, Any]] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        if "executions" in statement and not statement.startswith("EXPLAIN"):
-            seen.append((statement, parameters))
-
-    event.listen(db.engine, "before_cursor_execute", record)
-    try:
-        now, values = utcnow(), {"result": None, "error_code": None, "error_message": None}
-        ended = {"finished_at": now, "steps": [], **values}
-        with db.write() as conn:
-            execution_store.claim_unlimited(conn, backlog[0]["id"], "w:1", now)
-            execution_store.claim_due(conn, backlog[1]["id"], "w:1", now)
-            execution_store.queues_of_queued(conn, [backlog[2]["id"], backlog[3]["id"]])
-            execution_store.heartbeat(conn, runs[0]["id"], "w:1", now)
-            execution_store.transition(
-                conn, backlog[4]["id"], Status.CANCELLED, [Status.QUEUED], finished_at=now
-            )
-            execution_store.finish_running(
-                conn, runs[1]["id"], Status.SUCCEEDED, log_counts=(0, 0), **ended
-            )
-            execution_store.finish_with_lines(conn, runs[2]["id"], Status.SUCCEEDED, ended, [], 0)
-    finally:
-        event.remove(db.engine, "before_cursor_execute", record)
-    by_id = [(s, p) for s, p in seen if "executions.id = " in s or "WHERE id = " in s]
-    assert len(by_id) >= 7, [s for s, _ in seen]
+    sent_to_postgres.clear()
+    now, values = utcnow(), {"result": None, "error_code": None, "error_message": None}
+    ended = {"finished_at": now, "steps": [], **values}
+    with db.write() as conn:
+        execution_store.claim_unlimited(conn, backlog[0]["id"], "w:1", now)
+        execution_store.claim_due(conn, backlog[1]["id"], "w:1", now)
+        execution_store.queues_of_queued(conn, [backlog[2]["id"], backlog[3]["id"]])
+        execution_store.heartbeat(conn, runs[0]["id"], "w:1", now)
+        execution_store.transition(
+            conn, backlog[4]["id"], Status.CANCELLED, [Status.QUEUED], finished_at=now
+        )
+        execution_store.finish_running(
+            conn, runs[1]["id"], Status.SUCCEEDED, log_counts=(0, 0), **ended
+        )
+        execution_store.finish_with_lines(conn, runs[2]["id"], Status.SUCCEEDED, ended, [], 0)
+    by_id = [s for s in sent_to_postgres if "executions.id = " in s.sql or "WHERE id = " in s.sql]
+    assert len(by_id) >= 7, [s.sql for s in sent_to_postgres]
     with db.read() as conn:
-        for statement, parameters in by_id:
-            raw = conn.connection.dbapi_connection
-            plan = "\n".join(
-                row[0] for row in raw.execute(f"EXPLAIN {statement}", parameters).fetchall()
-            )
-            assert "pk_executions" in plan, f"{statement}\n{plan}"
-            assert "ix_executions_status_not_before" not in plan, f"{statement}\n{plan}"
+        raw = conn.connection.dbapi_connection
+        for sent in by_id:
+            plan = "\n".join(row[0] for row in raw.execute(f"EXPLAIN {sent.sql}", sent.params))
+            assert "pk_executions" in plan, f"{sent.sql}\n{plan}"
+            assert "ix_executions_status_not_before" not in plan, f"{sent.sql}\n{plan}"

@@ -1,14 +1,16 @@
 """Statements run on the DB-API connection itself, inside the caller's transaction.
 
-A worker on SQLite holds the database's one write lock from its BEGIN IMMEDIATE to its
-COMMIT, and everything it does meanwhile delays every other writer. SQLAlchemy's
-execution of a statement (its context, events, parameter and result objects) took about
-70-100 us of a run's 510 us under the lock (bench/README.md, issue 15). The few
-statements every run makes are compiled once here, per dialect, and executed on the
-driver's cursor; their parameters and results still go through the columns' own type
-processors, so what is stored and read back is exactly what SQLAlchemy would store and
-read. Used for SQLite only (its qmark parameters); PostgreSQL waits on the network, not
-on Python.
+The few statements every run makes (its claim, its end) are compiled once here, per
+dialect, and executed on the driver's cursor. Their parameters and results still go
+through the columns' own type processors, so what is stored and read back is exactly what
+SQLAlchemy would store and read. What that spares (bench/README.md, issue 15):
+- SQLite: a worker holds the database's one write lock from its BEGIN IMMEDIATE to its
+  COMMIT, and everything it does meanwhile delays every other writer. SQLAlchemy's
+  execution of a statement (its context, events, parameter and result objects) took about
+  70-100 us of a run's 510 us under the lock.
+- PostgreSQL: a claim cost a Celery worker 330 us of CPU through SQLAlchemy, 107 us on
+  the cursor; on two cores shared with the server and the database, that CPU is the
+  throughput.
 """
 
 from __future__ import annotations
@@ -20,23 +22,25 @@ from typing import Any
 
 from sqlalchemy import Connection, Dialect
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.sql.dml import UpdateBase
+from sqlalchemy.sql.elements import ClauseElement
 
 
 @dataclass(frozen=True)
 class _Compiled:
     sql: str
-    # Per positional parameter: the name in the caller's params (or None for a value
-    # fixed in the statement), the fixed value, and the bind processor.
-    binds: tuple[tuple[str | None, Any, Callable[[Any], Any] | None], ...]
+    # Per parameter: its name in the SQL (None: positional, in this order), its name in
+    # the caller's params (or None for a value fixed in the statement), the fixed value,
+    # and the bind processor.
+    binds: tuple[tuple[str | None, str | None, Any, Callable[[Any], Any] | None], ...]
     keys: tuple[str, ...]  # the RETURNING columns' keys, in order
     results: tuple[Callable[[Any], Any] | None, ...]
 
 
 class DriverStatement:
-    """A Core INSERT/UPDATE/DELETE run on the driver's cursor (qmark dialects)."""
+    """A Core INSERT/UPDATE/DELETE, or a text() with typed bindparams, run on the driver's
+    cursor: qmark (sqlite3) or pyformat (psycopg) parameters."""
 
-    def __init__(self, statement: UpdateBase, params: tuple[str, ...]) -> None:
+    def __init__(self, statement: ClauseElement, params: tuple[str, ...]) -> None:
         """`params`: the names of the statement's bindparams the caller gives."""
         self.statement = statement
         self.params = frozenset(params)
@@ -46,19 +50,26 @@ class DriverStatement:
         found = self._compiled.get(dialect.name)
         if found is not None:
             return found
-        if dialect.paramstyle != "qmark":
-            raise ValueError(f"driver statements need qmark parameters, not {dialect.paramstyle}")
+        if dialect.paramstyle not in ("qmark", "pyformat"):
+            raise ValueError(
+                f"driver statements need qmark or pyformat parameters, not {dialect.paramstyle}"
+            )
         compiled = self.statement.compile(dialect=dialect)
+        if dialect.paramstyle == "qmark":
+            names: list[tuple[str | None, str]] = [(None, n) for n in compiled.positiontup or ()]
+        else:
+            escaped = compiled.escaped_bind_names or {}
+            names = [(escaped.get(n, n), n) for n in compiled.binds]
         binds = []
-        for name in compiled.positiontup or ():
+        for in_sql, name in names:
             bind = compiled.binds[name]
             given = bind.key if bind.key in self.params else None
             if given is None and bind.value is None and bind.callable is None:
                 raise ValueError(f"bind {bind.key!r} has no value and is not a parameter")
-            binds.append(
-                (given, bind.value, bind.type.dialect_impl(dialect).bind_processor(dialect))
-            )
-        columns = list(self.statement._returning) if self.statement._returning else []
+            process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            binds.append((in_sql, given, bind.value, process))
+        returning = getattr(self.statement, "_returning", None)
+        columns = list(returning) if returning else []
         found = _Compiled(
             sql=str(compiled),
             binds=tuple(binds),
@@ -72,10 +83,17 @@ class DriverStatement:
 
     def _run(self, conn: Connection, params: dict[str, Any]) -> Any:
         compiled = self._compile(conn.dialect)
-        values = []
-        for name, fixed, process in compiled.binds:
+        positional: list[Any] = []
+        named: dict[str, Any] = {}
+        for in_sql, name, fixed, process in compiled.binds:
             value = params[name] if name is not None else fixed
-            values.append(process(value) if process is not None else value)
+            if process is not None:
+                value = process(value)
+            if in_sql is None:
+                positional.append(value)
+            else:
+                named[in_sql] = value
+        values = named if named else positional
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         with _as_sqlalchemy_errors(conn, compiled.sql, values):
             cursor.execute(compiled.sql, values)
@@ -88,6 +106,18 @@ class DriverStatement:
             return int(cursor.rowcount)
         finally:
             cursor.close()
+
+    def scalar(self, conn: Connection, params: dict[str, Any]) -> Any:
+        """Execute; the first column of the first row (as the driver gives it), or None."""
+        compiled, cursor = self._run(conn, params)
+        try:
+            with _as_sqlalchemy_errors(conn, compiled.sql, params):
+                row = cursor.fetchone()
+                if row is not None:
+                    cursor.fetchall()
+        finally:
+            cursor.close()
+        return None if row is None else row[0]
 
     def first(self, conn: Connection, params: dict[str, Any]) -> dict[str, Any] | None:
         """Execute; the first RETURNING row as a dict of column keys, or None."""

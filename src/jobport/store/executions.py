@@ -246,22 +246,24 @@ _CLAIM = (
     )
     .returning(*executions.c)
 )
-_CLAIM_DRIVER = DriverStatement(_CLAIM, ("claim_id", "claim_worker", "claim_now"))
+_CLAIM_PARAMS = ("claim_id", "claim_worker", "claim_now")
+_CLAIM_DRIVER = DriverStatement(_CLAIM, _CLAIM_PARAMS)
 # The same, only for a run whose job has no maxConcurrent: then the statement alone
 # decides the claim, and it needs no transaction of its own.
-_CLAIM_UNLIMITED = _CLAIM.where(executions.c.spec["maxConcurrent"].as_string().is_(None))
+_CLAIM_UNLIMITED = DriverStatement(
+    _CLAIM.where(executions.c.spec["maxConcurrent"].as_string().is_(None)), _CLAIM_PARAMS
+)
 
 
 def claim_due(
     conn: Connection, execution_id: str, worker: str, now: dt.datetime
 ) -> dict[str, Any] | None:
-    """Compare-and-set queued → running of a run that is due, in one prebuilt statement:
-    the row as it is now, or None (not queued any more, or not due yet)."""
-    params = {"claim_id": execution_id, "claim_worker": worker, "claim_now": now}
-    if conn.dialect.name == "sqlite":  # under the write lock: store/driver.py
-        return _CLAIM_DRIVER.first(conn, params)
-    row = conn.execute(_CLAIM, params).first()
-    return dict(row._mapping) if row else None
+    """Compare-and-set queued → running of a run that is due, in one prebuilt statement
+    (on the driver's cursor: store/driver.py): the row as it is now, or None (not queued
+    any more, or not due yet)."""
+    return _CLAIM_DRIVER.first(
+        conn, {"claim_id": execution_id, "claim_worker": worker, "claim_now": now}
+    )
 
 
 def claim_unlimited(
@@ -270,10 +272,9 @@ def claim_unlimited(
     """claim_due() of a run whose job has no maxConcurrent, in one statement that may run
     in autocommit (PostgreSQL: one round trip, no BEGIN and COMMIT): the row, or None when
     it did not apply (gone, not due, limited: claim_due() in a transaction says which)."""
-    row = conn.execute(
-        _CLAIM_UNLIMITED, {"claim_id": execution_id, "claim_worker": worker, "claim_now": now}
-    ).first()
-    return dict(row._mapping) if row else None
+    return _CLAIM_UNLIMITED.first(
+        conn, {"claim_id": execution_id, "claim_worker": worker, "claim_now": now}
+    )
 
 
 _FINISH = (
@@ -294,23 +295,24 @@ _FINISH = (
     )
 )
 _FINISHED = {"finished_at", "result", "error_code", "error_message", "steps"}
-_FINISH_DRIVER = DriverStatement(
-    _FINISH,
-    (
-        "finish_id",
-        "finish_status",
-        "finish_at",
-        "finish_result",
-        "finish_error_code",
-        "finish_error_message",
-        "finish_steps",
-        "finish_lines",
-        "finish_bytes",
-    ),
+_FINISH_PARAMS = (
+    "finish_id",
+    "finish_status",
+    "finish_at",
+    "finish_result",
+    "finish_error_code",
+    "finish_error_message",
+    "finish_steps",
+    "finish_lines",
+    "finish_bytes",
 )
+_FINISH_DRIVER = DriverStatement(_FINISH, _FINISH_PARAMS)
 # On PostgreSQL the same UPDATE sends the `final` notice (store/notify.py) from its
 # RETURNING, sparing a round trip per run; like any NOTIFY, it is delivered on commit.
-_FINISH_NOTIFYING = _FINISH.returning(func.pg_notify(notify.CHANNEL, "final:" + executions.c.id))
+_FINISH_NOTIFYING = DriverStatement(
+    _FINISH.returning(func.pg_notify(notify.CHANNEL, "final:" + executions.c.id)),
+    _FINISH_PARAMS,
+)
 
 
 def finish_running(
@@ -337,10 +339,10 @@ def finish_running(
     params["finish_lines"], params["finish_bytes"] = log_counts
     params.update(finish_id=execution_id, finish_status=target.value)
     if conn.dialect.name == "postgresql":
-        if len(conn.execute(_FINISH_NOTIFYING, params).all()) != 1:
+        if _FINISH_NOTIFYING.rowcount(conn, params) != 1:
             return None
         return log_counts
-    if _FINISH_DRIVER.rowcount(conn, params) != 1:  # SQLite: under the write lock
+    if _FINISH_DRIVER.rowcount(conn, params) != 1:
         return None
     notify.publish(conn, "final", execution_id)  # nothing to send on SQLite, today
     return log_counts
@@ -362,31 +364,56 @@ def finish_with_lines(
         raise ValueError(f"finish_with_lines takes exactly {sorted(_FINISHED)}")
     if len(lines) > log_store.ROWS_PER_INSERT:  # each line is 7 parameters of one statement
         raise ValueError(f"finish_with_lines takes at most {log_store.ROWS_PER_INSERT} lines")
+    params = {
+        "id": execution_id,
+        "status": target.value,
+        "nlines": len(lines),
+        "nbytes": nbytes,
+        **values,
+    }
+    for i, ln in enumerate(lines):
+        params.update(
+            {
+                f"seq_{i}": ln["seq"],
+                f"at_{i}": ln["at"],
+                f"step_{i}": ln["step"],
+                f"stream_{i}": ln["stream"],
+                f"level_{i}": ln["level"],
+                f"text_{i}": ln["text"],
+                f"iteration_{i}": ln.get("iteration"),
+            }
+        )
+    return bool(_finishing_with(len(lines)).scalar(conn, params))
+
+
+@functools.lru_cache(maxsize=32)  # a run's last batch is usually a few lines
+def _finishing_with(count: int) -> DriverStatement:
+    """finish_with_lines()'s statement for `count` lines, built and compiled once."""
     binds = [
-        bindparam("id", execution_id),
-        bindparam("status", target.value),
-        bindparam("finished_at", values["finished_at"], type_=executions.c.finished_at.type),
-        bindparam("result", values["result"], type_=executions.c.result.type),
-        bindparam("error_code", values["error_code"]),
-        bindparam("error_message", values["error_message"]),
-        bindparam("steps", values["steps"], type_=executions.c.steps.type),
-        bindparam("nlines", len(lines)),
-        bindparam("nbytes", nbytes),
+        bindparam("id", type_=String),
+        bindparam("status", type_=String),
+        bindparam("finished_at", type_=executions.c.finished_at.type),
+        bindparam("result", type_=executions.c.result.type),
+        bindparam("error_code", type_=String),
+        bindparam("error_message", type_=String),
+        bindparam("steps", type_=executions.c.steps.type),
+        bindparam("nlines", type_=Integer),
+        bindparam("nbytes", type_=Integer),
     ]
     rows = []
-    for i, ln in enumerate(lines):
+    for i in range(count):
         rows.append(
             f"(CAST(:seq_{i} AS INTEGER), CAST(:at_{i} AS TIMESTAMP), :step_{i}, "
             f":stream_{i}, :level_{i}, :text_{i}, CAST(:iteration_{i} AS INTEGER))"
         )
         binds += [
-            bindparam(f"seq_{i}", ln["seq"]),
-            bindparam(f"at_{i}", ln["at"], type_=execution_logs.c.at.type),
-            bindparam(f"step_{i}", ln["step"], type_=String),
-            bindparam(f"stream_{i}", ln["stream"], type_=String),
-            bindparam(f"level_{i}", ln["level"], type_=String),
-            bindparam(f"text_{i}", ln["text"], type_=String),
-            bindparam(f"iteration_{i}", ln.get("iteration"), type_=Integer),
+            bindparam(f"seq_{i}", type_=Integer),
+            bindparam(f"at_{i}", type_=execution_logs.c.at.type),
+            bindparam(f"step_{i}", type_=String),
+            bindparam(f"stream_{i}", type_=String),
+            bindparam(f"level_{i}", type_=String),
+            bindparam(f"text_{i}", type_=String),
+            bindparam(f"iteration_{i}", type_=Integer),
         ]
     logged = (
         ", logged AS (INSERT INTO execution_logs"
@@ -405,7 +432,7 @@ def finish_with_lines(
         f" RETURNING id, pg_notify('{notify.CHANNEL}', 'final:' || id))"
         f"{logged} SELECT count(*) FROM fin"
     ).bindparams(*binds)
-    return bool(conn.execute(statement).scalar_one())
+    return DriverStatement(statement, tuple(b.key for b in binds))
 
 
 def older_due_count(conn: Connection, row: dict[str, Any], now: dt.datetime) -> int:
