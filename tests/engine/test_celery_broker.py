@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import socket
 import uuid
 from typing import Any
@@ -9,8 +11,10 @@ from typing import Any
 import pytest
 
 from conftest import service_missing
-from jobport.engine.executors.celery import TASK, make_app
+from jobport.engine.executors.celery import TASK, Publisher, make_app
 from jobport.settings import Settings
+from jobport.store.db import Database
+from store.rows import add_execution, add_job, add_project, running
 
 REDIS_URL = "redis://127.0.0.1:6379/11"
 
@@ -50,6 +54,75 @@ def test_a_message_taken_from_redis_leaves_nothing_behind_to_restore(redis_url: 
             assert client.llen(queue) == 0
             assert not client.hexists("unacked", tag)
             assert client.zscore("unacked_index", tag) is None
+    finally:
+        client.delete(queue)
+        client.close()
+
+
+def test_a_batch_of_runs_goes_to_redis_in_one_round_trip(
+    redis_url: str, sqlite: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The publisher sends a batch's messages in one pipeline, not an LPUSH per run."""
+    import redis
+
+    queue = f"test-{uuid.uuid4().hex[:8]}"
+    with sqlite.write() as conn:
+        job = add_job(conn, add_project(conn), queue=queue)
+        ids = [add_execution(conn, job)["id"] for _ in range(50)]
+        add_execution(conn, job, **running())  # not queued: not published
+    pipelines: list[list[str]] = []
+    alone: list[str] = []
+    real_pipeline, real_command = redis.client.Pipeline.execute, redis.Redis.execute_command
+
+    def pipeline(self: Any, *args: Any, **kwargs: Any) -> Any:
+        pipelines.append([str(c[0][0]) for c in self.command_stack])
+        return real_pipeline(self, *args, **kwargs)
+
+    def command(self: Any, *args: Any, **kwargs: Any) -> Any:
+        alone.append(str(args[0]))
+        return real_command(self, *args, **kwargs)
+
+    monkeypatch.setattr(redis.client.Pipeline, "execute", pipeline)
+    monkeypatch.setattr(redis.Redis, "execute_command", command)
+    app = make_app(Settings(executor="celery", broker_url=redis_url))
+    client = redis.Redis.from_url(redis_url)
+    try:
+        assert Publisher(app, sqlite).publish(ids) == 50
+        assert client.llen(queue) == 50
+        assert [p for p in pipelines if "LPUSH" in p] == [["LPUSH"] * 50]
+        assert "LPUSH" not in alone
+        messages = [json.loads(m) for m in client.lrange(queue, 0, -1)]
+        bodies = [json.loads(base64.b64decode(m["body"])) for m in messages]
+        assert sorted(args[0] for args, _kwargs, _embed in bodies) == sorted(ids)
+    finally:
+        client.delete(queue)
+        client.close()
+
+
+def test_a_batch_that_fails_is_sent_again_whole(
+    redis_url: str, sqlite: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import redis
+
+    queue = f"test-{uuid.uuid4().hex[:8]}"
+    with sqlite.write() as conn:
+        job = add_job(conn, add_project(conn), queue=queue)
+        ids = [add_execution(conn, job)["id"] for _ in range(5)]
+    failures = [redis.ConnectionError("the broker went away")]
+    real = redis.client.Pipeline.execute
+
+    def flaky(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if failures:
+            self.reset()
+            raise failures.pop()
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(redis.client.Pipeline, "execute", flaky)
+    app = make_app(Settings(executor="celery", broker_url=redis_url))
+    client = redis.Redis.from_url(redis_url)
+    try:
+        assert Publisher(app, sqlite).publish(ids) == 5
+        assert not failures and client.llen(queue) == 5
     finally:
         client.delete(queue)
         client.close()
