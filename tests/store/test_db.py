@@ -235,3 +235,31 @@ def test_a_checkpoint_that_keeps_failing_is_said_once(
     checkpointer.stop()
     said = [r for r in caplog.records if "background WAL checkpoint failed" in r.getMessage()]
     assert len(said) == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("db", ["postgresql"], indirect=True)
+def test_autocommit_commits_each_statement_and_gives_the_connection_back_transactional(
+    db: Database,
+) -> None:
+    """A statement in autocommit() is committed at once (another connection sees it before
+    the block ends), and the pooled connection goes back to transactions after it: a write
+    that raises on it still undoes everything."""
+    from sqlalchemy import insert
+
+    from .rows import project_row
+
+    with db.autocommit() as conn:
+        raw = conn.connection.dbapi_connection
+        conn.execute(insert(projects), [project_row("at-once")])
+        with db.engine.connect() as other:
+            seen = other.execute(select(projects.c.name).where(projects.c.name == "at-once"))
+            assert seen.scalar() == "at-once"
+    assert raw.autocommit is False
+    with pytest.raises(RuntimeError), db.write() as conn:  # the same pooled connection (LIFO)
+        assert conn.connection.dbapi_connection is raw
+        conn.execute(insert(projects), [project_row("undone")])
+        raise RuntimeError("rolled back")
+    with db.read() as conn:
+        names = set(conn.execute(select(projects.c.name)).scalars())
+    assert names == {"at-once"}
