@@ -50,6 +50,7 @@ TASK = "jobport.run"
 # ones are handed out by the sweep once due.
 MAX_ETA_SECONDS = 600.0
 _BATCH = 500
+_RETRY_POLICY = {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5}
 
 
 def make_app(settings: Settings) -> Any:
@@ -101,25 +102,28 @@ class Publisher:
             queues = execution_store.queues_of_queued(conn, execution_ids)
         if not queues:
             return 0
-        options: dict[str, Any] = {
-            "retry": True,
-            "retry_policy": {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
-        }
+        # The id is the message's one argument; Celery would otherwise repr it for logs.
+        options: dict[str, Any] = {"argsrepr": "", "kwargsrepr": ""}
         if countdown > 0:
             options["countdown"] = countdown
         # One batch: on Redis, kombu sends its LPUSHes in one pipeline, one round trip
-        # instead of one per run (other transports publish each message as it comes).
-        # A batch that fails is sent again whole (a message sent twice costs one failed
-        # claim); after the last try the caller logs it, and the sweep hands them out.
+        # instead of one per run (other transports publish each message as it comes,
+        # each retried by kombu on a lost connection; in a batch there is nothing to
+        # retry before the flush). A batch that fails is sent again whole (a message
+        # sent twice costs one failed claim); after the last try the caller logs it,
+        # and the sweep hands them out.
         for pause in (0.2, 0.7, None):
             try:
                 with self.app.producer_or_acquire() as producer, producer.batch():
+                    retry = not producer.supports_batch_publish
                     for execution_id, queue_name in queues.items():
                         self.app.send_task(
                             TASK,
                             args=[execution_id],
                             queue=queue_name,
                             producer=producer,
+                            retry=retry,
+                            retry_policy=_RETRY_POLICY,
                             **options,
                         )
                 break
