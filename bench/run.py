@@ -1028,9 +1028,9 @@ class Server:
             )
         if self.executor == "celery":
             shape = (
-                f"1 x `jobport worker --concurrency {self.workers}`"
+                f"1 x `jobport worker --concurrency {self.workers}` (prefork pool)"
                 if self.celery_pool
-                else f"{self.workers} x `jobport worker --concurrency 1`"
+                else f"{self.workers} x `jobport worker --concurrency 1` (solo pool)"
             )
             return f"{self.database}, {shape}, {self.broker} broker, queue {self.queue}"
         return f"{self.database}, local pool of {self.workers}"

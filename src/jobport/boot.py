@@ -298,11 +298,13 @@ def run_scheduler(settings: Settings, *, on_start: Callable[[Any], None] | None 
         db.dispose()
 
 
-def run_worker(settings: Settings, queues: list[str], concurrency: int, *, loglevel: str) -> int:
+def run_worker(
+    settings: Settings, queues: list[str], concurrency: int, *, loglevel: str, pool: str = "auto"
+) -> int:
     """`jobport worker`: a Celery worker on `queues`; returns its exit code."""
     from jobport.engine.executors.celery import run_worker as run
 
-    return run(settings, queues, concurrency, loglevel=loglevel)
+    return run(settings, queues, concurrency, loglevel=loglevel, pool=pool)
 
 
 def upgrade_database(settings: Settings) -> None:

@@ -34,6 +34,12 @@ _LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900)
 _lock = threading.Lock()
 _made: dict[str, Any] | None = None  # the metric objects, made by _metrics()
 _own_registry: Any = None  # where they register: exposed directly only without multiprocess
+_made_dir: str | None = None  # the directory prepare_process_dir() made, if it made one
+
+
+def made_dir() -> str | None:
+    """The directory prepare_process_dir() made in this process (None: the operator's)."""
+    return _made_dir
 
 
 def prepare_process_dir() -> str:
@@ -42,13 +48,14 @@ def prepare_process_dir() -> str:
     Uses PROMETHEUS_MULTIPROC_DIR if the operator set it (then they empty it between runs,
     as prometheus-client asks); otherwise makes a fresh directory, removed when this process
     exits. Call it first thing in a command that serves metrics or runs work."""
-    global _made
+    global _made, _made_dir
     with _lock:
         path = os.environ.get(ENV)
         if not path:
             path = tempfile.mkdtemp(prefix="jobport-metrics-")
             os.environ[ENV] = path
             owner = os.getpid()
+            _made_dir = path
 
             def remove() -> None:
                 if os.getpid() == owner:  # not in a forked child that happens to run atexit

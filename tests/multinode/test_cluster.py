@@ -85,8 +85,11 @@ def _restart_broker(name: str) -> None:
 class Worker:
     """`jobport worker` in a subprocess (its own session), with the nodes' environment."""
 
-    def __init__(self, env: dict[str, str], queue: str, workdir: Path, index: int) -> None:
+    def __init__(
+        self, env: dict[str, str], queue: str, workdir: Path, index: int, concurrency: int
+    ) -> None:
         self.env, self.queue, self.workdir = env, queue, workdir
+        self.concurrency = concurrency  # 1: the solo pool (runs in the worker's process)
         self.log_path = workdir / f"worker-{index}.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.metrics = f"127.0.0.1:{free_port()}"
@@ -109,7 +112,8 @@ class Worker:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "jobport.cli", "worker", "--queues", self.queue,
-             "--concurrency", "2", "--metrics-bind", self.metrics, "--log-level", "info"],
+             "--concurrency", str(self.concurrency), "--metrics-bind", self.metrics,
+             "--log-level", "info"],
             cwd=self.workdir,
             env=self.env,
             stdout=log,
@@ -129,6 +133,10 @@ class Worker:
         with contextlib.suppress(OSError):
             return {int(p) for p in path.read_text().split()}
         return set()
+
+    def run_pids(self) -> set[int]:
+        """The processes that run its runs: its pool's (prefork), or itself (solo)."""
+        return {self.pid} if self.concurrency == 1 else self.children()
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -163,7 +171,11 @@ class Cluster:
         self.nodes[1].env["JOBPORT_SCHEDULER_ENABLED"] = "false"
         self.scheduler_log = workdir / "scheduler.log"
         self.scheduler: subprocess.Popen[bytes] | None = None
-        self.workers = [Worker(self.nodes[0].env, self.queue, workdir, i) for i in range(2)]
+        # One worker of each pool: prefork (2 pool processes) and solo (itself).
+        self.workers = [
+            Worker(self.nodes[0].env, self.queue, workdir, i, concurrency)
+            for i, concurrency in enumerate((2, 1))
+        ]
         self.clients: list[httpx2.Client] = []
 
     def start(self) -> Cluster:
@@ -307,7 +319,7 @@ def test_a_thousand_runs_over_both_nodes_run_once_each_through_a_broker_restart(
     pids = {int(w.rsplit(":", 1)[1]) for (w,) in workers}
     counted = 0.0
     for worker in cluster.workers:
-        assert pids & worker.children(), f"worker {worker.pid} ran nothing"
+        assert pids & worker.run_pids(), f"worker {worker.pid} ran nothing"
         with httpx2.Client(base_url=f"http://{worker.metrics}") as client:
             samples = scrape(client)
         mine = value(samples, "jobport_runs_finished_total", job=job, status="succeeded")
@@ -461,23 +473,27 @@ def test_access_changes_and_failed_attempts_are_shared_by_the_nodes(cluster: Clu
     assert codes[10:] == [429, 429], codes
 
 
+@pytest.mark.parametrize("victim_pool", ["prefork", "solo"])
 def test_a_worker_killed_mid_run_loses_nothing_and_leaves_no_process(
-    cluster: Cluster, tmp_path: Path
+    cluster: Cluster, tmp_path: Path, victim_pool: str
 ) -> None:
     started = tmp_path / "started"
     job = cluster.job([command("hold", f'echo "$JOBPORT_EXECUTION_ID" >> {started}; sleep 60')])
-    ids = [cluster.execute(i % 2, job)["id"] for i in range(4)]  # 2 workers x 2: all running
-    wait_for(lambda: cluster.statuses(ids).get("running", 0) == 4, timeout=30)
-    victim, survivor = cluster.workers
-    children = victim.children()
+    slots = sum(w.concurrency for w in cluster.workers)
+    ids = [cluster.execute(i % 2, job)["id"] for i in range(slots)]  # every slot: running
+    wait_for(lambda: cluster.statuses(ids).get("running", 0) == slots, timeout=30)
+    solo = next(w for w in cluster.workers if w.concurrency == 1)
+    prefork = next(w for w in cluster.workers if w.concurrency > 1)
+    victim, survivor = (solo, prefork) if victim_pool == "solo" else (prefork, solo)
+    runners, children = victim.run_pids(), victim.children()
     held = [
         execution_id
         for execution_id, worker in cluster.sql(
             "SELECT id, worker FROM executions WHERE id = ANY(%s)", ids
         )
-        if int(worker.rsplit(":", 1)[1]) in children
+        if int(worker.rsplit(":", 1)[1]) in runners
     ]
-    assert held, "the first worker holds none of the runs"
+    assert held, f"the {victim_pool} worker holds none of the runs"
     for execution_id in held:
         wait_for(lambda eid=execution_id: _processes_of(eid))
     os.kill(victim.pid, signal.SIGKILL)
@@ -488,9 +504,10 @@ def test_a_worker_killed_mid_run_loses_nothing_and_leaves_no_process(
         return all(row == ("failed", "worker_lost") for row in rows)
 
     wait_for(lost, timeout=30)
-    # Nothing of the dead worker is left: its pool processes, its runs' commands.
+    # Nothing of the dead worker is left: its pool processes (prefork), its reaper once it
+    # has killed the runs' commands.
     for pid in children:
-        assert not Path(f"/proc/{pid}").exists() or _zombie(pid), f"pool process {pid} left"
+        wait_for(lambda pid=pid: not Path(f"/proc/{pid}").exists() or _zombie(pid), timeout=10)
     for execution_id in held:
         wait_for(lambda eid=execution_id: _processes_of(eid) == [], timeout=10)
     # The others go on on the survivor, and nothing started twice.
@@ -504,6 +521,33 @@ def test_a_worker_killed_mid_run_loses_nothing_and_leaves_no_process(
     victim.start()
     assert cluster.execute(0, cluster.job([py("hi", "echo")]), "?wait=30")["status"] == "succeeded"
     assert survivor.proc is not None and survivor.proc.poll() is None
+
+
+def test_a_solo_worker_whose_python_step_ignores_its_stop_starts_again_in_place(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """A Python step blocked in sleep cannot be interrupted; with the solo pool the thread
+    can only end with the worker's process, which execs itself again: same pid (its
+    supervisor sees nothing), and it takes the next run."""
+    queue = f"solo-{uuid.uuid4().hex[:8]}"
+    alone = Worker(cluster.nodes[0].env, queue, tmp_path, 9, concurrency=1).start()
+    try:
+        stuck = cluster.job([py("nap", "sleep", seconds=300)], queue=queue)
+        run = cluster.execute(0, stuck)
+        wait_for(lambda: cluster.statuses([run["id"]]) == Counter({"running": 1}), timeout=30)
+        cancelled = cluster.clients[1].post(f"/api/v1/executions/{run['id']}/cancel")
+        assert cancelled.status_code == 202, cancelled.text
+        wait_for(lambda: "starts again in place" in alone.log(), timeout=30)
+        assert cluster.statuses([run["id"]]) == Counter({"cancelled": 1})
+        wait_for(lambda: alone.log().count(" ready.") == 2, timeout=60)
+        assert alone.proc is not None and alone.proc.poll() is None
+        quick = cluster.job([py("hi", "echo")], queue=queue)
+        done = cluster.execute(1, quick, "?wait=30")
+        assert done["status"] == "succeeded", done
+        (worker,) = cluster.sql("SELECT worker FROM executions WHERE id = %s", done["id"])[0]
+        assert int(worker.rsplit(":", 1)[1]) == alone.pid
+    finally:
+        alone.stop()
 
 
 def _zombie(pid: int) -> bool:

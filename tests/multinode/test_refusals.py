@@ -51,3 +51,14 @@ def test_a_worker_needs_a_broker_and_queue_names(tmp_path: Path) -> None:
         assert bad.returncode != 0, queues
         assert "is not a list of queue names" in bad.stderr, bad.stderr
     assert "Traceback" not in no_broker.stderr + bad.stderr
+
+
+def test_a_worker_refuses_a_pool_it_cannot_run(tmp_path: Path) -> None:
+    broker = {"JOBPORT_BROKER_URL": "redis://127.0.0.1:6379/0"}
+    unknown = _worker(tmp_path, "--pool", "threads", **broker)
+    assert unknown.returncode == 2, unknown.stderr
+    assert "--pool: pool 'threads' is none of auto, prefork, solo" in unknown.stderr
+    solo = _worker(tmp_path, "--pool", "solo", "--concurrency", "2", **broker)
+    assert solo.returncode == 2, solo.stderr
+    assert "the solo pool runs one run at a time: use --concurrency 1" in solo.stderr
+    assert "Traceback" not in unknown.stderr + solo.stderr

@@ -24,6 +24,12 @@ def worker_command(
         help="host:port to serve this worker's /metrics on, without authentication "
         "(default: JOBPORT_METRICS_BIND; empty: none).",
     ),
+    pool: str = typer.Option(
+        "auto",
+        help="How runs are run: 'solo' in this process, one at a time; 'prefork' in pool "
+        "processes this one starts again if they die; 'auto': solo for --concurrency 1, "
+        "prefork for more.",
+    ),
     log_level: str = typer.Option("info", help="Log level."),
 ) -> None:
     """Run jobs from the broker's queues here, on the shared database.
@@ -35,6 +41,7 @@ def worker_command(
     """
     from jobport import metrics
     from jobport.cli.server import _check_metrics_bind, _configure_logging
+    from jobport.engine.executors.celery import pool_for
     from jobport.errors import JobportError
     from jobport.settings import Settings
 
@@ -46,6 +53,10 @@ def worker_command(
     if not names or bad:
         fail(f"jobport: --queues: {bad or queues!r} is not a list of queue names")
     settings = Settings()
+    try:
+        pool_for(pool, concurrency or settings.workers)
+    except ValueError as exc:
+        fail(f"jobport: --pool: {exc}")
     if not settings.broker_url:
         fail("jobport: JOBPORT_BROKER_URL is not set (redis://host:6379/0 or amqp://...)")
     bind = settings.metrics_bind if metrics_bind is None else metrics_bind
@@ -63,6 +74,6 @@ def worker_command(
         except OSError as exc:
             fail(f"jobport: metrics bind {bind}: {exc}")
     code = boot.run_worker(
-        settings, names, concurrency or settings.workers, loglevel=log_level.upper()
+        settings, names, concurrency or settings.workers, loglevel=log_level.upper(), pool=pool
     )
     raise typer.Exit(code)

@@ -19,7 +19,8 @@ Celery is the transport only; the database stays the truth:
 
 On the API node, `CeleryExecutor` publishes from a thread, in batches, each id to its job's
 `queue` (looked up in the batch's one read, which also drops runs no longer queued). In the
-worker, each prefork child hosts an `engine.worker.Worker` (heartbeat, reaper, database) and
+worker, the process that runs runs (each prefork child, or the worker itself with the solo
+pool: pool_for()) hosts an `engine.worker.Worker` (heartbeat, reaper, database) and
 publishes what a run's end makes due: its retry, the runs its `maxConcurrent` held back.
 """
 
@@ -31,6 +32,8 @@ import importlib
 import logging
 import os
 import queue
+import shutil
+import sys
 import threading
 import time
 from typing import Any
@@ -218,14 +221,41 @@ class CeleryExecutor:
 # -- the worker's side: `jobport worker` ------------------------------------------------
 
 
+POOLS = ("auto", "prefork", "solo")
+
+
+def pool_for(requested: str, concurrency: int) -> str:
+    """The Celery pool `jobport worker` runs: `auto` is solo for one run at a time,
+    prefork for more.
+
+    Solo runs each run in the worker's own process: no pool process between the broker
+    and the run, no hand-off through a pipe (on 2 cores, phase b of postgres+celery went
+    from 483-490 to 503-526 runs/s: bench/README.md). What it gives up: a step that
+    crashes the process (a segfault in an extension) ends the worker, for its supervisor
+    to restart, where prefork would start another pool process. A Python step that
+    ignores its stop makes a solo worker start again in place (same pid)."""
+    if requested not in POOLS:
+        raise ValueError(f"pool {requested!r} is none of {', '.join(POOLS)}")
+    if requested == "auto":
+        return "solo" if concurrency == 1 else "prefork"
+    if requested == "solo" and concurrency != 1:
+        raise ValueError("the solo pool runs one run at a time: use --concurrency 1")
+    return requested
+
+
 class _Child:
-    """What a prefork child of `jobport worker` holds (set up in worker_process_init)."""
+    """What the process that runs runs holds: a prefork child of `jobport worker`, or the
+    worker itself with the solo pool (set up in worker_process_init)."""
 
     settings: Settings | None = None
     app: Any = None
     stack: contextlib.ExitStack | None = None
     worker: Any = None
     publisher: Publisher | None = None
+    solo = False
+    # For a solo worker's restart in place: how it was started.
+    environ: dict[str, str] = {}
+    cwd = ""
 
 
 def _run_task(task: Any, execution_id: str) -> None:
@@ -240,9 +270,31 @@ def _run_task(task: Any, execution_id: str) -> None:
     except Exception as exc:  # the sweep hands them out instead
         log.warning("could not hand out what %s made due: %s", execution_id, exc)
     if must_exit:
-        # A Python step ignored the stop: end this process (and its threads) for good; the
-        # pool starts another.
-        os._exit(3)
+        # A Python step ignored the stop, and only the end of its process ends its thread.
+        if _Child.solo:
+            _restart_in_place()
+        os._exit(3)  # a pool process: the pool starts another
+
+
+def _restart_in_place() -> None:
+    """A solo worker execs itself again, as it was started: same pid (a supervisor sees
+    nothing), every thread gone. What closes on exec tells the rest: the reaper sees its
+    pipe end and kills what the stuck run left; the broker forgets the connection (a
+    message taken and not yet run is handed out again by the sweep)."""
+    from jobport import metrics
+
+    log.warning("a step ignored its stop: this worker starts again in place")
+    environ = dict(_Child.environ)
+    made = metrics.made_dir()
+    if made is not None:  # the new process makes its own (and removes it at its exit)
+        shutil.rmtree(made, ignore_errors=True)
+        environ.pop(metrics.ENV, None)
+    for handler in logging.getLogger().handlers:
+        with contextlib.suppress(Exception):
+            handler.flush()
+    with contextlib.suppress(OSError):
+        os.chdir(_Child.cwd)
+    os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], environ)
 
 
 def _follow_up(execution_id: str, got: Any, done: Any, queue_name: str) -> None:
@@ -267,7 +319,8 @@ def _child_start(**_: Any) -> None:
     from jobport.engine.executors.local import die_with_parent
     from jobport.engine.worker import hosted
 
-    die_with_parent()  # a kill -9 of `jobport worker` ends its pool too (and the reapers act)
+    if not _Child.solo:  # a kill -9 of `jobport worker` ends its pool too (and the reapers act)
+        die_with_parent()
     settings = _Child.settings
     assert settings is not None
     stack = contextlib.ExitStack()
@@ -283,14 +336,24 @@ def _child_stop(**_: Any) -> None:
 
 
 def run_worker(
-    settings: Settings, queues: list[str], concurrency: int, *, loglevel: str = "INFO"
+    settings: Settings,
+    queues: list[str],
+    concurrency: int,
+    *,
+    loglevel: str = "INFO",
+    pool: str = "auto",
 ) -> int:
-    """`jobport worker`: consume `queues` with `concurrency` pool processes until stopped.
+    """`jobport worker`: consume `queues`, `concurrency` runs at a time, until stopped
+    (`pool`: pool_for()).
 
     SIGTERM finishes the runs in progress first (Celery's warm shutdown); a second one, or
     SIGQUIT, stops at once, and those runs end `worker_lost` (or are retried) by the sweep.
     """
     from celery import signals
+
+    chosen = pool_for(pool, concurrency)
+    _Child.solo = chosen == "solo"
+    _Child.environ, _Child.cwd = dict(os.environ), os.getcwd()
 
     db = Database(settings.database_url, pool=False)
     try:
@@ -300,13 +363,24 @@ def run_worker(
     for module in ("jobport.engine.worker", *STEP_MODULES):  # imported once, before the
         importlib.import_module(module)  # pool forks, rather than in each child's first run
     app = make_app(settings)
+    if _Child.solo:
+        # The process is busy with a run while it runs one: it cannot answer RabbitMQ's
+        # heartbeats then, and RabbitMQ would close the connection of a long run. TCP
+        # keepalive (py-amqp's default) finds a dead connection instead.
+        app.conf.broker_heartbeat = 0
+        # Its steps' print() goes to their logs (engine/capture.py); Celery would put its
+        # own stdout over that once the pool has started.
+        app.conf.worker_redirect_stdouts = False
     _Child.settings, _Child.app = settings, app
-    signals.worker_process_init.connect(_child_start, weak=False)
-    signals.worker_process_shutdown.connect(_child_stop, weak=False)
+    signals.worker_process_init.connect(_child_start, weak=False)  # solo sends it too
+    if _Child.solo:
+        signals.worker_shutdown.connect(_child_stop, weak=False)
+    else:
+        signals.worker_process_shutdown.connect(_child_stop, weak=False)
     worker = app.Worker(
         queues=queues,
         concurrency=concurrency,
-        pool="prefork",
+        pool=chosen,
         loglevel=loglevel,
         hostname=f"jobport-{os.getpid()}@{os.uname().nodename}",
         without_gossip=True,
