@@ -554,3 +554,22 @@ def _zombie(pid: int) -> bool:
     with contextlib.suppress(OSError):
         return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")
     return False
+
+
+@pytest.mark.parametrize("concurrency", [1, 2])
+def test_a_worker_stopped_with_sigterm_finishes_its_runs_first(
+    cluster: Cluster, tmp_path: Path, concurrency: int
+) -> None:
+    """Celery's warm shutdown, with either pool: the runs in progress end as they would
+    have, then the worker exits 0."""
+    queue = f"stop-{uuid.uuid4().hex[:8]}"
+    alone = Worker(cluster.nodes[0].env, queue, tmp_path, 8, concurrency=concurrency).start()
+    try:
+        job = cluster.job([command("work", "sleep 3; echo done")], queue=queue)
+        ids = [cluster.execute(0, job)["id"] for _ in range(concurrency)]
+        wait_for(lambda: cluster.statuses(ids).get("running", 0) == concurrency, timeout=30)
+        os.kill(alone.pid, signal.SIGTERM)
+        assert alone.proc is not None and alone.proc.wait(30) == 0, alone.log()[-3000:]
+        assert cluster.statuses(ids) == Counter({"succeeded": concurrency})
+    finally:
+        alone.stop()
