@@ -479,3 +479,31 @@ def test_statements_that_find_a_run_by_id_use_the_primary_key_whatever_is_queued
             plan = "\n".join(row[0] for row in raw.execute(f"EXPLAIN {sent.sql}", sent.params))
             assert "pk_executions" in plan, f"{sent.sql}\n{plan}"
             assert "ix_executions_status_not_before" not in plan, f"{sent.sql}\n{plan}"
+
+
+def test_a_batch_insert_stores_what_a_single_insert_stores(db: Database) -> None:
+    """insert_executions() runs on the driver's cursor (store/driver.py) when the rows have
+    the same columns, and through SQLAlchemy otherwise: either way each run reads back as
+    one inserted alone does."""
+    with db.write() as conn:
+        job = add_job(conn, add_project(conn), parameters={"day": "mon"})
+    alone = execution_row(job, context={"from": "ci", "n": [1, 2]})
+    batch = [execution_row(job, context={"from": "ci", "n": [1, 2]}) for _ in range(3)]
+    odd = [execution_row(job) for _ in range(2)]  # `attempt` left to its column's default
+    for row in odd:
+        row.pop("attempt")
+    with db.write() as conn:
+        execution_store.insert_execution(conn, alone)
+        execution_store.insert_executions(conn, batch)
+        execution_store.insert_executions(conn, odd)
+    with db.read() as conn:
+        want = execution_store.find(conn, alone["id"])
+        got = [execution_store.find(conn, row["id"]) for row in batch + odd]
+    assert all(row is not None for row in got)
+    differ = {"id", "object_id", "created_at", "not_before", "context"}
+    for row in got:
+        assert {k: v for k, v in row.items() if k not in differ} == {
+            k: v for k, v in want.items() if k not in differ
+        }
+        assert row["created_at"].tzinfo is not None
+    assert [r["context"] for r in got] == [{"from": "ci", "n": [1, 2]}] * 3 + [None] * 2

@@ -46,6 +46,16 @@ class DriverStatement:
         self.params = frozenset(params)
         self._compiled: dict[str, _Compiled] = {}
 
+    def compiles(self, dialect: Dialect) -> bool:
+        """Whether it can run on this dialect's driver: its paramstyle is one it takes, and
+        every bind is a parameter or has its value (not a column default SQLAlchemy would
+        compute at execution)."""
+        try:
+            self._compile(dialect)
+        except ValueError:
+            return False
+        return True
+
     def _compile(self, dialect: Dialect) -> _Compiled:
         found = self._compiled.get(dialect.name)
         if found is not None:
@@ -81,8 +91,8 @@ class DriverStatement:
         self._compiled[dialect.name] = found
         return found
 
-    def _run(self, conn: Connection, params: dict[str, Any]) -> Any:
-        compiled = self._compile(conn.dialect)
+    @staticmethod
+    def _values(compiled: _Compiled, params: dict[str, Any]) -> Any:
         positional: list[Any] = []
         named: dict[str, Any] = {}
         for in_sql, name, fixed, process in compiled.binds:
@@ -93,11 +103,26 @@ class DriverStatement:
                 positional.append(value)
             else:
                 named[in_sql] = value
-        values = named if named else positional
+        return named if named else positional
+
+    def _run(self, conn: Connection, params: dict[str, Any]) -> Any:
+        compiled = self._compile(conn.dialect)
+        values = self._values(compiled, params)
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         with _as_sqlalchemy_errors(conn, compiled.sql, values):
             cursor.execute(compiled.sql, values)
         return compiled, cursor
+
+    def executemany(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        """Execute once per row (the driver's executemany: psycopg pipelines them)."""
+        compiled = self._compile(conn.dialect)
+        values = [self._values(compiled, row) for row in rows]
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            with _as_sqlalchemy_errors(conn, compiled.sql, values[:1]):
+                cursor.executemany(compiled.sql, values)
+        finally:
+            cursor.close()
 
     def rowcount(self, conn: Connection, params: dict[str, Any]) -> int:
         """Execute; the number of rows it changed."""

@@ -78,11 +78,27 @@ def _insert_if_new(dialect: str) -> Any:
 
 
 def insert_executions(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    """Insert new executions (fresh ids) in one statement, as the scheduler does per batch."""
-    if rows:
-        for row in rows:
-            row.setdefault("object_id", object_id(row["id"]))
+    """Insert new executions (fresh ids) in one executemany, as the scheduler and the
+    starts' group commit do per batch: on the driver's cursor when the rows have the same
+    columns (the usual case: each is a queued_execution()), which spares SQLAlchemy's
+    parameter handling per row (a tenth of the server's CPU per accepted start)."""
+    if not rows:
+        return
+    for row in rows:
+        row.setdefault("object_id", object_id(row["id"]))
+    first = rows[0].keys()
+    statement = _inserting(tuple(sorted(first)))
+    if all(row.keys() == first for row in rows) and statement.compiles(conn.dialect):
+        statement.executemany(conn, rows)
+    else:  # a column left to its default, say
         conn.execute(insert(executions), rows)
+
+
+@functools.lru_cache(maxsize=16)
+def _inserting(columns: tuple[str, ...]) -> DriverStatement:
+    """The INSERT of these columns, each a parameter of the column's own type."""
+    statement = insert(executions).values({c: bindparam(c) for c in columns})
+    return DriverStatement(statement, columns)
 
 
 def find(conn: Connection, execution_id: str) -> dict[str, Any] | None:
