@@ -298,6 +298,14 @@ def run_scheduler(settings: Settings, *, on_start: Callable[[Any], None] | None 
         db.dispose()
 
 
+def worker_pool(requested: str, concurrency: int) -> str:
+    """The Celery pool `jobport worker` runs (engine/executors/celery.pool_for); ValueError
+    for one it cannot."""
+    from jobport.engine.executors.celery import pool_for
+
+    return pool_for(requested, concurrency)
+
+
 def run_worker(
     settings: Settings, queues: list[str], concurrency: int, *, loglevel: str, pool: str = "auto"
 ) -> int:

@@ -41,7 +41,6 @@ def worker_command(
     """
     from jobport import metrics
     from jobport.cli.server import _check_metrics_bind, _configure_logging
-    from jobport.engine.executors.celery import pool_for
     from jobport.errors import JobportError
     from jobport.settings import Settings
 
@@ -53,8 +52,10 @@ def worker_command(
     if not names or bad:
         fail(f"jobport: --queues: {bad or queues!r} is not a list of queue names")
     settings = Settings()
+    from jobport import boot
+
     try:
-        pool_for(pool, concurrency or settings.workers)
+        boot.worker_pool(pool, concurrency or settings.workers)
     except ValueError as exc:
         fail(f"jobport: --pool: {exc}")
     if not settings.broker_url:
@@ -62,8 +63,6 @@ def worker_command(
     bind = settings.metrics_bind if metrics_bind is None else metrics_bind
     _check_metrics_bind(bind)
     _configure_logging(log_level)
-    from jobport import boot
-
     try:
         boot.preflight(settings.model_copy(update={"executor": "celery"}))
     except JobportError as exc:
