@@ -6,6 +6,7 @@ import base64
 import json
 import socket
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -26,6 +27,29 @@ def redis_url() -> str:
     except OSError as exc:
         service_missing("Redis", str(exc))
     return REDIS_URL
+
+
+@pytest.fixture
+def broker_queue(redis_url: str) -> Iterator[tuple[str, Any]]:
+    """A queue of its own in the real Redis and a client, the queue deleted after."""
+    import redis
+
+    queue = f"test-{uuid.uuid4().hex[:8]}"
+    client = redis.Redis.from_url(redis_url)
+    try:
+        yield queue, client
+    finally:
+        client.delete(queue)
+        client.close()
+
+
+def queued_runs(db: Database, queue: str, count: int) -> list[str]:
+    """`count` queued runs of a job on `queue`, and one running (not to be published)."""
+    with db.write() as conn:
+        job = add_job(conn, add_project(conn), queue=queue)
+        ids = [add_execution(conn, job)["id"] for _ in range(count)]
+        add_execution(conn, job, **running())
+    return ids
 
 
 def test_a_message_taken_from_redis_leaves_nothing_behind_to_restore(redis_url: str) -> None:
@@ -60,16 +84,16 @@ def test_a_message_taken_from_redis_leaves_nothing_behind_to_restore(redis_url: 
 
 
 def test_a_batch_of_runs_goes_to_redis_in_one_round_trip(
-    redis_url: str, sqlite: Database, monkeypatch: pytest.MonkeyPatch
+    redis_url: str,
+    broker_queue: tuple[str, Any],
+    sqlite: Database,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The publisher sends a batch's messages in one pipeline, not an LPUSH per run."""
     import redis
 
-    queue = f"test-{uuid.uuid4().hex[:8]}"
-    with sqlite.write() as conn:
-        job = add_job(conn, add_project(conn), queue=queue)
-        ids = [add_execution(conn, job)["id"] for _ in range(50)]
-        add_execution(conn, job, **running())  # not queued: not published
+    queue, client = broker_queue
+    ids = queued_runs(sqlite, queue, 50)
     pipelines: list[list[str]] = []
     alone: list[str] = []
     real_pipeline, real_command = redis.client.Pipeline.execute, redis.Redis.execute_command
@@ -85,29 +109,25 @@ def test_a_batch_of_runs_goes_to_redis_in_one_round_trip(
     monkeypatch.setattr(redis.client.Pipeline, "execute", pipeline)
     monkeypatch.setattr(redis.Redis, "execute_command", command)
     app = make_app(Settings(executor="celery", broker_url=redis_url))
-    client = redis.Redis.from_url(redis_url)
-    try:
-        assert Publisher(app, sqlite).publish(ids) == 50
-        assert client.llen(queue) == 50
-        assert [p for p in pipelines if "LPUSH" in p] == [["LPUSH"] * 50]
-        assert "LPUSH" not in alone
-        messages = [json.loads(m) for m in client.lrange(queue, 0, -1)]
-        bodies = [json.loads(base64.b64decode(m["body"])) for m in messages]
-        assert sorted(args[0] for args, _kwargs, _embed in bodies) == sorted(ids)
-    finally:
-        client.delete(queue)
-        client.close()
+    assert Publisher(app, sqlite).publish(ids) == 50
+    assert client.llen(queue) == 50
+    assert [p for p in pipelines if "LPUSH" in p] == [["LPUSH"] * 50]
+    assert "LPUSH" not in alone
+    messages = [json.loads(m) for m in client.lrange(queue, 0, -1)]
+    bodies = [json.loads(base64.b64decode(m["body"])) for m in messages]
+    assert sorted(args[0] for args, _kwargs, _embed in bodies) == sorted(ids)
 
 
 def test_a_batch_that_fails_is_sent_again_whole(
-    redis_url: str, sqlite: Database, monkeypatch: pytest.MonkeyPatch
+    redis_url: str,
+    broker_queue: tuple[str, Any],
+    sqlite: Database,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import redis
 
-    queue = f"test-{uuid.uuid4().hex[:8]}"
-    with sqlite.write() as conn:
-        job = add_job(conn, add_project(conn), queue=queue)
-        ids = [add_execution(conn, job)["id"] for _ in range(5)]
+    queue, client = broker_queue
+    ids = queued_runs(sqlite, queue, 5)
     failures = [redis.ConnectionError("the broker went away")]
     real = redis.client.Pipeline.execute
 
@@ -119,10 +139,5 @@ def test_a_batch_that_fails_is_sent_again_whole(
 
     monkeypatch.setattr(redis.client.Pipeline, "execute", flaky)
     app = make_app(Settings(executor="celery", broker_url=redis_url))
-    client = redis.Redis.from_url(redis_url)
-    try:
-        assert Publisher(app, sqlite).publish(ids) == 5
-        assert not failures and client.llen(queue) == 5
-    finally:
-        client.delete(queue)
-        client.close()
+    assert Publisher(app, sqlite).publish(ids) == 5
+    assert not failures and client.llen(queue) == 5
