@@ -10,6 +10,7 @@ import uuid
 from typing import Any
 
 import httpx2
+from playwright.sync_api import expect
 
 from conftest import Server
 from console.conftest import log_in
@@ -306,14 +307,16 @@ def test_rights_decide_what_is_shown_and_a_forced_post_is_refused(
         tab = context.new_page()
         log_in(tab, server, reader_name, PASSWORD)
         tab.get_by_role("navigation", name="Main").get_by_role("link", name="Remote Access").click()
-        assert tab.get_by_role("row").filter(has_text=key["clientId"]).is_visible()
+        # Each click loads a page: wait for what it shows (is_visible() would not wait).
+        expect(tab.get_by_role("row").filter(has_text=key["clientId"])).to_be_visible()
         assert tab.get_by_role("link", name="Add API Key").count() == 0
         tab.get_by_role("link", name=key["description"]).click()
+        expect(tab.get_by_role("link", name="Networking")).to_be_visible()
         for action in ("Save", "Rotate secret", "Delete"):
             assert tab.get_by_role("button", name=action).count() == 0
             assert tab.get_by_role("link", name=action).count() == 0
         tab.get_by_role("link", name="Networking").click()
-        assert tab.get_by_role("cell", name="198.51.100.1").is_visible()
+        expect(tab.get_by_role("cell", name="198.51.100.1")).to_be_visible()
         assert tab.get_by_role("button").filter(has_text=re.compile("Save|Add my IP")).count() == 0
         tab.get_by_role("link", name="Roles").click()
         tab.get_by_role("link", name="Viewer", exact=True).click()

@@ -67,6 +67,8 @@ class AuditTrail:
         self.interval = interval
         self._pending: list[dict[str, Any]] = []
         self._lock = threading.Lock()
+        # One flush at a time: a reader's flush waits for the one in flight to commit.
+        self._flushing = threading.Lock()
         self._wake = threading.Event()
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="jobport-audit", daemon=True)
@@ -79,17 +81,21 @@ class AuditTrail:
             self._pending.append(row)
 
     def flush(self) -> None:
-        with self._lock:
-            rows, self._pending = self._pending, []
-        if not rows:
-            return
-        try:
-            with self.db.write() as conn:
-                access_store.insert_audit(conn, rows)
-        except Exception:
-            log.exception("could not write %d audit entries; retrying", len(rows))
+        """Write what is pending; returns once every entry added before the call is
+        written (or, if the write failed, back in the queue), including the entries a
+        flush already in flight had taken."""
+        with self._flushing:
             with self._lock:
-                self._pending[:0] = rows
+                rows, self._pending = self._pending, []
+            if not rows:
+                return
+            try:
+                with self.db.write() as conn:
+                    access_store.insert_audit(conn, rows)
+            except Exception:
+                log.exception("could not write %d audit entries; retrying", len(rows))
+                with self._lock:
+                    self._pending[:0] = rows
 
     def _run(self) -> None:
         while not self._stopping:
