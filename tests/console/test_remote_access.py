@@ -71,7 +71,7 @@ def test_loome_key_journey_then_the_key_works_with_its_role_only(
     tab.get_by_role("button", name="Add API Key").click()
 
     # 3. Copy the Client ID and the Secret (shown once, said so).
-    assert tab.get_by_text("The secret will not be shown again").is_visible()
+    expect(tab.get_by_text("The secret will not be shown again")).to_be_visible()
     client_id = tab.locator("#client-id").inner_text()
     secret = tab.locator("#client-secret").inner_text()
     key_string = tab.locator("#key-string").inner_text()
@@ -89,7 +89,7 @@ def test_loome_key_journey_then_the_key_works_with_its_role_only(
     tab.reload()
     assert tab.url.endswith(f"/console/remote-access/keys/{client_id}")
     assert secret not in tab.content()
-    assert tab.get_by_role("heading", name=f"API key: {description}").is_visible()
+    expect(tab.get_by_role("heading", name=f"API key: {description}")).to_be_visible()
     assert len(_keys_described(server, description)) == 1
 
     # 4. The Networking tab: add my IPv4, and a rule of my own.
@@ -117,8 +117,10 @@ def test_loome_key_journey_then_the_key_works_with_its_role_only(
     # 7. Pick the key, then Submit.
     tab.get_by_label("API key").select_option(label=f"{description} ({client_id})")
     tab.get_by_role("button", name="Submit").click()
-    assert tab.get_by_role("heading", name="Viewer").is_visible()
-    assert tab.get_by_role("row").filter(has_text=client_id).get_by_text(description).is_visible()
+    expect(tab.get_by_role("heading", name="Viewer")).to_be_visible()
+    expect(
+        tab.get_by_role("row").filter(has_text=client_id).get_by_text(description)
+    ).to_be_visible()
 
     # The key works, with its role's rights and no others: as Loome's clients call (a token
     # for the Client ID and Secret), and as the one key string.
@@ -146,13 +148,13 @@ def test_loome_key_journey_then_the_key_works_with_its_role_only(
     )
     tab.get_by_role("navigation", name="Main").get_by_role("link", name="Remote Access").click()
     row = tab.get_by_role("row").filter(has_text=client_id)
-    assert row.get_by_role("cell", name="Viewer", exact=True).is_visible()
+    expect(row.get_by_role("cell", name="Viewer", exact=True)).to_be_visible()
     assert "from 127.0.0.1" in row.inner_text()
     assert "expires soon" not in row.inner_text()
     assert "enabled" in row.inner_text()
     soon_row = tab.get_by_role("row").filter(has_text=soon["clientId"])
-    assert soon_row.get_by_text("expires soon").is_visible()
-    assert tab.get_by_text("stops working within 14 days").is_visible()
+    expect(soon_row.get_by_text("expires soon")).to_be_visible()
+    expect(tab.get_by_text("stops working within 14 days")).to_be_visible()
 
 
 def test_an_edit_that_would_lock_you_out_shows_the_guards_message(server: Server, tab: Any) -> None:
@@ -184,10 +186,12 @@ def test_an_edit_that_would_lock_you_out_shows_the_guards_message(server: Server
     tab.get_by_label("Rule 1 end address").fill("10.0.0.1")
     tab.get_by_role("button", name="Save").click()
     alert = tab.locator("#rules-error")
-    assert alert.get_by_text(
-        "this edit would lock you out: the firewall rules would not allow your address "
-        "127.0.0.1; send force=true to do it anyway"
-    ).is_visible()
+    expect(
+        alert.get_by_text(
+            "this edit would lock you out: the firewall rules would not allow your address "
+            "127.0.0.1; send force=true to do it anyway"
+        )
+    ).to_be_visible()
     assert tab.locator("table.rules").get_attribute("aria-describedby") == "rules-error"
     assert tab.get_by_label("Rule 1 start address").input_value() == "10.0.0.1"
     assert _get_key(server, key["clientId"]).json()["firewallRules"][0]["startIp"] == "127.0.0.1"
@@ -217,7 +221,7 @@ def test_delete_asks_first_then_the_key_is_gone(server: Server, tab: Any) -> Non
     log_in(tab, server)
     tab.goto(f"{server.url}/console/remote-access/keys/{key['clientId']}")
     tab.get_by_role("link", name="Delete").click()
-    assert tab.get_by_role("heading", name=f"Delete API key {key['clientId']}?").is_visible()
+    expect(tab.get_by_role("heading", name=f"Delete API key {key['clientId']}?")).to_be_visible()
     tab.get_by_role("link", name="Cancel").click()
     assert _get_key(server, key["clientId"]).status_code == 200
 
@@ -240,13 +244,13 @@ def test_rotate_shows_the_new_secret_once_and_the_old_one_works_for_its_grace(
     tab.get_by_role("link", name="Rotate secret").click()
     tab.get_by_role("button", name="Rotate secret").click()
 
-    assert tab.get_by_text("The secret will not be shown again").is_visible()
+    expect(tab.get_by_text("The secret will not be shown again")).to_be_visible()
     assert tab.locator("#client-id").inner_text() == key["clientId"]
     new_secret = tab.locator("#client-secret").inner_text()
     new_key = tab.locator("#key-string").inner_text()
     assert new_secret != key["clientSecret"]
     grace = tab.get_by_text("The old secret keeps working until")
-    assert grace.is_visible()
+    expect(grace).to_be_visible()
     until = dt.datetime.fromisoformat(
         _get_key(server, key["clientId"]).json()["previousSecretValidUntil"]
     )
@@ -260,7 +264,7 @@ def test_rotate_shows_the_new_secret_once_and_the_old_one_works_for_its_grace(
 
     tab.reload()
     assert new_secret not in tab.content()
-    assert tab.get_by_role("heading", name="API key:").is_visible()
+    expect(tab.get_by_role("heading", name="API key:")).to_be_visible()
 
 
 def test_rights_decide_what_is_shown_and_a_forced_post_is_refused(
@@ -287,10 +291,10 @@ def test_rights_decide_what_is_shown_and_a_forced_post_is_refused(
         tab = context.new_page()
         log_in(tab, server, viewer_name, PASSWORD)
         nav = tab.get_by_role("navigation", name="Main")
-        assert nav.get_by_role("link", name="Projects").is_visible()
+        expect(nav.get_by_role("link", name="Projects")).to_be_visible()
         assert nav.get_by_role("link", name="Remote Access").count() == 0
         tab.goto(f"{server.url}/console/remote-access")
-        assert tab.get_by_role("heading", name="Not allowed").is_visible()
+        expect(tab.get_by_role("heading", name="Not allowed")).to_be_visible()
         with _session(context, server) as raw:
             csrf = raw.cookies["jobport_csrf"]
             forced = raw.post(
@@ -307,7 +311,7 @@ def test_rights_decide_what_is_shown_and_a_forced_post_is_refused(
         tab = context.new_page()
         log_in(tab, server, reader_name, PASSWORD)
         tab.get_by_role("navigation", name="Main").get_by_role("link", name="Remote Access").click()
-        # Each click loads a page: wait for what it shows (is_visible() would not wait).
+        # Each click loads a page: expect() waits for what it shows (is_visible() would not).
         expect(tab.get_by_role("row").filter(has_text=key["clientId"])).to_be_visible()
         assert tab.get_by_role("link", name="Add API Key").count() == 0
         tab.get_by_role("link", name=key["description"]).click()
@@ -366,19 +370,20 @@ def test_a_project_role_gets_a_key_and_loses_it_after_a_confirmation(
     tab.goto(f"{server.url}/console/remote-access/roles")
     tab.get_by_label("Roles of").select_option(label=f"project {project}")
     tab.get_by_role("button", name="Show").click()
-    assert tab.get_by_role("heading", name=f"Roles in project {project}").is_visible()
+    expect(tab.get_by_role("heading", name=f"Roles in project {project}")).to_be_visible()
     readers = tab.get_by_role("row").filter(has_text="readers")
-    assert readers.get_by_text("executions:read").is_visible()
+    expect(readers.get_by_text("executions:read")).to_be_visible()
     tab.get_by_role("link", name="Operator", exact=True).click()
     tab.get_by_role("link", name="Add User").click()
     tab.get_by_label("Member type").select_option(label="API Keys")
-    tab.get_by_role("button", name="Submit").click()  # nothing picked: said next to the list
     picker = tab.get_by_label("API key")
-    assert picker.get_attribute("aria-invalid") == "true"
+    expect(picker).to_be_visible()  # htmx has swapped the form in (a Submit before: a user)
+    tab.get_by_role("button", name="Submit").click()  # nothing picked: said next to the list
+    expect(picker).to_have_attribute("aria-invalid", "true")
     assert tab.locator("#member-id-error").inner_text() == "choose one"
     picker.select_option(label=f"{key['description']} ({key['clientId']})")
     tab.get_by_role("button", name="Submit").click()
-    assert tab.get_by_role("heading", name=f"Operator in project {project}").is_visible()
+    expect(tab.get_by_role("heading", name=f"Operator in project {project}")).to_be_visible()
 
     member = {"type": "apiKey", "id": key["clientId"]}
     with server.client() as api:
@@ -386,8 +391,8 @@ def test_a_project_role_gets_a_key_and_loses_it_after_a_confirmation(
         assert member not in api.get("/api/v1/roles/Operator").json()["members"]
     tab.get_by_role("link", name=f"Remove {key['clientId']}").click()
     heading = f"Remove api key {key['clientId']} from role Operator?"
-    assert tab.get_by_role("heading", name=heading).is_visible()
-    assert tab.get_by_text(f"in project {project}").is_visible()
+    expect(tab.get_by_role("heading", name=heading)).to_be_visible()
+    expect(tab.get_by_text(f"in project {project}")).to_be_visible()
     tab.get_by_role("button", name="Remove member").click()
     assert tab.get_by_role("row").filter(has_text=key["clientId"]).count() == 0
     with server.client() as api:
@@ -406,7 +411,7 @@ def test_edit_a_key_errors_next_to_the_field_and_an_unchanged_date_keeps_the_exp
     )
     log_in(tab, server)
     tab.goto(f"{server.url}/console/remote-access/keys/{key['clientId']}")
-    assert tab.get_by_text("expires soon").is_visible()
+    expect(tab.get_by_text("expires soon")).to_be_visible()
     tab.get_by_label("Expiry date").fill("2020-01-01")
     tab.get_by_role("button", name="Save").click()
     expiry = tab.get_by_label("Expiry date")
